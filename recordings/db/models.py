@@ -1,0 +1,180 @@
+"""The application database: tenants, their feature settings, and audio file references.
+
+The conversation platform owns conversations, sessions and audio references; we model the part
+of its schema the archive needs. Times are stored in UTC (see `UTCDateTime`). The one hot query
+of the nightly job — one tenant's recordings that started in one hour — is served by the
+`ix_audio_files_tenant_started` index, whatever the table's size.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 7
+DEFAULT_RETENTION_DAYS = 7
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores `timestamptz`; SQLite has no time zones, so values are stored as naive UTC
+    and given back as aware UTC. Naive datetimes are refused on the way in: a naive value is
+    ambiguous, and an ambiguous time in a compliance archive is a bug.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} refused: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(sa.String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    recording_settings: Mapped["TenantRecordingSettings | None"] = relationship(
+        back_populates="tenant", uselist=False
+    )
+
+
+class TenantRecordingSettings(Base):
+    """The host's per-tenant switch for this feature, and its retention.
+
+    Retention is bounded 1..7 days by a CHECK constraint as well as in code, so no path (a
+    migration, a manual UPDATE, a bug) can store a value the retention job would misread.
+    """
+
+    __tablename__ = "tenant_recording_settings"
+    __table_args__ = (
+        sa.CheckConstraint(
+            f"retention_days BETWEEN {MIN_RETENTION_DAYS} AND {MAX_RETENTION_DAYS}",
+            name="retention_days_range",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    retention_days: Mapped[int] = mapped_column(sa.Integer, default=DEFAULT_RETENTION_DAYS)
+    updated_by: Mapped[str] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="recording_settings")
+
+
+class TenantRecordingSettingsChange(Base):
+    """Append-only history of settings changes: who changed what, when, from which value."""
+
+    __tablename__ = "tenant_recording_settings_changes"
+    __table_args__ = (sa.Index("ix_settings_changes_tenant_changed", "tenant_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    changed_by: Mapped[str] = mapped_column(sa.String(200))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    enabled_before: Mapped[bool | None] = mapped_column(sa.Boolean)
+    enabled_after: Mapped[bool] = mapped_column(sa.Boolean)
+    retention_days_before: Mapped[int | None] = mapped_column(sa.Integer)
+    retention_days_after: Mapped[int] = mapped_column(sa.Integer)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (sa.Index("ix_conversations_tenant_started", "tenant_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(sa.String(50))
+
+    sessions: Mapped[list["ConversationSession"]] = relationship(back_populates="conversation")
+
+
+class ConversationSession(Base):
+    """One leg of a conversation (a transfer or a reconnect starts a new session)."""
+
+    __tablename__ = "conversation_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    conversation: Mapped[Conversation] = relationship(back_populates="sessions")
+    audio_files: Mapped[list["AudioFile"]] = relationship(back_populates="session")
+
+
+class AudioFile(Base):
+    """A reference to one source recording in object storage.
+
+    `tenant_id` and `conversation_id` are denormalised from the session so that the nightly
+    query is one index range scan: `(tenant_id, started_at)` for `[hour, hour + 1h)`.
+    """
+
+    __tablename__ = "audio_files"
+    __table_args__ = (
+        sa.Index("ix_audio_files_tenant_started", "tenant_id", "started_at"),
+        sa.UniqueConstraint("bucket", "object_key", name="uq_audio_files_object"),
+        sa.CheckConstraint("channels >= 1", name="channels_positive"),
+        sa.CheckConstraint("duration_seconds >= 0", name="duration_not_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    session_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("conversation_sessions.id", ondelete="CASCADE"), index=True
+    )
+    bucket: Mapped[str] = mapped_column(sa.String(63))
+    object_key: Mapped[str] = mapped_column(sa.String(1024))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_seconds: Mapped[float] = mapped_column(sa.Float)
+    format: Mapped[str] = mapped_column(sa.String(32))
+    sample_rate: Mapped[int | None] = mapped_column(sa.Integer)
+    channels: Mapped[int] = mapped_column(sa.Integer)
+    size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    session: Mapped[ConversationSession] = relationship(back_populates="audio_files")

@@ -1,0 +1,87 @@
+"""Identifiers and the object-key layout, the contract between pipeline, API and storage.
+
+Tenant, conversation, session and recording ids end up in S3 keys, ZIP entry names and Dagster
+partition keys, so they are restricted to a conservative alphabet: nothing that could climb out
+of a tenant's prefix (`..`, `/`), collide with Dagster's multi-partition separator (`|`), or be
+read differently by two systems.
+"""
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+ARCHIVE_FEATURE_PREFIX = "daily-conversation-audio-recordings"
+
+_TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_OBJECT_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")
+
+
+class InvalidIdentifierError(ValueError):
+    """An id would be unsafe in an object key, a ZIP entry name or a partition key."""
+
+
+def validate_tenant_id(tenant_id: str) -> str:
+    """Return `tenant_id` if it is a lowercase slug (a-z, 0-9, '-', at most 63 characters)."""
+    if not _TENANT_ID.fullmatch(tenant_id):
+        raise InvalidIdentifierError(
+            f"tenant id {tenant_id!r} is invalid: use 1-63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return tenant_id
+
+
+def validate_object_id(kind: str, value: str) -> str:
+    """Return `value` if it is a safe conversation, session or recording id."""
+    if not _OBJECT_ID.fullmatch(value) or ".." in value:
+        raise InvalidIdentifierError(
+            f"{kind} id {value!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit, without '..'"
+        )
+    return value
+
+
+def hour_start(moment: datetime) -> datetime:
+    """The start of the UTC hour containing `moment` (which must be timezone-aware)."""
+    if moment.tzinfo is None:
+        raise ValueError("hour_start needs a timezone-aware datetime")
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_hours(day: date) -> list[datetime]:
+    """The 24 UTC hour starts of `day`."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return [midnight + timedelta(hours=h) for h in range(24)]
+
+
+def tenant_archive_prefix(tenant_id: str) -> str:
+    """Every archive of a tenant lives under this prefix, and nothing else does."""
+    return f"tenants/{validate_tenant_id(tenant_id)}/{ARCHIVE_FEATURE_PREFIX}/"
+
+
+def archive_key(tenant_id: str, hour: datetime) -> str:
+    """`tenants/{tenant}/daily-conversation-audio-recordings/{yyyy}/{MM}/{dd}/{HH}.zip`."""
+    start = hour_start(hour)
+    return f"{tenant_archive_prefix(tenant_id)}{start:%Y/%m/%d/%H}.zip"
+
+
+def source_key(
+    tenant_id: str, conversation_id: str, session_id: str, recording_id: str, extension: str
+) -> str:
+    """Where an ingested source recording is stored (as the conversation platform would)."""
+    ext = extension.lower().lstrip(".")
+    if not re.fullmatch(r"[a-z0-9]{1,8}", ext):
+        raise InvalidIdentifierError(f"file extension {extension!r} is invalid")
+    return (
+        f"tenants/{validate_tenant_id(tenant_id)}/conversations/"
+        f"{validate_object_id('conversation', conversation_id)}/"
+        f"{validate_object_id('session', session_id)}/"
+        f"{validate_object_id('recording', recording_id)}.{ext}"
+    )
+
+
+def zip_entry_name(conversation_id: str, session_id: str, recording_id: str) -> str:
+    """`{conversationId}/{sessionId}/{recordingId}.opus` inside the hourly ZIP."""
+    return (
+        f"{validate_object_id('conversation', conversation_id)}/"
+        f"{validate_object_id('session', session_id)}/"
+        f"{validate_object_id('recording', recording_id)}.opus"
+    )

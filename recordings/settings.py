@@ -1,0 +1,103 @@
+"""Settings read from the environment, once, in one place.
+
+Every process (CLI, Dagster code server, API) reads the same variables, so an operator configures
+a deployment by environment alone and no secret is ever written into code or config files. For
+local development `recordings s3 start` writes a `.env` file in the project folder; `load_dotenv`
+reads it without overriding variables that are already set.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_PREFIX = "RECORDINGS_"
+
+DEFAULT_ARCHIVE_BUCKET = "conversation-archives"
+DEFAULT_SOURCE_BUCKET = "conversation-audio"
+DEFAULT_S3_ENDPOINT = "127.0.0.1:8333"
+DEFAULT_S3_REGION = "us-east-1"
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def _required(name: str, hint: str) -> str:
+    value = _env(name)
+    if value is None:
+        raise SettingsError(f"{ENV_PREFIX}{name} is not set. {hint}")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{ENV_PREFIX}{name}={raw!r} is not a boolean; use true or false.")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where the object store is and how to sign requests to it."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    secure: bool
+    region: str
+    archive_bucket: str
+    source_bucket: str
+
+    @classmethod
+    def from_env(cls) -> "S3Settings":
+        hint = "Run `recordings s3 start` for a local server, or export the MinIO credentials."
+        return cls(
+            endpoint=_env("S3_ENDPOINT", DEFAULT_S3_ENDPOINT) or DEFAULT_S3_ENDPOINT,
+            access_key=_required("S3_ACCESS_KEY", hint),
+            secret_key=_required("S3_SECRET_KEY", hint),
+            secure=_bool("S3_SECURE", False),
+            region=_env("S3_REGION", DEFAULT_S3_REGION) or DEFAULT_S3_REGION,
+            archive_bucket=_env("ARCHIVE_BUCKET", DEFAULT_ARCHIVE_BUCKET) or DEFAULT_ARCHIVE_BUCKET,
+            source_bucket=_env("SOURCE_BUCKET", DEFAULT_SOURCE_BUCKET) or DEFAULT_SOURCE_BUCKET,
+        )
+
+
+def database_url_from_env() -> str:
+    """The application database URL (SQLAlchemy form), e.g. `sqlite:////abs/path.db`."""
+    return _required(
+        "DATABASE_URL",
+        "Set it to a SQLAlchemy URL, e.g. sqlite:////path/recordings.db or "
+        "postgresql+psycopg://user@host/db (`recordings s3 start` writes a local default to .env).",
+    )
+
+
+def load_dotenv(path: Path) -> dict[str, str]:
+    """Read `KEY=VALUE` lines from `path` into `os.environ` without overriding what is set.
+
+    Dagster's `dagster dev` reads the same `.env` file, so the CLI, the code server and the
+    tests of a local checkout all see one configuration. Returns the variables it set.
+    """
+    loaded: dict[str, str] = {}
+    if not path.is_file():
+        return loaded
+    for raw_line in path.read_text(encoding="utf-8").splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip().strip('"').strip("'")
+        if key and key not in os.environ:
+            os.environ[key] = value
+            loaded[key] = value
+    return loaded

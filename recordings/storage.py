@@ -1,0 +1,118 @@
+"""Object storage through the `minio` SDK: one code path for MinIO (production) and SeaweedFS."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+# Parts are buffered in memory by the SDK (one part plus one byte at a time), so the part size
+# bounds the upload's memory; 16 MiB keeps a multi-GB hour far below 10,000 parts.
+UPLOAD_PART_SIZE = 16 * 1024 * 1024
+DOWNLOAD_CHUNK = 1024 * 1024
+_MISSING_CODES = {"NoSuchKey", "NoSuchObject"}
+
+
+class SourceObjectMissingError(LookupError):
+    """The referenced source object does not exist (the recording is listed as missing)."""
+
+
+@dataclass(frozen=True)
+class S3Connection:
+    """How to reach the object store; built from settings or a Dagster resource."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    secure: bool = False
+    region: str = "us-east-1"
+
+    def client(self) -> Minio:
+        # Bounded retries with backoff on connection errors and 5xx; anything still failing
+        # surfaces as an exception, and the hour fails instead of silently missing audio.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=120),
+            retries=urllib3.Retry(
+                total=3, backoff_factor=0.5, status_forcelist=[500, 502, 503, 504]
+            ),
+            maxsize=8,
+        )
+        return Minio(
+            self.endpoint,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=self.secure,
+            region=self.region,
+            http_client=http,
+        )
+
+
+def ensure_bucket(client: Minio, bucket: str) -> None:
+    """Create `bucket` if it does not exist yet."""
+    if not client.bucket_exists(bucket):
+        try:
+            client.make_bucket(bucket)
+        except S3Error as exc:
+            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+
+def download_object(client: Minio, bucket: str, key: str, destination: Path) -> int:
+    """Stream `bucket/key` to `destination` in chunks; return the byte count.
+
+    Raises `SourceObjectMissingError` when the object does not exist. Every other failure
+    (outage, missing bucket, denied access) propagates: it is not evidence that the recording
+    is gone, so the hour must fail and be retried rather than be archived without it.
+    """
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in _MISSING_CODES:
+            raise SourceObjectMissingError(f"s3://{bucket}/{key} does not exist") from exc
+        raise
+    written = 0
+    try:
+        with destination.open("wb") as out:
+            for chunk in response.stream(DOWNLOAD_CHUNK):
+                out.write(chunk)
+                written += len(chunk)
+    finally:
+        response.close()
+        response.release_conn()
+    return written
+
+
+def upload_stream(
+    client: Minio,
+    bucket: str,
+    key: str,
+    stream: BinaryIO,
+    *,
+    content_type: str = "application/zip",
+    metadata: Mapping[str, str] | None = None,
+) -> str:
+    """Upload a stream of unknown length; return the ETag.
+
+    The SDK uses a multipart upload, which S3 makes visible at `key` only when it completes,
+    and aborts the upload if reading the stream raises: a failed hour never leaves a partial
+    object at the archive key.
+    """
+    result = client.put_object(
+        bucket,
+        key,
+        stream,
+        length=-1,
+        part_size=UPLOAD_PART_SIZE,
+        content_type=content_type,
+        metadata=dict(metadata or {}),
+    )
+    return result.etag or ""
+
+
+def upload_file(client: Minio, bucket: str, key: str, path: Path, content_type: str) -> str:
+    """Upload a local file (used by ingestion)."""
+    result = client.fput_object(bucket, key, str(path), content_type=content_type)
+    return result.etag or ""
