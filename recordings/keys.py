@@ -85,3 +85,32 @@ def zip_entry_name(conversation_id: str, session_id: str, recording_id: str) -> 
         f"{validate_object_id('session', session_id)}/"
         f"{validate_object_id('recording', recording_id)}.opus"
     )
+
+
+ARCHIVE_ASSET_NAME = "hourly_conversation_audio_archive"
+TENANT_DIMENSION = "tenant"
+HOUR_DIMENSION = "hour"
+HOUR_PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def hour_partition_key(hour: datetime) -> str:
+    """The hourly dimension's key, e.g. `2025-12-12-13:00`."""
+    return hour_start(hour).strftime(HOUR_PARTITION_FORMAT)
+
+
+def archive_partition_key(tenant_id: str, hour: datetime) -> str:
+    """Dagster's multi-partition key for a tenant-hour: dimensions sorted by name, joined by '|'.
+
+    "hour" sorts before "tenant", so acme's 13:00 of 2025-12-12 is `2025-12-12-13:00|acme`.
+    The API computes keys with this function without importing Dagster.
+    """
+    return f"{hour_partition_key(hour)}|{validate_tenant_id(tenant_id)}"
+
+
+def parse_archive_partition_key(key: str) -> tuple[str, datetime]:
+    """Inverse of `archive_partition_key`."""
+    hour_part, sep, tenant_id = key.partition("|")
+    if not sep:
+        raise ValueError(f"{key!r} is not a tenant-hour partition key")
+    hour = datetime.strptime(hour_part, HOUR_PARTITION_FORMAT).replace(tzinfo=UTC)
+    return validate_tenant_id(tenant_id), hour

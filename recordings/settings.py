@@ -9,12 +9,13 @@ reads it without overriding variables that are already set.
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "RECORDINGS_"
 
 DEFAULT_ARCHIVE_BUCKET = "conversation-archives"
 DEFAULT_SOURCE_BUCKET = "conversation-audio"
-DEFAULT_S3_ENDPOINT = "127.0.0.1:8333"
+DEFAULT_S3_ENDPOINT = "http://127.0.0.1:8333"
 DEFAULT_S3_REGION = "us-east-1"
 
 
@@ -34,26 +35,23 @@ def _required(name: str, hint: str) -> str:
     return value
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name)
-    if raw is None:
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{ENV_PREFIX}{name}={raw!r} is not a boolean; use true or false.")
+def parse_endpoint(url: str) -> tuple[str, bool]:
+    """Split `http(s)://host:port` into the SDK's `host:port` and its `secure` flag."""
+    parsed = urlsplit(url if "://" in url else f"http://{url}")
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.path not in {"", "/"}:
+        raise SettingsError(
+            f"S3 endpoint {url!r} is invalid: use http://host:port or https://host:port"
+        )
+    return parsed.netloc, parsed.scheme == "https"
 
 
 @dataclass(frozen=True)
 class S3Settings:
     """Where the object store is and how to sign requests to it."""
 
-    endpoint: str
+    endpoint: str  # http(s)://host:port
     access_key: str
     secret_key: str
-    secure: bool
     region: str
     archive_bucket: str
     source_bucket: str
@@ -65,7 +63,6 @@ class S3Settings:
             endpoint=_env("S3_ENDPOINT", DEFAULT_S3_ENDPOINT) or DEFAULT_S3_ENDPOINT,
             access_key=_required("S3_ACCESS_KEY", hint),
             secret_key=_required("S3_SECRET_KEY", hint),
-            secure=_bool("S3_SECURE", False),
             region=_env("S3_REGION", DEFAULT_S3_REGION) or DEFAULT_S3_REGION,
             archive_bucket=_env("ARCHIVE_BUCKET", DEFAULT_ARCHIVE_BUCKET) or DEFAULT_ARCHIVE_BUCKET,
             source_bucket=_env("SOURCE_BUCKET", DEFAULT_SOURCE_BUCKET) or DEFAULT_SOURCE_BUCKET,

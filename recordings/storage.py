@@ -9,6 +9,8 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
+from recordings.settings import parse_endpoint
+
 # Parts are buffered in memory by the SDK (one part plus one byte at a time), so the part size
 # bounds the upload's memory; 16 MiB keeps a multi-GB hour far below 10,000 parts.
 UPLOAD_PART_SIZE = 16 * 1024 * 1024
@@ -24,10 +26,9 @@ class SourceObjectMissingError(LookupError):
 class S3Connection:
     """How to reach the object store; built from settings or a Dagster resource."""
 
-    endpoint: str
+    endpoint: str  # http(s)://host:port
     access_key: str
     secret_key: str
-    secure: bool = False
     region: str = "us-east-1"
 
     def client(self) -> Minio:
@@ -40,11 +41,12 @@ class S3Connection:
             ),
             maxsize=8,
         )
+        host, secure = parse_endpoint(self.endpoint)
         return Minio(
-            self.endpoint,
+            host,
             access_key=self.access_key,
             secret_key=self.secret_key,
-            secure=self.secure,
+            secure=secure,
             region=self.region,
             http_client=http,
         )
@@ -116,3 +118,17 @@ def upload_file(client: Minio, bucket: str, key: str, path: Path, content_type: 
     """Upload a local file (used by ingestion)."""
     result = client.fput_object(bucket, key, str(path), content_type=content_type)
     return result.etag or ""
+
+
+@dataclass(frozen=True)
+class MinioObjectStore:
+    """The archive builder's view of S3: download sources, upload one archive stream."""
+
+    client: Minio
+    archive_bucket: str
+
+    def download(self, bucket: str, key: str, destination: Path) -> int:
+        return download_object(self.client, bucket, key, destination)
+
+    def upload_archive(self, key: str, stream: BinaryIO) -> str:
+        return upload_stream(self.client, self.archive_bucket, key, stream)

@@ -1,0 +1,338 @@
+"""Build one tenant's hourly archive: fetch, convert to Opus in parallel, stream a ZIP to S3.
+
+The flow is a pipeline with bounded state at every stage:
+
+    source objects --(threads: download to a temp file, decode in blocks, encode Opus)-->
+    temp .opus files --(in order, one at a time)--> stored ZIP entries --> multipart upload
+
+At most `workers * 2` recordings are in flight, each as files on local disk (never whole in
+memory), and the upload buffers one 16 MiB part. A recording that cannot be archived (missing,
+empty, corrupt, unsupported) is listed in `metadata.json` with the reason. Any other failure
+(object store or database outage) fails the hour: an archive silently missing audio because of
+a transient error would be worse than no archive, and the hour is retried.
+"""
+
+import json
+import logging
+import shutil
+import tempfile
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from recordings import __version__
+from recordings.archive.zipstream import IteratorReader, ZipMember, stream_zip
+from recordings.audio.convert import ConversionResult, SourceAudioError, convert_to_opus
+from recordings.catalog import SourceRecording
+from recordings.keys import archive_key, hour_start, zip_entry_name
+from recordings.storage import SourceObjectMissingError
+
+log = logging.getLogger(__name__)
+
+OPUS_BITRATE = 24_000
+METADATA_NAME = "metadata.json"
+METADATA_SCHEMA_VERSION = 1
+GENERATOR_NAME = "daily-conversation-audio-recordings"
+
+
+class ObjectStore(Protocol):
+    """What the builder needs from S3 (a real client in production and tests)."""
+
+    def download(self, bucket: str, key: str, destination: Path) -> int:
+        """Copy an object to a local file; raise SourceObjectMissingError if it is absent."""
+        ...
+
+    def upload_archive(self, key: str, stream: IteratorReader) -> str:
+        """Upload the archive stream to `key` atomically; return the ETag."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArchivedRecording:
+    recording: SourceRecording
+    entry_name: str
+    conversion: ConversionResult
+
+
+@dataclass(frozen=True)
+class FailedRecording:
+    recording: SourceRecording
+    reason: str  # missing | empty | corrupt | unsupported
+    detail: str
+
+
+@dataclass(frozen=True)
+class HourArchive:
+    """What was written for one tenant-hour: the evidence Dagster records and the API serves."""
+
+    tenant_id: str
+    hour: datetime
+    object_key: str
+    size_bytes: int
+    sha256: str
+    etag: str
+    generated_at: datetime
+    archived: tuple[ArchivedRecording, ...]
+    failed: tuple[FailedRecording, ...]
+
+    @property
+    def recording_count(self) -> int:
+        return len(self.archived)
+
+    @property
+    def failed_recording_count(self) -> int:
+        return len(self.failed)
+
+    @property
+    def conversation_count(self) -> int:
+        return len({a.recording.conversation_id for a in self.archived})
+
+    @property
+    def audio_seconds(self) -> float:
+        return round(sum(a.conversion.encoded_seconds for a in self.archived), 3)
+
+    def failure_reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for failure in self.failed:
+            counts[failure.reason] = counts.get(failure.reason, 0) + 1
+        return counts
+
+
+@dataclass
+class _Prepared:
+    outcome: ArchivedRecording | FailedRecording
+    opus_path: Path | None = None
+    cleanup: list[Path] = field(default_factory=list)
+
+
+def _isoformat(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _prepare(recording: SourceRecording, store: ObjectStore, workdir: Path) -> _Prepared:
+    """Download and convert one recording; expected source problems become a FailedRecording."""
+    source_path = workdir / f"{recording.recording_id}.src"
+    opus_path = workdir / f"{recording.recording_id}.opus"
+    try:
+        try:
+            store.download(recording.bucket, recording.object_key, source_path)
+        except SourceObjectMissingError as exc:
+            return _Prepared(FailedRecording(recording, "missing", str(exc)))
+        try:
+            conversion = convert_to_opus(source_path, opus_path, bitrate=OPUS_BITRATE)
+        except SourceAudioError as exc:
+            opus_path.unlink(missing_ok=True)
+            return _Prepared(FailedRecording(recording, exc.reason, exc.detail))
+    finally:
+        source_path.unlink(missing_ok=True)
+    entry = zip_entry_name(recording.conversation_id, recording.session_id, recording.recording_id)
+    return _Prepared(ArchivedRecording(recording, entry, conversion), opus_path=opus_path)
+
+
+def _recording_json(recording: SourceRecording) -> dict[str, Any]:
+    return {
+        "recordingId": recording.recording_id,
+        "conversationId": recording.conversation_id,
+        "sessionId": recording.session_id,
+        "startedAt": _isoformat(recording.started_at),
+        "endedAt": _isoformat(recording.started_at + timedelta(seconds=recording.duration_seconds)),
+        "durationSeconds": round(recording.duration_seconds, 3),
+        "source": {
+            "bucket": recording.bucket,
+            "objectKey": recording.object_key,
+            "format": recording.format,
+            "channels": recording.channels,
+            "sampleRate": recording.sample_rate,
+            "sizeBytes": recording.size_bytes,
+        },
+    }
+
+
+def build_metadata(
+    *,
+    tenant_id: str,
+    hour: datetime,
+    generated_at: datetime,
+    archived: Sequence[ArchivedRecording],
+    failed: Sequence[FailedRecording],
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The `metadata.json` document: what the hour contains and what could not be archived."""
+    conversations: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for item in archived:
+        rec = item.recording
+        conv = item.conversion
+        entry = _recording_json(rec)
+        entry["path"] = item.entry_name
+        entry["source"].update(
+            {
+                "detectedFormat": conv.source.format,
+                "detectedSubtype": conv.source.subtype,
+                "sampleRate": conv.source.sample_rate,
+                "channels": conv.source.channels,
+                "decodedSeconds": round(conv.encoded_seconds, 3),
+                "truncated": conv.truncated,
+            }
+        )
+        entry["opus"] = {
+            "sizeBytes": conv.output_bytes,
+            "sha256": conv.output_sha256,
+            "channels": conv.source.channels,
+            "durationSeconds": round(conv.encoded_seconds, 3),
+        }
+        sessions = conversations.setdefault(rec.conversation_id, {})
+        sessions.setdefault(rec.session_id, []).append(entry)
+    failures = []
+    for failure in failed:
+        entry = _recording_json(failure.recording)
+        entry["reason"] = failure.reason
+        entry["detail"] = failure.detail
+        failures.append(entry)
+    start = hour_start(hour)
+    return {
+        "schemaVersion": METADATA_SCHEMA_VERSION,
+        "tenantId": tenant_id,
+        "utcDay": start.date().isoformat(),
+        "hour": start.hour,
+        "hourStart": _isoformat(start),
+        "hourEnd": _isoformat(start + timedelta(hours=1)),
+        "generatedAt": _isoformat(generated_at),
+        "generator": {"name": GENERATOR_NAME, "version": __version__, "runId": run_id},
+        "codec": {
+            "name": "opus",
+            "container": "ogg",
+            "bitrateBps": OPUS_BITRATE,
+            "application": "voip",
+        },
+        "counts": {
+            "conversations": len(conversations),
+            "sessions": sum(len(s) for s in conversations.values()),
+            "recordings": len(archived),
+            "failedRecordings": len(failed),
+            "audioSeconds": round(sum(a.conversion.encoded_seconds for a in archived), 3),
+        },
+        "empty": not archived and not failed,
+        "conversations": [
+            {
+                "conversationId": conversation_id,
+                "sessions": [
+                    {"sessionId": session_id, "recordings": recordings}
+                    for session_id, recordings in sessions.items()
+                ],
+            }
+            for conversation_id, sessions in conversations.items()
+        ],
+        "failedRecordings": failures,
+    }
+
+
+def _archive_order(recordings: Sequence[SourceRecording]) -> list[SourceRecording]:
+    # Grouping by conversation and session makes the ZIP browse like the metadata reads.
+    return sorted(
+        recordings,
+        key=lambda r: (r.conversation_id, r.session_id, r.started_at, r.recording_id),
+    )
+
+
+def build_hour_archive(
+    *,
+    tenant_id: str,
+    hour: datetime,
+    recordings: Sequence[SourceRecording],
+    store: ObjectStore,
+    workers: int = 2,
+    temp_dir: Path | None = None,
+    run_id: str | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> HourArchive:
+    """Convert the hour's recordings and upload `tenants/{t}/.../{HH}.zip`; return the evidence.
+
+    Raises on failures that are not about a single bad recording (storage outage and the like);
+    in that case nothing is visible at the archive key (the multipart upload is aborted).
+    """
+    start = hour_start(hour)
+    key = archive_key(tenant_id, start)
+    ordered = _archive_order(recordings)
+    archived: list[ArchivedRecording] = []
+    failed: list[FailedRecording] = []
+    workdir = Path(tempfile.mkdtemp(prefix=f"hour-{tenant_id}-{start:%Y%m%d%H}-", dir=temp_dir))
+    generated_at = now()
+    window = max(1, workers) * 2
+
+    def members() -> Iterator[ZipMember]:
+        pending: deque[Future[_Prepared]] = deque()
+        queue = iter(ordered)
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="opus") as pool:
+            try:
+                for recording in queue:
+                    pending.append(pool.submit(_prepare, recording, store, workdir))
+                    if len(pending) >= window:
+                        break
+                while pending:
+                    prepared = pending.popleft().result()
+                    next_recording = next(queue, None)
+                    if next_recording is not None:
+                        pending.append(pool.submit(_prepare, next_recording, store, workdir))
+                    outcome = prepared.outcome
+                    if isinstance(outcome, FailedRecording):
+                        log.warning(
+                            "recording %s not archived (%s): %s",
+                            outcome.recording.recording_id,
+                            outcome.reason,
+                            outcome.detail,
+                        )
+                        failed.append(outcome)
+                        continue
+                    if prepared.opus_path is None:
+                        raise RuntimeError(f"no Opus file for {outcome.entry_name}")
+                    archived.append(outcome)
+                    yield ZipMember(
+                        name=outcome.entry_name,
+                        modified=outcome.recording.started_at,
+                        path=prepared.opus_path,
+                        crc32=outcome.conversion.output_crc32,
+                        size=outcome.conversion.output_bytes,
+                    )
+                    # stream_zip asks for the next member only after writing this one.
+                    prepared.opus_path.unlink(missing_ok=True)
+            finally:
+                for future in pending:
+                    future.cancel()
+        metadata = build_metadata(
+            tenant_id=tenant_id,
+            hour=start,
+            generated_at=generated_at,
+            archived=archived,
+            failed=failed,
+            run_id=run_id,
+        )
+        payload = json.dumps(metadata, indent=2, ensure_ascii=False).encode("utf-8")
+        yield ZipMember(
+            name=METADATA_NAME,
+            modified=generated_at,
+            data=payload,
+            crc32=zlib.crc32(payload),
+            size=len(payload),
+        )
+
+    try:
+        reader = IteratorReader(stream_zip(members()))
+        etag = store.upload_archive(key, reader)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return HourArchive(
+        tenant_id=tenant_id,
+        hour=start,
+        object_key=key,
+        size_bytes=reader.bytes_read,
+        sha256=reader.sha256_hexdigest,
+        etag=etag,
+        generated_at=generated_at,
+        archived=tuple(archived),
+        failed=tuple(failed),
+    )

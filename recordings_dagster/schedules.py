@@ -1,0 +1,71 @@
+"""The nightly schedule: one ranged run per enabled tenant for the previous UTC day."""
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from recordings.catalog import enabled_tenant_ids
+from recordings.keys import archive_partition_key, day_hours
+from recordings_dagster.jobs import hourly_archives_job
+from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.resources import DatabaseResource
+
+NIGHTLY_CRON = "30 0 * * *"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def previous_utc_day(moment: datetime) -> date:
+    return (moment.astimezone(UTC) - timedelta(days=1)).date()
+
+
+def tenant_day_run_request(tenant_id: str, day: date) -> dg.RunRequest:
+    """One run covering `tenant_id`'s 24 hours of `day` (a partition range, not 24 runs)."""
+    hours = day_hours(day)
+    return dg.RunRequest(
+        run_key=f"{day.isoformat()}|{tenant_id}",
+        job_name=hourly_archives_job.name,
+        tags={
+            RANGE_START_TAG: archive_partition_key(tenant_id, hours[0]),
+            RANGE_END_TAG: archive_partition_key(tenant_id, hours[-1]),
+            "recordings/tenant": tenant_id,
+            "recordings/utc_day": day.isoformat(),
+        },
+    )
+
+
+def nightly_run_requests(
+    instance: dg.DagsterInstance, tenant_ids: Sequence[str], day: date
+) -> list[dg.RunRequest]:
+    """Register any tenant missing from the dynamic partitions, then request its day.
+
+    Shared by the schedule and the CLI's `materialize`, so both take the same path. A schedule
+    cannot return dynamic-partition requests, hence the direct registration.
+    """
+    known = set(instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
+    missing = [tenant_id for tenant_id in tenant_ids if tenant_id not in known]
+    if missing:
+        instance.add_dynamic_partitions(tenant_partitions.name or "tenants", missing)
+    return [tenant_day_run_request(tenant_id, day) for tenant_id in tenant_ids]
+
+
+@dg.schedule(
+    name="nightly_archives_schedule",
+    job=hourly_archives_job,
+    cron_schedule=NIGHTLY_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="00:30 UTC: archive the previous UTC day for every tenant with the feature on.",
+)
+def nightly_archives_schedule(
+    context: dg.ScheduleEvaluationContext, database: DatabaseResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    scheduled = context.scheduled_execution_time or datetime.now(UTC)
+    day = previous_utc_day(scheduled)
+    with database.session() as session:
+        tenant_ids = enabled_tenant_ids(session)
+    if not tenant_ids:
+        return dg.SkipReason(f"no tenant has daily recordings enabled; nothing to do for {day}")
+    context.log.info(f"requesting {len(tenant_ids)} tenant-day runs for {day}")
+    return nightly_run_requests(context.instance, tenant_ids, day)
