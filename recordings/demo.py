@@ -1,0 +1,210 @@
+"""Demo data: a few tenants with a realistic day of synthetic conversations.
+
+The mix matches what the conversation platform produces — telephony WAVs in u-law and A-law at
+8 kHz, wideband FLAC, Ogg Vorbis and MP3 at CD and studio rates, mono and stereo — plus the
+problems a real day has: a recording whose object never arrived, an empty upload, a corrupt file
+and an M4A the archive cannot decode. Each must show up in the hour's `metadata.json`.
+"""
+
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from minio import Minio
+from sqlalchemy.orm import Session
+
+from recordings.audio.synth import FORMATS, write_conversation
+from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
+from recordings.db.models import AudioFile
+from recordings.keys import day_hours, source_key
+from recordings.storage import ensure_bucket, upload_file
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    tenant_id: str
+    name: str
+    enabled: bool
+    retention_days: int
+
+
+DEMO_TENANTS = (
+    DemoTenant("acme", "Acme Contact Center", enabled=True, retention_days=7),
+    DemoTenant("globex", "Globex Support", enabled=True, retention_days=3),
+    DemoTenant("initech", "Initech (feature off)", enabled=False, retention_days=7),
+)
+
+# (format key, sample rate, channels): every row is a source the archive must handle.
+SOURCE_MIX = (
+    ("wav-ulaw", 8000, 1),
+    ("wav-alaw", 8000, 2),
+    ("wav-pcm16", 8000, 1),
+    ("flac", 16000, 2),
+    ("wav-pcm16", 22050, 2),
+    ("ogg-vorbis", 44100, 2),
+    ("mp3", 48000, 1),
+    ("flac", 48000, 1),
+)
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    tenants: int
+    recordings: int
+    broken_recordings: int
+    audio_seconds: float
+    skipped_tenants: tuple[str, ...]
+
+
+def _has_recordings_on(session: Session, tenant_id: str, day: date) -> bool:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return (
+        session.query(AudioFile.id)
+        .filter(
+            AudioFile.tenant_id == tenant_id,
+            AudioFile.started_at >= start,
+            AudioFile.started_at < start + timedelta(days=1),
+        )
+        .first()
+        is not None
+    )
+
+
+def seed_demo(
+    session: Session,
+    client: Minio,
+    source_bucket: str,
+    day: date,
+    *,
+    changed_by: str = "demo-seed",
+    conversations_per_hour: tuple[int, int] = (1, 2),
+    seconds_range: tuple[float, float] = (15.0, 45.0),
+    tenants: tuple[DemoTenant, ...] = DEMO_TENANTS,
+    on_progress: Callable[[str], None] | None = None,
+) -> SeedSummary:
+    """Create the demo tenants and upload and register a day of conversations for each.
+
+    Idempotent per tenant-day: a tenant that already has recordings on `day` is left alone.
+    """
+    ensure_bucket(client, source_bucket)
+    recordings = broken = 0
+    audio_seconds = 0.0
+    skipped: list[str] = []
+    for tenant_index, tenant in enumerate(tenants):
+        ensure_tenant(session, tenant.tenant_id, tenant.name)
+        set_recording_settings(
+            session,
+            tenant.tenant_id,
+            changed_by=changed_by,
+            enabled=tenant.enabled,
+            retention_days=tenant.retention_days,
+        )
+        if _has_recordings_on(session, tenant.tenant_id, day):
+            skipped.append(tenant.tenant_id)
+            continue
+        rng = random.Random(f"{tenant.tenant_id}:{day.isoformat()}")  # noqa: S311 - demo data
+        with tempfile.TemporaryDirectory(prefix="demo-seed-") as scratch:
+            for hour in day_hours(day):
+                for conv_index in range(rng.randint(*conversations_per_hour)):
+                    conversation_id = f"conv-{hour:%H}{conv_index:02d}-{rng.randrange(16**6):06x}"
+                    start = hour + timedelta(minutes=rng.randint(0, 55), seconds=rng.randint(0, 59))
+                    for session_index in range(rng.choice((1, 1, 2))):
+                        session_id = f"{conversation_id}-s{session_index + 1}"
+                        fmt_key, rate, channels = rng.choice(SOURCE_MIX)
+                        fmt = FORMATS[fmt_key]
+                        seconds = round(rng.uniform(*seconds_range), 2)
+                        recording_id = f"{session_id}-r1"
+                        path = Path(scratch) / f"{recording_id}.{fmt.extension}"
+                        write_conversation(
+                            path, fmt, seconds, rate, channels, seed=rng.randrange(2**31)
+                        )
+                        key = source_key(
+                            tenant.tenant_id,
+                            conversation_id,
+                            session_id,
+                            recording_id,
+                            fmt.extension,
+                        )
+                        upload_file(client, source_bucket, key, path, "application/octet-stream")
+                        register_recording(
+                            session,
+                            tenant_id=tenant.tenant_id,
+                            conversation_id=conversation_id,
+                            session_id=session_id,
+                            recording_id=recording_id,
+                            bucket=source_bucket,
+                            object_key=key,
+                            started_at=start,
+                            duration_seconds=seconds,
+                            audio_format=fmt.name,
+                            channels=channels,
+                            sample_rate=rate,
+                            size_bytes=path.stat().st_size,
+                        )
+                        path.unlink()
+                        recordings += 1
+                        audio_seconds += seconds
+                        start += timedelta(seconds=seconds + rng.randint(5, 40))
+                if on_progress:
+                    on_progress(f"{tenant.tenant_id} {hour:%Y-%m-%d %H}:00 seeded")
+            broken += _seed_broken_recordings(
+                session, client, source_bucket, tenant.tenant_id, day, tenant_index, Path(scratch)
+            )
+        session.flush()
+    return SeedSummary(
+        tenants=len(tenants),
+        recordings=recordings + broken,
+        broken_recordings=broken,
+        audio_seconds=round(audio_seconds, 1),
+        skipped_tenants=tuple(skipped),
+    )
+
+
+def _seed_broken_recordings(
+    session: Session,
+    client: Minio,
+    bucket: str,
+    tenant_id: str,
+    day: date,
+    tenant_index: int,
+    scratch: Path,
+) -> int:
+    """One of each kind of bad source, in hours that also hold good recordings."""
+    cases = (
+        ("missing", b"", 9),
+        ("empty", b"", 10),
+        ("corrupt", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 8, 14),
+        ("unsupported", b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + b"\0" * 512, 15),
+    )
+    count = 0
+    for kind, payload, hour_of_day in cases:
+        hour = day_hours(day)[hour_of_day]
+        conversation_id = f"conv-{hour:%H}90-{kind}"
+        session_id = f"{conversation_id}-s1"
+        recording_id = f"{session_id}-r1"
+        extension = "m4a" if kind == "unsupported" else "wav"
+        key = source_key(tenant_id, conversation_id, session_id, recording_id, extension)
+        if kind != "missing":
+            path = scratch / f"{recording_id}.{extension}"
+            path.write_bytes(payload)
+            upload_file(client, bucket, key, path, "application/octet-stream")
+        register_recording(
+            session,
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            recording_id=recording_id,
+            bucket=bucket,
+            object_key=key,
+            started_at=hour + timedelta(minutes=47, seconds=tenant_index),
+            duration_seconds=30.0,
+            audio_format="M4A" if kind == "unsupported" else "WAV",
+            channels=1,
+            sample_rate=8000,
+            size_bytes=len(payload),
+        )
+        count += 1
+    return count

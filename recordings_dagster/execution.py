@@ -1,0 +1,76 @@
+"""Run the nightly path outside the daemon: the CLI's `materialize` and the demo use it.
+
+It builds the run requests exactly as the schedule does (`nightly_run_requests`) and executes
+each as a run of `hourly_archives_job` on the persistent instance, so the runs, their per-hour
+materializations and failures appear in the Dagster UI like scheduled ones.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+
+from recordings_dagster.schedules import RANGE_START_TAG, nightly_run_requests
+
+
+def hourly_archives_job_def() -> dg.JobDefinition:
+    """The job with its resources bound, as the code location serves it (reconstructable)."""
+    from recordings_dagster.definitions import defs
+
+    return defs.resolve_job_def("hourly_archives_job")
+
+
+@dataclass(frozen=True)
+class TenantDayOutcome:
+    tenant_id: str
+    run_id: str
+    success: bool
+    hours_archived: int
+    failure: str | None
+
+
+def materialize_day(
+    instance: dg.DagsterInstance,
+    day: date,
+    tenant_ids: Sequence[str],
+    *,
+    on_progress: Callable[[int, int, TenantDayOutcome], None] | None = None,
+) -> list[TenantDayOutcome]:
+    """Execute one ranged run per tenant for `day`; return what happened to each."""
+    requests = nightly_run_requests(instance, tenant_ids, day)
+    job = dg.reconstructable(hourly_archives_job_def)
+    outcomes: list[TenantDayOutcome] = []
+    for index, request in enumerate(requests, start=1):
+        tenant_id = request.tags[RANGE_START_TAG].split("|", 1)[1]
+        with dg.execute_job(job, instance=instance, tags=request.tags) as result:
+            run_id = result.run_id
+            success = result.success
+        hours = len(
+            instance.get_records_for_run(
+                run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+            ).records
+        )
+        failure = None
+        if not success:
+            run = instance.get_run_by_id(run_id)
+            failure = _failure_message(instance, run_id) or (run.status.value if run else "failed")
+        outcome = TenantDayOutcome(tenant_id, run_id, success, hours, failure)
+        outcomes.append(outcome)
+        if on_progress:
+            on_progress(index, len(requests), outcome)
+    return outcomes
+
+
+def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is not None and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            user = event.step_failure_data.user_failure_data
+            if user is not None and user.description:
+                return user.description
+            if error is not None:
+                return error.message.strip()
+    return None

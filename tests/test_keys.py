@@ -1,0 +1,63 @@
+"""The key layout is a contract with storage and the API: pin it, and pin what it refuses."""
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from recordings.keys import (
+    InvalidIdentifierError,
+    archive_key,
+    archive_partition_key,
+    day_hours,
+    parse_archive_partition_key,
+    source_key,
+    zip_entry_name,
+)
+
+
+def test_archive_key_follows_the_seed_layout_under_the_tenant_prefix() -> None:
+    hour = datetime(2025, 12, 12, 7, 42, 13, tzinfo=UTC)
+    assert archive_key("acme", hour) == (
+        "tenants/acme/daily-conversation-audio-recordings/2025/12/12/07.zip"
+    )
+
+
+def test_archive_key_converts_other_time_zones_to_utc() -> None:
+    local = datetime(2025, 12, 12, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert archive_key("acme", local).endswith("2025/12/11/23.zip")
+
+
+def test_naive_times_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        archive_key("acme", datetime(2025, 12, 12, 7))  # noqa: DTZ001 - the point of the test
+
+
+@pytest.mark.parametrize("tenant", ["", "Acme", "a/b", "../x", "a|b", "-acme", "x" * 64])
+def test_unsafe_tenant_ids_are_refused(tenant: str) -> None:
+    with pytest.raises(InvalidIdentifierError, match="tenant id"):
+        archive_key(tenant, datetime(2025, 12, 12, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("value", ["..", "a/b", "a\\b", "x..y", ".hidden", "a b"])
+def test_unsafe_object_ids_are_refused(value: str) -> None:
+    with pytest.raises(InvalidIdentifierError):
+        zip_entry_name(value, "s1", "r1")
+
+
+def test_zip_entry_and_source_layout() -> None:
+    assert zip_entry_name("c1", "s1", "r1") == "c1/s1/r1.opus"
+    assert source_key("acme", "c1", "s1", "r1", ".WAV") == "tenants/acme/conversations/c1/s1/r1.wav"
+
+
+def test_partition_keys_sort_hour_first_and_round_trip() -> None:
+    hour = datetime(2025, 12, 12, 13, tzinfo=UTC)
+    key = archive_partition_key("acme", hour)
+    assert key == "2025-12-12-13:00|acme"
+    assert parse_archive_partition_key(key) == ("acme", hour)
+
+
+def test_day_hours_are_the_24_utc_hours() -> None:
+    hours = day_hours(date(2025, 12, 12))
+    assert len(hours) == 24
+    assert hours[0] == datetime(2025, 12, 12, tzinfo=UTC)
+    assert hours[-1] == datetime(2025, 12, 12, 23, tzinfo=UTC)
