@@ -117,7 +117,7 @@ def seed_demo(
                         fmt = FORMATS[fmt_key]
                         seconds = round(rng.uniform(*seconds_range), 2)
                         recording_id = f"{session_id}-r1"
-                        path = Path(scratch) / f"{recording_id}.{fmt.extension}"
+                        path = Path(scratch) / f"{recording_id}{fmt.extension}"
                         write_conversation(
                             path, fmt, seconds, rate, channels, seed=rng.randrange(2**31)
                         )
@@ -139,7 +139,7 @@ def seed_demo(
                             object_key=key,
                             started_at=start,
                             duration_seconds=seconds,
-                            audio_format=fmt.name,
+                            audio_format=fmt.format,
                             channels=channels,
                             sample_rate=rate,
                             size_bytes=path.stat().st_size,

@@ -3,14 +3,12 @@
 import dagster as dg
 
 from recordings_dagster.assets import hourly_conversation_audio_archive
-from recordings_dagster.partitions import archive_partitions
 
 MAX_RETRIES = 2
 
 hourly_archives_job = dg.define_asset_job(
     name="hourly_archives_job",
     selection=[hourly_conversation_audio_archive],
-    partitions_def=archive_partitions,
     description="Build hourly Opus ZIP archives for a range of tenant-hours.",
     # Two more attempts, queued behind the night's other runs by the run coordinator.
     tags={"dagster/max_retries": str(MAX_RETRIES), "dagster/retry_strategy": "FROM_FAILURE"},

@@ -69,7 +69,7 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     recording_settings: Mapped["TenantRecordingSettings | None"] = relationship(
-        back_populates="tenant", uselist=False
+        back_populates="tenant", uselist=False, cascade="all, delete-orphan", passive_deletes=True
     )
 
 

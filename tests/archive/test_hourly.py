@@ -1,0 +1,252 @@
+"""The hourly archive against a real S3 server: contents, evidence, failures, atomicity.
+
+These tests read the ZIP back from the server and decode its Opus entries, because what a
+compliance team receives is the object in storage, not what our code believed it wrote.
+"""
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from minio import Minio
+from minio.error import S3Error
+
+from recordings.archive.hourly import build_hour_archive
+from recordings.audio.synth import FORMATS, write_conversation
+from recordings.catalog import SourceRecording
+from recordings.keys import archive_key
+from recordings.storage import MinioObjectStore
+
+pytestmark = pytest.mark.integration
+
+HOUR = datetime(2025, 12, 12, 13, tzinfo=UTC)
+
+
+def _upload_source(
+    client: Minio,
+    bucket: str,
+    tmp_path: Path,
+    recording_id: str,
+    *,
+    fmt: str = "wav-pcm16",
+    rate: int = 16000,
+    channels: int = 1,
+    seconds: float = 6.0,
+    payload: bytes | None = None,
+    conversation: str = "c1",
+    session: str = "s1",
+    minute: int = 0,
+) -> SourceRecording:
+    key = f"tenants/acme/conversations/{conversation}/{session}/{recording_id}"
+    if payload is None:
+        path = tmp_path / f"{recording_id}{FORMATS[fmt].extension}"
+        write_conversation(path, FORMATS[fmt], seconds, rate, channels, seed=len(recording_id))
+    else:
+        path = tmp_path / recording_id
+        path.write_bytes(payload)
+    client.fput_object(bucket, key, str(path))
+    return SourceRecording(
+        recording_id=recording_id,
+        conversation_id=conversation,
+        session_id=session,
+        bucket=bucket,
+        object_key=key,
+        started_at=HOUR + timedelta(minutes=minute),
+        duration_seconds=seconds,
+        format=fmt,
+        channels=channels,
+        sample_rate=rate,
+        size_bytes=path.stat().st_size,
+    )
+
+
+def _read_zip(client: Minio, bucket: str, key: str) -> zipfile.ZipFile:
+    response = client.get_object(bucket, key)
+    try:
+        data = response.read()
+    finally:
+        response.close()
+        response.release_conn()
+    return zipfile.ZipFile(io.BytesIO(data))
+
+
+def test_hour_archive_holds_every_recording_as_opus_with_metadata(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    source_bucket, archive_bucket = buckets
+    sources = [
+        _upload_source(s3_client, source_bucket, tmp_path, "r-ulaw", fmt="wav-ulaw", rate=8000),
+        _upload_source(
+            s3_client,
+            source_bucket,
+            tmp_path,
+            "r-flac",
+            fmt="flac",
+            rate=44100,
+            channels=2,
+            session="s2",
+            minute=10,
+        ),
+        _upload_source(
+            s3_client,
+            source_bucket,
+            tmp_path,
+            "r-mp3",
+            fmt="mp3",
+            rate=48000,
+            conversation="c2",
+            minute=20,
+        ),
+    ]
+    store = MinioObjectStore(s3_client, archive_bucket)
+    result = build_hour_archive(
+        tenant_id="acme", hour=HOUR, recordings=sources, store=store, run_id="run-1"
+    )
+
+    assert result.object_key == archive_key("acme", HOUR)
+    assert (result.recording_count, result.conversation_count, result.failed_recording_count) == (
+        3,
+        2,
+        0,
+    )
+    archive = _read_zip(s3_client, archive_bucket, result.object_key)
+    assert archive.testzip() is None
+    names = sorted(archive.namelist())
+    assert names == ["c1/s1/r-ulaw.opus", "c1/s2/r-flac.opus", "c2/s1/r-mp3.opus", "metadata.json"]
+    for info in archive.infolist():
+        assert info.compress_type == zipfile.ZIP_STORED
+
+    metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["tenantId"] == "acme"
+    assert metadata["utcDay"] == "2025-12-12"
+    assert metadata["hour"] == 13
+    assert metadata["codec"]["bitrateBps"] == 24000
+    assert metadata["counts"]["recordings"] == 3
+    assert metadata["failedRecordings"] == []
+    entries = {
+        rec["path"]: rec
+        for conv in metadata["conversations"]
+        for sess in conv["sessions"]
+        for rec in sess["recordings"]
+    }
+    expected_channels = {"c1/s1/r-ulaw.opus": 1, "c1/s2/r-flac.opus": 2, "c2/s1/r-mp3.opus": 1}
+    for name, channels in expected_channels.items():
+        payload = archive.read(name)
+        assert entries[name]["opus"]["sha256"] == hashlib.sha256(payload).hexdigest()
+        assert entries[name]["opus"]["sizeBytes"] == len(payload)
+        decoded, rate = sf.read(io.BytesIO(payload))
+        assert (decoded.ndim == 1 and channels == 1) or decoded.shape[1] == channels
+        assert abs(len(decoded) / rate - 6.0) < 0.05  # MP3 decoders pad by a frame at most
+        bitrate = len(payload) * 8 / 6.0
+        assert 12_000 < bitrate < 36_000  # exact ±10 % is asserted on longer speech elsewhere
+
+    response = s3_client.get_object(archive_bucket, result.object_key)
+    stored = response.read()
+    response.close()
+    response.release_conn()
+    assert hashlib.sha256(stored).hexdigest() == result.sha256
+    assert len(stored) == result.size_bytes
+
+
+def test_unarchivable_recordings_are_listed_with_their_reason(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    source_bucket, archive_bucket = buckets
+    good = _upload_source(s3_client, source_bucket, tmp_path, "good")
+    empty = _upload_source(s3_client, source_bucket, tmp_path, "empty", payload=b"", minute=1)
+    corrupt = _upload_source(
+        s3_client, source_bucket, tmp_path, "corrupt", payload=b"RIFF" + bytes(300), minute=2
+    )
+    m4a = _upload_source(
+        s3_client,
+        source_bucket,
+        tmp_path,
+        "m4a",
+        payload=b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00" + bytes(400),
+        minute=3,
+    )
+    missing = replace(good, recording_id="missing", object_key="tenants/acme/nothing-here.wav")
+    result = build_hour_archive(
+        tenant_id="acme",
+        hour=HOUR,
+        recordings=[good, empty, corrupt, m4a, missing],
+        store=MinioObjectStore(s3_client, archive_bucket),
+    )
+    assert result.recording_count == 1
+    assert result.failure_reasons() == {"empty": 1, "corrupt": 1, "unsupported": 1, "missing": 1}
+    metadata = json.loads(
+        _read_zip(s3_client, archive_bucket, result.object_key).read("metadata.json")
+    )
+    listed = {f["recordingId"]: f for f in metadata["failedRecordings"]}
+    assert {k: v["reason"] for k, v in listed.items()} == {
+        "empty": "empty",
+        "corrupt": "corrupt",
+        "m4a": "unsupported",
+        "missing": "missing",
+    }
+    assert all(f["detail"] for f in listed.values())
+    assert listed["missing"]["source"]["objectKey"] == "tenants/acme/nothing-here.wav"
+    assert metadata["counts"] == {
+        "conversations": 1,
+        "sessions": 1,
+        "recordings": 1,
+        "failedRecordings": 4,
+        "audioSeconds": pytest.approx(6.0, abs=0.05),
+    }
+
+
+def test_an_hour_without_recordings_still_gets_an_archive_that_says_so(
+    s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    result = build_hour_archive(
+        tenant_id="acme", hour=HOUR, recordings=[], store=MinioObjectStore(s3_client, buckets[1])
+    )
+    archive = _read_zip(s3_client, buckets[1], result.object_key)
+    assert archive.namelist() == ["metadata.json"]
+    metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["empty"] is True
+    assert metadata["counts"]["recordings"] == 0
+
+
+def test_a_storage_failure_fails_the_hour_and_leaves_nothing_at_the_key(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    """A missing *bucket* is an outage or misconfiguration, not evidence the audio is gone."""
+    source_bucket, archive_bucket = buckets
+    good = _upload_source(s3_client, source_bucket, tmp_path, "good")
+    unreachable = replace(good, recording_id="elsewhere", bucket="bucket-that-does-not-exist")
+    with pytest.raises(S3Error, match="NoSuchBucket"):
+        build_hour_archive(
+            tenant_id="acme",
+            hour=HOUR,
+            recordings=[good, unreachable],
+            store=MinioObjectStore(s3_client, archive_bucket),
+        )
+    with pytest.raises(S3Error, match="NoSuchKey"):
+        s3_client.stat_object(archive_bucket, archive_key("acme", HOUR))
+
+
+def test_rebuilding_an_hour_converges_to_the_same_audio(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    source_bucket, archive_bucket = buckets
+    sources = [
+        _upload_source(s3_client, source_bucket, tmp_path, "r1", channels=2),
+        _upload_source(s3_client, source_bucket, tmp_path, "r2", minute=5),
+    ]
+    store = MinioObjectStore(s3_client, archive_bucket)
+    first = build_hour_archive(tenant_id="acme", hour=HOUR, recordings=sources, store=store)
+    second = build_hour_archive(tenant_id="acme", hour=HOUR, recordings=sources, store=store)
+    assert first.object_key == second.object_key
+    first_hashes = [a.conversion.output_sha256 for a in first.archived]
+    second_hashes = [a.conversion.output_sha256 for a in second.archived]
+    assert first_hashes == second_hashes
+    archive = _read_zip(s3_client, archive_bucket, second.object_key)
+    metadata = json.loads(archive.read("metadata.json"))
+    assert metadata["generatedAt"] == second.generated_at.isoformat().replace("+00:00", "Z")
