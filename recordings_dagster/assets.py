@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.tags import ROOT_RUN_ID_TAG
 
 from recordings.archive.hourly import HourArchive, build_hour_archive
 from recordings.catalog import is_enabled, recordings_in_hour
@@ -70,8 +69,8 @@ def _hours_done_in_run_group(
     context: dg.AssetExecutionContext, partition_keys: list[str]
 ) -> set[str]:
     """Partitions already materialized by an earlier run of this run's retry group."""
-    root_run_id = context.run.tags.get(ROOT_RUN_ID_TAG)
-    if root_run_id is None:
+    root_run_id = context.run.root_run_id
+    if root_run_id is None:  # a fresh run, not a retry or re-execution
         return set()
     instance = context.instance
     group = instance.get_run_group(context.run_id)
@@ -143,6 +142,7 @@ def hourly_conversation_audio_archive(
                 temp_dir=archive_build.temp_path(),
                 run_id=context.run_id,
             )
+            metadata = hour_metadata(archive, object_store.archive_bucket)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             failed_hours[partition_key] = message
@@ -156,7 +156,7 @@ def hourly_conversation_audio_archive(
             dg.AssetMaterialization(
                 asset_key=ARCHIVE_ASSET_KEY,
                 partition=partition_key,
-                metadata=hour_metadata(archive, object_store.archive_bucket),
+                metadata=metadata,
                 tags={
                     f"dagster/partition/{TENANT_DIMENSION}": tenant_id,
                     f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(hour),

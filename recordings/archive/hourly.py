@@ -94,7 +94,7 @@ class HourArchive:
 
     @property
     def audio_seconds(self) -> float:
-        return round(sum(a.conversion.encoded_seconds for a in self.archived), 3)
+        return round(float(sum(a.conversion.encoded_seconds for a in self.archived)), 3)
 
     def failure_reasons(self) -> dict[str, int]:
         counts: dict[str, int] = {}
