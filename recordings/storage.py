@@ -1,9 +1,10 @@
 """Object storage through the `minio` SDK: one code path for MinIO (production) and SeaweedFS."""
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -91,7 +92,7 @@ def upload_stream(
     client: Minio,
     bucket: str,
     key: str,
-    stream: BinaryIO,
+    stream: io.RawIOBase | BinaryIO,
     *,
     content_type: str = "application/zip",
     metadata: Mapping[str, str] | None = None,
@@ -105,7 +106,7 @@ def upload_stream(
     result = client.put_object(
         bucket,
         key,
-        stream,
+        cast(BinaryIO, stream),
         length=-1,
         part_size=UPLOAD_PART_SIZE,
         content_type=content_type,
@@ -130,5 +131,5 @@ class MinioObjectStore:
     def download(self, bucket: str, key: str, destination: Path) -> int:
         return download_object(self.client, bucket, key, destination)
 
-    def upload_archive(self, key: str, stream: BinaryIO) -> str:
+    def upload_archive(self, key: str, stream: io.RawIOBase) -> str:
         return upload_stream(self.client, self.archive_bucket, key, stream)

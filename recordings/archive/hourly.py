@@ -12,6 +12,7 @@ empty, corrupt, unsupported) is listed in `metadata.json` with the reason. Any o
 a transient error would be worse than no archive, and the hour is retried.
 """
 
+import io
 import json
 import logging
 import shutil
@@ -47,7 +48,7 @@ class ObjectStore(Protocol):
         """Copy an object to a local file; raise SourceObjectMissingError if it is absent."""
         ...
 
-    def upload_archive(self, key: str, stream: IteratorReader) -> str:
+    def upload_archive(self, key: str, stream: io.RawIOBase) -> str:
         """Upload the archive stream to `key` atomically; return the ETag."""
         ...
 

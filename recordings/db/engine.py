@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -22,7 +23,7 @@ def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
     """An engine for `url` with the settings this project relies on."""
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _enable_sqlite_foreign_keys)
+        event.listen(engine, "connect", _enable_sqlite_foreign_keys)
     return engine
 
 

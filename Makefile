@@ -1,0 +1,60 @@
+# The README's commands. `make demo` runs the main job on embedded defaults (local SeaweedFS S3,
+# SQLite) and leaves the Dagster UI running; `make test` runs every test. Both install what they
+# need first, so they work on a fresh machine.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+# Runtime: libopusenc (and friends) for the Opus encoder. unzip checks our ZIPs in tests.
+SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip
+BENCH_PACKAGES := ffmpeg
+
+.PHONY: install system-deps bench-deps demo test test-fast lint bench clean-local stop
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+bench-deps: system-deps
+	@command -v ffmpeg >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_PACKAGES))
+
+install: system-deps $(VENV)/.installed
+
+demo: install
+	$(BIN)/recordings demo
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dagster definitions validate -w workspace.yaml
+
+bench: install bench-deps
+	$(BIN)/python bench/encoder.py
+	$(BIN)/python bench/tenant_day.py
+
+stop:
+	-$(BIN)/recordings s3 stop
+
+clean-local: stop
+	rm -rf .local .env
