@@ -8,6 +8,7 @@ and an M4A the archive cannot decode. Each must show up in the hour's `metadata.
 
 import random
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -59,6 +60,11 @@ class SeedSummary:
     skipped_tenants: tuple[str, ...]
 
 
+def _uuid(rng: random.Random) -> str:
+    """A deterministic UUID: the platform's ids are UUIDs, and a seeded day is reproducible."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
 def _has_recordings_on(session: Session, tenant_id: str, day: date) -> bool:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return (
@@ -93,7 +99,7 @@ def seed_demo(
     recordings = broken = 0
     audio_seconds = 0.0
     skipped: list[str] = []
-    for tenant_index, tenant in enumerate(tenants):
+    for tenant in tenants:
         ensure_tenant(session, tenant.tenant_id, tenant.name)
         set_recording_settings(
             session,
@@ -108,15 +114,15 @@ def seed_demo(
         rng = random.Random(f"{tenant.tenant_id}:{day.isoformat()}")  # noqa: S311 - demo data
         with tempfile.TemporaryDirectory(prefix="demo-seed-") as scratch:
             for hour in day_hours(day):
-                for conv_index in range(rng.randint(*conversations_per_hour)):
-                    conversation_id = f"conv-{hour:%H}{conv_index:02d}-{rng.randrange(16**6):06x}"
+                for _conversation in range(rng.randint(*conversations_per_hour)):
+                    conversation_id = _uuid(rng)
                     start = hour + timedelta(minutes=rng.randint(0, 55), seconds=rng.randint(0, 59))
-                    for session_index in range(rng.choice((1, 1, 2))):
-                        session_id = f"{conversation_id}-s{session_index + 1}"
+                    for _session in range(rng.choice((1, 1, 2))):
+                        session_id = _uuid(rng)
                         fmt_key, rate, channels = rng.choice(SOURCE_MIX)
                         fmt = FORMATS[fmt_key]
                         seconds = round(rng.uniform(*seconds_range), 2)
-                        recording_id = f"{session_id}-r1"
+                        recording_id = _uuid(rng)
                         path = Path(scratch) / f"{recording_id}{fmt.extension}"
                         write_conversation(
                             path, fmt, seconds, rate, channels, seed=rng.randrange(2**31)
@@ -151,7 +157,7 @@ def seed_demo(
                 if on_progress:
                     on_progress(f"{tenant.tenant_id} {hour:%Y-%m-%d %H}:00 seeded")
             broken += _seed_broken_recordings(
-                session, client, source_bucket, tenant.tenant_id, day, tenant_index, Path(scratch)
+                session, client, source_bucket, tenant.tenant_id, day, rng, Path(scratch)
             )
         session.flush()
     return SeedSummary(
@@ -169,7 +175,7 @@ def _seed_broken_recordings(
     bucket: str,
     tenant_id: str,
     day: date,
-    tenant_index: int,
+    rng: random.Random,
     scratch: Path,
 ) -> int:
     """One of each kind of bad source, in hours that also hold good recordings."""
@@ -182,9 +188,8 @@ def _seed_broken_recordings(
     count = 0
     for kind, payload, hour_of_day in cases:
         hour = day_hours(day)[hour_of_day]
-        conversation_id = f"conv-{hour:%H}90-{kind}"
-        session_id = f"{conversation_id}-s1"
-        recording_id = f"{session_id}-r1"
+        conversation_id, session_id = _uuid(rng), _uuid(rng)
+        recording_id = f"{_uuid(rng)}-{kind}"
         extension = "m4a" if kind == "unsupported" else "wav"
         key = source_key(tenant_id, conversation_id, session_id, recording_id, extension)
         if kind != "missing":
@@ -199,7 +204,7 @@ def _seed_broken_recordings(
             recording_id=recording_id,
             bucket=bucket,
             object_key=key,
-            started_at=hour + timedelta(minutes=47, seconds=tenant_index),
+            started_at=hour + timedelta(minutes=47),
             duration_seconds=30.0,
             audio_format="M4A" if kind == "unsupported" else "WAV",
             channels=1,
