@@ -9,6 +9,7 @@ exit status. Dagster is imported only by the commands that run it, so `--help` s
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -120,6 +121,8 @@ def main() -> None:
     development, from the .env file in the current folder.
     """
     load_dotenv(_project_dir() / ENV_FILE_NAME)
+    # BackfillPolicy is beta in Dagster 1.13; the warning is for us, not for operators.
+    warnings.filterwarnings("ignore", message="Parameter `backfill_policy`")
 
 
 # --- local S3 server ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ its own SQLite database file and its own buckets.
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from recordings.db.engine import create_db_engine
 from recordings.db.migrate import upgrade_database
 from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -78,9 +81,18 @@ def recordings_env(
     s3_connection: S3Connection,
     database_url: str,
     buckets: tuple[str, str],
+    tmp_path: Path,
 ) -> dict[str, str]:
-    """The RECORDINGS_* environment that Dagster's EnvVar-bound resources read."""
+    """The RECORDINGS_* environment that Dagster's EnvVar-bound resources read.
+
+    The CLI's project folder is a fresh one holding only the repository's dagster.yaml, so a
+    developer's `.env` in the checkout is never read by tests.
+    """
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    shutil.copy(REPO_ROOT / "dagster.yaml", project / "dagster.yaml")
     env = {
+        "RECORDINGS_PROJECT_DIR": str(project),
         "RECORDINGS_DATABASE_URL": database_url,
         "RECORDINGS_S3_ENDPOINT": s3_connection.endpoint,
         "RECORDINGS_S3_ACCESS_KEY": s3_connection.access_key,
