@@ -6,8 +6,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-# Runtime: libopusenc (and friends) for the Opus encoder. unzip checks our ZIPs in tests.
-SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip
+# Runtime: libopusenc (and friends) for the Opus encoder. Tests: unzip checks our ZIPs, and
+# PostgreSQL (production's database) runs the schema tests on a throwaway server.
+SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql
 BENCH_PACKAGES := ffmpeg
 
 .PHONY: install system-deps bench-deps demo test test-fast lint bench clean-local stop

@@ -115,3 +115,26 @@ def no_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         if key.startswith("RECORDINGS_") and key != "RECORDINGS_PROJECT_DIR":
             monkeypatch.delenv(key)
     return project
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    from tests.postgres import temporary_postgres
+
+    with temporary_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, migrated database on the session's PostgreSQL server."""
+    name = f"recordings_{secrets.token_hex(4)}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade_database(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
