@@ -241,3 +241,31 @@ def test_disabled_tenants_produce_nothing(
         s3_client.list_objects(recordings_env["RECORDINGS_ARCHIVE_BUCKET"], recursive=True)
     )
     assert objects == []
+
+
+def test_a_backfill_shaped_range_across_tenants_and_hours(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+    s3_client: Minio,
+    tmp_path: Path,
+) -> None:
+    """UI backfills split selections their own way (e.g. one hour x many tenants per run)."""
+    day = _yesterday()
+    source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    for tenant in ("acme", "globex"):
+        _seed(engine, s3_client, source, tmp_path, day, tenant)
+    instance.add_dynamic_partitions("tenants", ["acme", "globex"])
+    hours = day_hours(day)
+    tags = {
+        "dagster/asset_partition_range_start": archive_partition_key("acme", hours[2]),
+        "dagster/asset_partition_range_end": archive_partition_key("globex", hours[4]),
+    }
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=tags
+    ) as result:
+        assert result.success
+        done = _materializations(instance, result.run_id)
+    expected = {archive_partition_key(t, h) for t in ("acme", "globex") for h in hours[2:5]}
+    assert set(done) == expected
+    assert done[archive_partition_key("globex", hours[3])]["recording_count"] == 3
