@@ -12,6 +12,7 @@ empty, corrupt, unsupported) is listed in `metadata.json` with the reason. Any o
 a transient error would be worse than no archive, and the hour is retried.
 """
 
+import hashlib
 import io
 import json
 import logging
@@ -115,6 +116,11 @@ def _isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def ogg_serial(recording_id: str) -> int:
+    """A stable Ogg stream serial number for a recording, so re-runs give identical bytes."""
+    return int.from_bytes(hashlib.sha256(recording_id.encode()).digest()[:4], "big", signed=True)
+
+
 def _prepare(recording: SourceRecording, store: ObjectStore, workdir: Path) -> _Prepared:
     """Download and convert one recording; expected source problems become a FailedRecording."""
     source_path = workdir / f"{recording.recording_id}.src"
@@ -125,7 +131,12 @@ def _prepare(recording: SourceRecording, store: ObjectStore, workdir: Path) -> _
         except SourceObjectMissingError as exc:
             return _Prepared(FailedRecording(recording, "missing", str(exc)))
         try:
-            conversion = convert_to_opus(source_path, opus_path, bitrate=OPUS_BITRATE)
+            conversion = convert_to_opus(
+                source_path,
+                opus_path,
+                bitrate=OPUS_BITRATE,
+                serial=ogg_serial(recording.recording_id),
+            )
         except SourceAudioError as exc:
             opus_path.unlink(missing_ok=True)
             return _Prepared(FailedRecording(recording, exc.reason, exc.detail))

@@ -1,0 +1,289 @@
+"""Convert one source recording to Ogg Opus at 24 kb/s, streaming, with a verdict on bad input.
+
+Decoding is libsndfile's (through soundfile): WAV PCM/u-law/A-law, FLAC, Ogg Vorbis/Opus, MP3
+and the rest of what it reads, at any sample rate. Encoding is libopusenc's
+(:mod:`recordings.audio.opus`) rather than libsndfile's own Ogg Opus writer, which we measured:
+
+- libsndfile writes Opus only at 8/12/16/24/48 kHz, so 11.025/22.05/44.1 kHz sources would need
+  a resampler of our own; libopusenc takes any rate and resamples internally.
+- libsndfile's only knob is a per-channel ``compression_level``
+  (bitrate = ``int((1 - L) * 250000 + 6000) * channels``) with fixed application and
+  complexity, so "24 kb/s for the stream" is not expressible for stereo; libopusenc takes the
+  stream bitrate, the VoIP application, a bandwidth cap and the other libopus settings.
+- The libsndfile in soundfile's wheel was 2-3x slower than ``ffmpeg -c:a libopus`` at 16 kHz and
+  above; libopusenc over the system libopus reaches 0.9x ffmpeg's throughput (median,
+  ``bench/encoder.py``).
+
+Memory is bounded by one block (``block_seconds`` of audio) whatever the file's length. Input that
+cannot be archived raises :class:`SourceAudioError` with a reason for ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import soundfile as sf
+
+from recordings.audio.opus import DEFAULT_BITRATE, OpusFileEncoder
+
+SourceErrorReason = Literal["empty", "unsupported", "corrupt"]
+
+MAX_CHANNELS: Final = 2
+_SNIFF_BYTES: Final = 64
+_HASH_CHUNK: Final = 1 << 20
+# A file this small whose header declares no frames is an empty recording; a bigger one holds
+# data its header does not account for.
+_HEADER_ONLY_BYTES: Final = 8192
+_DATA_CHUNK_LOG: Final = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", re.M)
+_STREAMING_PLACEHOLDER: Final = 0x7FFF_F000
+
+# First-packet signatures of Ogg codecs libsndfile does not read (it reads Vorbis, Opus, FLAC).
+_OGG_UNREADABLE: Final = {
+    b"Speex   ": "Ogg Speex",
+    b"\x80theora": "Ogg Theora (video)",
+    b"fishead\x00": "Ogg Skeleton",
+}
+
+
+class SourceAudioError(Exception):
+    """A source recording that cannot be archived, and why.
+
+    ``reason`` is one of ``"empty"``, ``"unsupported"`` (a container or codec libsndfile does
+    not read, or more than two channels) and ``"corrupt"`` (looks like audio libsndfile knows
+    but fails to open or decode); ``detail`` says what exactly was wrong, for people.
+    """
+
+    def __init__(self, reason: SourceErrorReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: SourceErrorReason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SourceAudio:
+    """What libsndfile says about a source file, before decoding it."""
+
+    format: str
+    """libsndfile's major format, e.g. ``"WAV"``, ``"FLAC"``, ``"OGG"``, ``"MP3"``."""
+    subtype: str
+    """libsndfile's subtype, e.g. ``"PCM_16"``, ``"ULAW"``, ``"VORBIS"``, ``"MPEG_LAYER_III"``."""
+    sample_rate: int
+    channels: int
+    frames: int
+    """Frames libsndfile expects to decode."""
+    duration_seconds: float
+    truncated: bool = False
+    """The header declares more audio data than the file holds (a WAV or AIFF cut off in
+    transfer). libsndfile then reads what is there and ``frames`` counts only that."""
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """The written ``.opus`` and what went into it."""
+
+    source: SourceAudio
+    output_bytes: int
+    output_sha256: str
+    output_crc32: int
+    """zlib CRC-32 of the output file, as ZIP local headers need it before the data."""
+    encoded_seconds: float
+    """Audio actually decoded and encoded: decoded frames / source rate."""
+    truncated: bool
+    """The source holds less audio than its header declared: cut off (``source.truncated``) or
+    decoding ended early. What was there is converted; the flag belongs in the metadata."""
+    bitrate: int
+    opus_bandwidth: str
+    """Opus' bandwidth cap (``narrowband`` .. ``fullband``): the source rate's band, and at
+    most wideband for stereo at 24 kb/s (see :func:`recordings.audio.opus.max_bandwidth`)."""
+
+
+def probe_source(path: str | os.PathLike[str]) -> SourceAudio:
+    """Describe a source file, or raise :class:`SourceAudioError` if it cannot be archived.
+
+    A missing file raises ``FileNotFoundError``: that is the caller's failure, not the audio's.
+    """
+    soundfile, source = _open_source(path)
+    soundfile.close()
+    return source
+
+
+def convert_to_opus(
+    source_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    *,
+    bitrate: int = DEFAULT_BITRATE,
+    block_seconds: float = 1.0,
+    serial: int | None = None,
+) -> ConversionResult:
+    """Decode ``source_path`` block by block and encode it to Ogg Opus at ``output_path``.
+
+    Channels (stereo keeps agent and customer apart) and duration are kept. A file that ends
+    before its header says decodes what is there and reports ``truncated=True``; a decode error
+    raises :class:`SourceAudioError` (``"corrupt"``). On any exception the output file is
+    deleted, so nothing half-written is ever mistaken for a conversion. ``serial`` fixes the
+    Ogg stream serial number (random otherwise), making the output a pure function of the input.
+    """
+    if block_seconds <= 0:
+        raise ValueError(f"block_seconds must be positive, got {block_seconds}")
+    output = Path(output_path)
+    soundfile, source = _open_source(source_path)
+    blocksize = max(1, round(source.sample_rate * block_seconds))
+    decoded = 0
+    try:
+        with (
+            soundfile,
+            OpusFileEncoder(
+                output, source.sample_rate, source.channels, bitrate, serial=serial
+            ) as encoder,
+        ):
+            bandwidth = encoder.bandwidth_name
+            # One buffer reused for every block: soundfile decodes into it, libopusenc reads it.
+            buffer = np.empty((blocksize, source.channels), dtype=np.float32)
+            while True:
+                try:
+                    block = soundfile.read(blocksize, dtype="float32", always_2d=True, out=buffer)
+                except sf.SoundFileRuntimeError as error:
+                    start = decoded / source.sample_rate
+                    raise SourceAudioError(
+                        "corrupt",
+                        f"decoding failed between {start:.3f} s and {start + block_seconds:.3f} s"
+                        f" of {source.duration_seconds:.3f} s: {error}",
+                    ) from error
+                if len(block) == 0:
+                    break
+                encoder.write(block)
+                decoded += len(block)
+            if decoded == 0:
+                raise SourceAudioError(
+                    "corrupt",
+                    f"the {source.format} header declares {source.frames} frames "
+                    "but no audio could be decoded",
+                )
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
+    size, sha256, crc32 = _digest(output)
+    return ConversionResult(
+        source=source,
+        output_bytes=size,
+        output_sha256=sha256,
+        output_crc32=crc32,
+        encoded_seconds=decoded / source.sample_rate,
+        truncated=source.truncated or decoded < source.frames,
+        bitrate=bitrate,
+        opus_bandwidth=bandwidth,
+    )
+
+
+def _open_source(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, SourceAudio]:
+    """Open a source for reading, or raise :class:`SourceAudioError` saying why not."""
+    with open(path, "rb") as file:
+        head = file.read(_SNIFF_BYTES)
+    if not head:
+        raise SourceAudioError("empty", "the file is empty (0 bytes)")
+    # Sniff first: libsndfile answers "Format not recognised" both for containers it does not
+    # read and for garbage, and the two deserve different verdicts.
+    container = _unreadable_container(head)
+    if container is not None:
+        raise SourceAudioError(
+            "unsupported", f"the file is {container}, a format libsndfile cannot read"
+        )
+    try:
+        soundfile = sf.SoundFile(path)
+    except sf.LibsndfileError as error:
+        message = error.error_string.strip()
+        if "unimplemented format" in message:
+            raise SourceAudioError(
+                "unsupported", f"libsndfile does not implement its encoding: {message}"
+            ) from error
+        raise SourceAudioError(
+            "corrupt",
+            f"libsndfile cannot open it: {message} (file starts with {head[:8].hex(' ')})",
+        ) from error
+    source = SourceAudio(
+        format=soundfile.format,
+        subtype=soundfile.subtype,
+        sample_rate=soundfile.samplerate,
+        channels=soundfile.channels,
+        frames=soundfile.frames,
+        duration_seconds=soundfile.frames / soundfile.samplerate,
+        truncated=_header_overstates_data(soundfile.extra_info),
+    )
+    problem: SourceAudioError | None = None
+    if source.channels > MAX_CHANNELS:
+        problem = SourceAudioError(
+            "unsupported",
+            f"{source.channels} channels: only mono and stereo recordings are archived",
+        )
+    elif source.frames == 0:
+        size = os.path.getsize(path)
+        problem = (
+            SourceAudioError(
+                "empty", f"the {source.format} {source.subtype} header declares no audio frames"
+            )
+            if size <= _HEADER_ONLY_BYTES
+            else SourceAudioError(
+                "corrupt",
+                f"the {source.format} {source.subtype} header declares no audio frames, yet the"
+                f" file holds {size} bytes (a header never finalised by its writer?)",
+            )
+        )
+    if problem is not None:
+        soundfile.close()
+        raise problem
+    return soundfile, source
+
+
+def _header_overstates_data(log: str) -> bool:
+    """Whether libsndfile's open log says the data chunk is shorter than the header declares.
+
+    libsndfile logs ``data : 640000 (should be 319978)`` (WAV) or ``SSND : ... (should be ...)``
+    (AIFF) and reads only what is there, without an error. Sizes at or above
+    ``_STREAMING_PLACEHOLDER`` are the "length unknown" marks of streaming writers, not cuts.
+    """
+    for declared, present in _DATA_CHUNK_LOG.findall(log):
+        if int(present) < int(declared) < _STREAMING_PLACEHOLDER:
+            return True
+    return False
+
+
+def _unreadable_container(head: bytes) -> str | None:
+    """Name the container if the magic bytes are one libsndfile does not read."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12].decode("ascii", "replace").strip()
+        return f"an MP4/M4A (ISO base media, brand {brand!r}) file"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "a WebM/Matroska (EBML) file"
+    if head.startswith(b"#!AMR"):
+        return "an AMR speech file"
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
+        return "an ASF (WMA/WMV) file"
+    # ADTS: 12-bit sync 0xFFF then the layer bits 00 (MP3 frames share the sync, not the layer).
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "an AAC (ADTS) stream"
+    if head.startswith(b"OggS") and len(head) > 27:
+        packet = head[27 + head[26] :]
+        for signature, name in _OGG_UNREADABLE.items():
+            if packet.startswith(signature):
+                return f"an {name} stream"
+    return None
+
+
+def _digest(path: Path) -> tuple[int, str, int]:
+    """Size, SHA-256 (hex) and CRC-32 of a file, in one pass."""
+    sha256 = hashlib.sha256()
+    crc32 = 0
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(_HASH_CHUNK):
+            sha256.update(chunk)
+            crc32 = zlib.crc32(chunk, crc32)
+            size += len(chunk)
+    return size, sha256.hexdigest(), crc32
