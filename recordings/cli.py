@@ -402,9 +402,7 @@ def _seed(day: date) -> None:
             _minio(),
             settings.source_bucket,
             day,
-            on_progress=lambda message: (
-                click.echo(f"  {message}", err=True) if message.endswith("23:00 seeded") else None
-            ),
+            on_progress=lambda message: click.echo(f"  {message}", err=True),
         )
     if summary.skipped_tenants:
         click.echo(f"  already seeded for {day}: {', '.join(summary.skipped_tenants)}")

@@ -154,8 +154,8 @@ def seed_demo(
                         recordings += 1
                         audio_seconds += seconds
                         start += timedelta(seconds=seconds + rng.randint(5, 40))
-                if on_progress:
-                    on_progress(f"{tenant.tenant_id} {hour:%Y-%m-%d %H}:00 seeded")
+                if on_progress and hour.hour % 6 == 5:
+                    on_progress(f"{tenant.tenant_id}: hours up to {hour:%H}:59 seeded")
             broken += _seed_broken_recordings(
                 session, client, source_bucket, tenant.tenant_id, day, rng, Path(scratch)
             )

@@ -139,8 +139,11 @@ class LocalS3Server:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.config={identities}",
-            "-master.volumeSizeLimitMB=1024",
-            "-volume.max=0",
+            # Every bucket is a collection that grows by several volumes at once; the automatic
+            # volume limit (free disk / volume size) runs out after about ten buckets and the
+            # server then answers 500. Small volumes and an explicit, high limit avoid that.
+            "-master.volumeSizeLimitMB=256",
+            "-volume.max=5000",
         ]
 
     def start(self, timeout: float = 60.0) -> int:
