@@ -12,8 +12,9 @@ from minio.error import S3Error
 
 from recordings.settings import parse_endpoint
 
-# Parts are buffered in memory by the SDK (one part plus one byte at a time), so the part size
-# bounds the upload's memory; 16 MiB keeps a multi-GB hour far below 10,000 parts.
+# The SDK buffers each part in memory (with a copy or two while signing and sending), so the part
+# size bounds the upload's memory; 16 MiB keeps a multi-GB hour far below 10,000 parts. Parts are
+# sent one at a time: minio's default of three in parallel would triple that buffer.
 UPLOAD_PART_SIZE = 16 * 1024 * 1024
 DOWNLOAD_CHUNK = 1024 * 1024
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject"}
@@ -109,6 +110,7 @@ def upload_stream(
         cast(BinaryIO, stream),
         length=-1,
         part_size=UPLOAD_PART_SIZE,
+        num_parallel_uploads=1,
         content_type=content_type,
         metadata=dict(metadata or {}),
     )

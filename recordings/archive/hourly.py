@@ -6,10 +6,10 @@ The flow is a pipeline with bounded state at every stage:
     temp .opus files --(in order, one at a time)--> stored ZIP entries --> multipart upload
 
 At most `workers * 2` recordings are in flight, each as files on local disk (never whole in
-memory), and the upload buffers one 16 MiB part. A recording that cannot be archived (missing,
-empty, corrupt, unsupported) is listed in `metadata.json` with the reason. Any other failure
-(object store or database outage) fails the hour: an archive silently missing audio because of
-a transient error would be worse than no archive, and the hour is retried.
+memory), and the upload buffers one 16 MiB part at a time. A recording that cannot be archived
+(missing, empty, corrupt, unsupported) is listed in `metadata.json` with the reason. Any other
+failure (object store or database outage) fails the hour: an archive silently missing audio
+because of a transient error would be worse than no archive, and the hour is retried.
 """
 
 import hashlib
