@@ -8,17 +8,19 @@ not stop the others; the run fails at the end if any hour failed, and Dagster's 
 run group has not archived yet.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 
-from recordings.archive.hourly import HourArchive, build_hour_archive
-from recordings.catalog import is_enabled, recordings_in_hour
+from recordings.archive.hourly import HourArchive, HourJob, build_hour_archives
+from recordings.catalog import SourceRecording, is_enabled, recordings_in_hour
 from recordings.keys import (
     ARCHIVE_ASSET_NAME,
     HOUR_DIMENSION,
     TENANT_DIMENSION,
+    archive_partition_key,
     hour_partition_key,
     parse_archive_partition_key,
 )
@@ -118,37 +120,44 @@ def hourly_conversation_audio_archive(
             f"retry of run group: {len(skip)} of {len(partition_keys)} hours already archived, "
             "redoing only the others"
         )
-    store = object_store.archive_store()
-    workers = archive_build.worker_count()
-    failed_hours: dict[str, str] = {}
-    disabled: set[str] = set()
-    archived = 0
-    for index, partition_key in enumerate(partition_keys, start=1):
-        if partition_key in skip:
-            continue
-        tenant_id, hour = parse_archive_partition_key(partition_key)
-        try:
+    tenants = sorted({parse_archive_partition_key(key)[0] for key in partition_keys})
+    with database.session() as session:
+        disabled = {tenant_id for tenant_id in tenants if not is_enabled(session, tenant_id)}
+
+    def loader(tenant_id: str, hour: datetime) -> Callable[[], list[SourceRecording]]:
+        def load() -> list[SourceRecording]:
             with database.session() as session:
-                if not is_enabled(session, tenant_id):
-                    disabled.add(tenant_id)
-                    continue
-                recordings = recordings_in_hour(session, tenant_id, hour)
-            archive = build_hour_archive(
-                tenant_id=tenant_id,
-                hour=hour,
-                recordings=recordings,
-                store=store,
-                workers=workers,
-                temp_dir=archive_build.temp_path(),
-                run_id=context.run_id,
-            )
-            metadata = hour_metadata(archive, object_store.archive_bucket)
+                return recordings_in_hour(session, tenant_id, hour)
+
+        return load
+
+    jobs = []
+    for partition_key in partition_keys:
+        tenant_id, hour = parse_archive_partition_key(partition_key)
+        if partition_key not in skip and tenant_id not in disabled:
+            jobs.append(HourJob(tenant_id, hour, loader(tenant_id, hour)))
+    failed_hours: dict[str, str] = {}
+    archived = 0
+    outcomes = build_hour_archives(
+        jobs,
+        store=object_store.archive_store(),
+        workers=archive_build.worker_count(),
+        temp_dir=archive_build.temp_path(),
+        run_id=context.run_id,
+    )
+    for index, (job, outcome) in enumerate(outcomes, start=1):
+        partition_key = archive_partition_key(job.tenant_id, job.hour)
+        progress = f"[{index}/{len(jobs)}] {partition_key}"
+        try:
+            if isinstance(outcome, Exception):
+                raise outcome
+            metadata = hour_metadata(outcome, object_store.archive_bucket)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             failed_hours[partition_key] = message
             context.log.error(
-                f"[{index}/{len(partition_keys)}] {partition_key} failed, other hours continue; "
-                f"the run will fail and be retried. Cause: {message}"
+                f"{progress} failed, other hours continue; the run will fail and be retried. "
+                f"Cause: {message}"
             )
             continue
         archived += 1
@@ -158,16 +167,16 @@ def hourly_conversation_audio_archive(
                 partition=partition_key,
                 metadata=metadata,
                 tags={
-                    f"dagster/partition/{TENANT_DIMENSION}": tenant_id,
-                    f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(hour),
+                    f"dagster/partition/{TENANT_DIMENSION}": job.tenant_id,
+                    f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(job.hour),
                 },
             )
         )
-        level = context.log.warning if archive.failed else context.log.info
+        level = context.log.warning if outcome.failed else context.log.info
         level(
-            f"[{index}/{len(partition_keys)}] {partition_key}: {archive.recording_count} "
-            f"recordings archived, {archive.failed_recording_count} not archivable "
-            f"{archive.failure_reasons() or ''}, {archive.size_bytes} bytes -> {archive.object_key}"
+            f"{progress}: {outcome.recording_count} recordings archived, "
+            f"{outcome.failed_recording_count} not archivable {outcome.failure_reasons() or ''}, "
+            f"{outcome.size_bytes} bytes -> {outcome.object_key}"
         )
     if disabled:
         context.log.warning(

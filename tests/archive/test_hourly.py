@@ -17,7 +17,7 @@ import soundfile as sf
 from minio import Minio
 from minio.error import S3Error
 
-from recordings.archive.hourly import build_hour_archive
+from recordings.archive.hourly import HourArchive, HourJob, build_hour_archive, build_hour_archives
 from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import SourceRecording
 from recordings.keys import archive_key
@@ -250,3 +250,29 @@ def test_rebuilding_an_hour_converges_to_the_same_audio(
     archive = _read_zip(s3_client, archive_bucket, second.object_key)
     metadata = json.loads(archive.read("metadata.json"))
     assert metadata["generatedAt"] == second.generated_at.isoformat().replace("+00:00", "Z")
+
+
+def test_many_hours_come_back_in_order_and_a_failing_one_stops_nothing(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    source_bucket, archive_bucket = buckets
+    recording = _upload_source(s3_client, source_bucket, tmp_path, "r1")
+
+    def broken() -> list[SourceRecording]:
+        raise ConnectionError("database went away")
+
+    jobs = [
+        HourJob("acme", HOUR + timedelta(hours=offset), lambda: [recording]) for offset in range(4)
+    ]
+    jobs[1] = HourJob("acme", HOUR + timedelta(hours=1), broken)
+    results = list(
+        build_hour_archives(jobs, store=MinioObjectStore(s3_client, archive_bucket), workers=2)
+    )
+    assert [job.hour for job, _ in results] == [job.hour for job in jobs]
+    outcomes = [outcome for _, outcome in results]
+    assert isinstance(outcomes[1], ConnectionError)
+    assert all(isinstance(o, HourArchive) and o.recording_count == 1 for o in outcomes[::2])
+    assert isinstance(outcomes[3], HourArchive)
+    keys = {o.object_name for o in s3_client.list_objects(archive_bucket, recursive=True)}
+    assert archive_key("acme", HOUR + timedelta(hours=1)) not in keys
+    assert len(keys) == 3
