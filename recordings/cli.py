@@ -506,10 +506,14 @@ def demo(day: str | None, ui: bool, port: int) -> None:
         return
     home = _dagster_home()
     dagster = Path(sys.executable).parent / "dagster"
+    workspace = _project_dir() / "workspace.yaml"
+    # Started from DAGSTER_HOME so Dagster does not warn about the project's own dagster.yaml
+    # (a copy of it configures the instance); the settings are already in the environment.
+    os.chdir(home)
     click.echo(f"Dagster UI: http://127.0.0.1:{port} (Ctrl-C stops it; S3 keeps running)")
     os.execve(  # noqa: S606 - replaces this process with the UI, fixed argv
         str(dagster),
-        [str(dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
         {**os.environ, "DAGSTER_HOME": str(home)},
     )
 

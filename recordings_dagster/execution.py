@@ -13,6 +13,9 @@ import dagster as dg
 
 from recordings_dagster.schedules import RANGE_START_TAG, nightly_run_requests
 
+# The terminal shows warnings and errors only; every event is still in the instance (the UI).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 def hourly_archives_job_def() -> dg.JobDefinition:
     """The job with its resources bound, as the code location serves it (reconstructable)."""
@@ -43,7 +46,9 @@ def materialize_day(
     outcomes: list[TenantDayOutcome] = []
     for index, request in enumerate(requests, start=1):
         tenant_id = request.tags[RANGE_START_TAG].split("|", 1)[1]
-        with dg.execute_job(job, instance=instance, tags=request.tags) as result:
+        with dg.execute_job(
+            job, instance=instance, tags=request.tags, run_config=QUIET_CONSOLE
+        ) as result:
             run_id = result.run_id
             success = result.success
         hours = len(
