@@ -1,0 +1,144 @@
+"""Bearer token verification against the attacks a compliance API must withstand.
+
+`alg: none`, HS/RS algorithm confusion, forged signatures, expired and not-yet-valid tokens,
+wrong audience or issuer: each must be refused with a stable code, never accepted.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from recordings.tokens import (
+    READ_PERMISSION,
+    TokenError,
+    TokenSettings,
+    mint_development_token,
+    verify_token,
+)
+
+SECRET = secrets.token_urlsafe(32)
+NOW = datetime.now(UTC)
+
+
+def _hs_settings(**overrides: object) -> TokenSettings:
+    values: dict[str, object] = {"algorithm": "HS256", "key": SECRET}
+    values.update(overrides)
+    return TokenSettings(**values)  # type: ignore[arg-type]
+
+
+def _claims(**overrides: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "sub": "client-1",
+        "tenant_id": "acme",
+        "permissions": [READ_PERMISSION],
+        "iat": int(NOW.timestamp()),
+        "exp": int((NOW + timedelta(hours=1)).timestamp()),
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _code(token: str, settings: TokenSettings) -> str:
+    with pytest.raises(TokenError) as error:
+        verify_token(token, settings)
+    return error.value.code
+
+
+def test_a_valid_development_token_names_tenant_and_permission() -> None:
+    token = mint_development_token(
+        SECRET, subject="client-1", tenant_id="acme", permissions=[READ_PERMISSION]
+    )
+    principal = verify_token(token, _hs_settings())
+    assert principal.tenant_id == "acme"
+    assert principal.subject == "client-1"
+    assert principal.has(READ_PERMISSION)
+
+
+def test_scope_strings_are_split_like_oauth_scopes() -> None:
+    token = jwt.encode(_claims(permissions=None, scope=f"openid {READ_PERMISSION}"), SECRET)
+    assert verify_token(token, _hs_settings()).has(READ_PERMISSION)
+
+
+def test_alg_none_is_refused() -> None:
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_claims()).encode())
+    token = f"{header.rstrip(b'=').decode()}.{body.rstrip(b'=').decode()}."
+    assert _code(token, _hs_settings()) in {"wrong_algorithm", "malformed_token"}
+
+
+def test_hs_rs_confusion_is_refused() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    settings = TokenSettings(algorithm="RS256", key=public_pem)
+    good = jwt.encode(_claims(), private, algorithm="RS256")
+    assert verify_token(good, settings).tenant_id == "acme"
+    # The attacker signs HS256 with the *public* key as the HMAC secret.
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = base64.urlsafe_b64encode(json.dumps(_claims(tenant_id="globex")).encode())
+    signing_input = f"{header.rstrip(b'=').decode()}.{body.rstrip(b'=').decode()}"
+    mac = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    assert _code(forged, settings) == "wrong_algorithm"
+
+
+def test_es256_tokens_verify_with_the_public_key() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    token = jwt.encode(_claims(), private, algorithm="ES256")
+    assert verify_token(token, TokenSettings(algorithm="ES256", key=public_pem)).has(
+        READ_PERMISSION
+    )
+
+
+@pytest.mark.parametrize(
+    ("claims", "settings", "code"),
+    [
+        (_claims(exp=int((NOW - timedelta(minutes=5)).timestamp())), {}, "token_expired"),
+        (_claims(nbf=int((NOW + timedelta(minutes=5)).timestamp())), {}, "token_not_yet_valid"),
+        (_claims(aud="other-api"), {"audience": "recordings-api"}, "wrong_audience"),
+        (_claims(), {"audience": "recordings-api"}, "malformed_token"),
+        (_claims(iss="https://evil.example"), {"issuer": "https://idp.example"}, "wrong_issuer"),
+        ({"sub": "x", "tenant_id": "acme"}, {}, "malformed_token"),
+    ],
+)
+def test_bad_claims_are_refused_with_a_stable_code(
+    claims: dict[str, object], settings: dict[str, object], code: str
+) -> None:
+    assert _code(jwt.encode(claims, SECRET), _hs_settings(**settings)) == code
+
+
+def test_forged_and_garbage_tokens_are_refused() -> None:
+    forged = jwt.encode(_claims(), secrets.token_urlsafe(32))
+    assert _code(forged, _hs_settings()) == "bad_signature"
+    assert _code("not-a-jwt", _hs_settings()) == "malformed_token"
+    assert _code("", _hs_settings()) == "missing_token"
+
+
+def test_misconfiguration_is_caught_at_startup() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        TokenSettings(algorithm="none", key=SECRET)
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        TokenSettings(algorithm="HS256", key="short")
+    with pytest.raises(ValueError, match="PEM public key"):
+        TokenSettings(algorithm="RS256", key=SECRET)
+
+
+def test_minting_is_refused_without_a_development_secret() -> None:
+    with pytest.raises(ValueError, match="development tokens are refused"):
+        mint_development_token("", subject="x", tenant_id="acme", permissions=[])
