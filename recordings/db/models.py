@@ -178,3 +178,33 @@ class AudioFile(Base):
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     session: Mapped[ConversationSession] = relationship(back_populates="audio_files")
+
+
+class DownloadAuditEntry(Base):
+    """Every links request and every download attempt, granted or not: the accountability log.
+
+    Granted downloads (`outcome == "granted"`) are also what the per-tenant rate limit counts,
+    so the limit and the evidence can never disagree.
+    """
+
+    __tablename__ = "download_audit"
+    __table_args__ = (
+        sa.Index("ix_download_audit_tenant_occurred", "tenant_id", "occurred_at"),
+        sa.Index(
+            "ix_download_audit_tenant_outcome_occurred", "tenant_id", "outcome", "occurred_at"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    action: Mapped[str] = mapped_column(sa.String(32))  # list_links | download
+    tenant_id: Mapped[str | None] = mapped_column(sa.String(63))
+    client_subject: Mapped[str | None] = mapped_column(sa.String(200))
+    hour: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    object_key: Mapped[str | None] = mapped_column(sa.String(1024))
+    outcome: Mapped[str] = mapped_column(sa.String(40))
+    status_code: Mapped[int] = mapped_column(sa.Integer)
+    client_address: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(400))

@@ -1,0 +1,114 @@
+"""The download rate limit and the audit log, in one atomic step.
+
+Clients may download at most `limit` archives per tenant in any rolling `window` (10 per hour by
+the specification). Counting and recording must be one atomic step across every API process, or
+50 simultaneous requests could all read "9 so far" and all pass. The count and the audit row
+share a transaction that first takes a lock: SQLite's write lock (BEGIN IMMEDIATE) or a
+PostgreSQL transaction-scoped advisory lock per tenant. The granted rows of the audit log are
+the counter, so the limit and the evidence cannot disagree.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from recordings.db.engine import exclusive_session
+from recordings.db.models import DownloadAuditEntry, utcnow
+
+GRANTED = "granted"
+RATE_LIMITED = "rate_limited"
+DEFAULT_LIMIT = 10
+DEFAULT_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class DownloadDecision:
+    granted: bool
+    used: int  # granted downloads in the window, including this one if granted
+    limit: int
+    retry_after_seconds: int  # 0 when granted
+
+
+@dataclass(frozen=True)
+class AttemptContext:
+    """Who asked, from where: what the audit log records besides the decision."""
+
+    tenant_id: str
+    client_subject: str | None = None
+    hour: datetime | None = None
+    object_key: str | None = None
+    client_address: str | None = None
+    user_agent: str | None = None
+
+
+def _lock_tenant(session: Session, tenant_id: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:tenant, 0))"),
+            {"tenant": f"download-limit:{tenant_id}"},
+        )
+    # SQLite: the transaction already holds the database's write lock (BEGIN IMMEDIATE).
+
+
+def audit(
+    session: Session,
+    context: AttemptContext,
+    *,
+    action: str,
+    outcome: str,
+    status: int,
+    now: datetime | None = None,
+) -> None:
+    """Append one entry to the audit log (in the caller's transaction)."""
+    session.add(
+        DownloadAuditEntry(
+            occurred_at=now or utcnow(),
+            action=action,
+            tenant_id=context.tenant_id,
+            client_subject=context.client_subject,
+            hour=context.hour,
+            object_key=context.object_key,
+            outcome=outcome,
+            status_code=status,
+            client_address=context.client_address,
+            user_agent=(context.user_agent or "")[:400] or None,
+        )
+    )
+
+
+def try_grant_download(
+    engine: sa.Engine,
+    context: AttemptContext,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    window: timedelta = DEFAULT_WINDOW,
+    now: datetime | None = None,
+) -> DownloadDecision:
+    """Count the tenant's granted downloads in the window and grant or refuse this one,
+    auditing the decision, atomically across processes."""
+    moment = now or utcnow()
+    since = moment - window
+    with exclusive_session(engine) as session:
+        _lock_tenant(session, context.tenant_id)
+        granted_times = list(
+            session.scalars(
+                sa.select(DownloadAuditEntry.occurred_at)
+                .where(
+                    DownloadAuditEntry.tenant_id == context.tenant_id,
+                    DownloadAuditEntry.outcome == GRANTED,
+                    DownloadAuditEntry.occurred_at > since,
+                )
+                .order_by(DownloadAuditEntry.occurred_at)
+            )
+        )
+        if len(granted_times) < limit:
+            audit(session, context, action="download", outcome=GRANTED, status=307, now=moment)
+            return DownloadDecision(True, len(granted_times) + 1, limit, 0)
+        # The oldest grants leave the window first; one must leave for a new grant to fit.
+        frees_at = granted_times[len(granted_times) - limit] + window
+        retry_after = max(1, math.ceil((frees_at - moment).total_seconds()))
+        audit(session, context, action="download", outcome=RATE_LIMITED, status=429, now=moment)
+        return DownloadDecision(False, len(granted_times), limit, retry_after)
