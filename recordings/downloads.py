@@ -67,7 +67,7 @@ def audit(
         DownloadAuditEntry(
             occurred_at=now or utcnow(),
             action=action,
-            tenant_id=context.tenant_id,
+            tenant_id=context.tenant_id or None,
             client_subject=context.client_subject,
             hour=context.hour,
             object_key=context.object_key,

@@ -1,0 +1,1 @@
+"""Hourly archives of a UTC day: which exist, and the signed links to download them."""

@@ -1,0 +1,62 @@
+"""API settings, read from the environment once (RECORDINGS_* variables)."""
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from recordings.links import LinkSigner, parse_link_keys
+from recordings.settings import S3Settings, SettingsError, database_url_from_env
+from recordings.tokens import TokenSettings
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get("RECORDINGS_" + name)
+    return value if value else default
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    database_url: str
+    s3: S3Settings
+    s3_public_endpoint: str  # what clients' presigned URLs point at
+    tokens: TokenSettings
+    link_signer: LinkSigner
+    public_base_url: str  # where clients reach this API, for the links we hand out
+    download_limit: int = 10
+    download_window: timedelta = timedelta(hours=1)
+    link_ttl: timedelta = timedelta(hours=24)
+    presigned_ttl: timedelta = timedelta(minutes=5)
+
+    @classmethod
+    def from_env(cls) -> "ApiSettings":
+        s3 = S3Settings.from_env()
+        algorithm = _env("JWT_ALGORITHM", "HS256") or "HS256"
+        key = _env("JWT_KEY") or (_env("JWT_DEV_SECRET") if algorithm == "HS256" else None)
+        if not key:
+            raise SettingsError(
+                "no JWT verification key: set RECORDINGS_JWT_KEY (public key PEM for RS256/ES256) "
+                "or RECORDINGS_JWT_DEV_SECRET (HS256, development)"
+            )
+        keys_spec = _env("LINK_KEYS")
+        if not keys_spec:
+            raise SettingsError(
+                "RECORDINGS_LINK_KEYS is not set: kid:base64secret[,kid:base64secret], "
+                "e.g. k1:$(openssl rand -base64 32)"
+            )
+        keys = parse_link_keys(keys_spec)
+        active = _env("LINK_ACTIVE_KEY") or next(iter(keys))
+        return cls(
+            database_url=database_url_from_env(),
+            s3=s3,
+            s3_public_endpoint=_env("S3_PUBLIC_ENDPOINT", s3.endpoint) or s3.endpoint,
+            tokens=TokenSettings(
+                algorithm=algorithm,
+                key=key,
+                issuer=_env("JWT_ISSUER"),
+                audience=_env("JWT_AUDIENCE"),
+                tenant_claim=_env("JWT_TENANT_CLAIM", "tenant_id") or "tenant_id",
+            ),
+            link_signer=LinkSigner(keys, active),
+            public_base_url=(_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
+            download_limit=int(_env("DOWNLOAD_LIMIT", "10") or "10"),
+        )
