@@ -4,8 +4,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import dagster as dg
-from litestar import Litestar, get
-from litestar.di import Provide
+import sqlalchemy as sa
+from litestar import Litestar, Response, get
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 
 from recordings.db.engine import create_db_engine
@@ -19,6 +20,36 @@ from recordings_api.state import ApiState
 @get("/health/live", operation_id="healthLive", summary="The process is up")
 async def health_live() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/health/ready", operation_id="healthReady", summary="Database, S3 and Dagster reachable")
+async def health_ready(api: NamedDependency[ApiState]) -> Response[dict[str, object]]:
+    checks: dict[str, str] = {}
+    try:
+        with api.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        api.s3.bucket_exists(api.settings.s3.archive_bucket)
+        checks["s3"] = "ok"
+    except Exception as exc:
+        checks["s3"] = f"unreachable: {type(exc).__name__}"
+    try:
+        api.instance.get_runs(limit=1)
+        checks["dagster"] = "ok"
+    except Exception as exc:
+        checks["dagster"] = f"unreachable: {type(exc).__name__}"
+    down = sorted(name for name, state in checks.items() if state != "ok")
+    if down:
+        body: dict[str, object] = {
+            "code": "not_ready",
+            "detail": f"not ready: {', '.join(down)} unreachable",
+            "checks": checks,
+        }
+        return Response(body, status_code=503)
+    return Response({"status": "ready", "checks": checks}, status_code=200)
 
 
 def create_app(
@@ -55,7 +86,7 @@ def create_app(
         return holder["state"]
 
     return Litestar(
-        route_handlers=[health_live, DayLinksController],
+        route_handlers=[health_live, health_ready, DayLinksController],
         dependencies={"api": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

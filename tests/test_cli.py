@@ -20,6 +20,7 @@ from recordings.cli import main
 from recordings.db.engine import session_scope
 from recordings.db.models import AudioFile, TenantRecordingSettings
 from recordings.keys import archive_key
+from recordings.tokens import READ_PERMISSION, TokenSettings, verify_token
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -151,3 +152,19 @@ def test_materialize_archives_a_day_through_dagster(
     response.release_conn()
     assert json.loads(archive.read("metadata.json"))["counts"]["recordings"] == 1
     assert (home / "dagster.yaml").exists()  # the instance uses the project's dagster.yaml
+
+
+def test_token_minting_needs_a_development_secret(
+    no_dotenv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out = _run("token", "--tenant", "acme")
+    assert code == 1
+    assert "development tokens are refused" in out
+    code, out = _run("token")
+    assert code == 1 and "--tenant ID or --host" in out
+    secret = "s" * 40
+    monkeypatch.setenv("RECORDINGS_JWT_DEV_SECRET", secret)
+    code, out = _run("token", "--tenant", "acme")
+    assert code == 0
+    principal = verify_token(out.strip(), TokenSettings(algorithm="HS256", key=secret))
+    assert principal.tenant_id == "acme" and principal.has(READ_PERMISSION)

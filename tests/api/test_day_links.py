@@ -201,5 +201,37 @@ def test_a_tampered_or_foreign_link_is_401(
 
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "s3": "ok", "dagster": "ok"}
     paths = client.get("/schema/openapi.json").json()["paths"]
     assert BASE in paths or f"{BASE}/" in paths
+
+
+def test_readiness_says_what_is_down(
+    archived_day: tuple[dg.DagsterInstance, date], recordings_env: dict[str, str]
+) -> None:
+    s3 = S3Settings.from_env()
+    dead = S3Settings(
+        endpoint="http://127.0.0.1:9",  # discard port: nothing listens
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        region=s3.region,
+        archive_bucket=s3.archive_bucket,
+        source_bucket=s3.source_bucket,
+    )
+    settings = ApiSettings(
+        database_url=recordings_env["RECORDINGS_DATABASE_URL"],
+        s3=dead,
+        s3_public_endpoint=dead.endpoint,
+        tokens=TokenSettings(algorithm="HS256", key=SECRET),
+        link_signer=LinkSigner({"k1": secrets.token_bytes(32)}, "k1"),
+        public_base_url="http://testserver",
+    )
+    with TestClient(app=create_app(settings, archived_day[0])) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "not_ready"
+    assert body["checks"]["s3"].startswith("unreachable")
+    assert body["checks"]["database"] == "ok"
