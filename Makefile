@@ -57,6 +57,7 @@ bench: install bench-deps
 	$(BIN)/python bench/tenant_day.py
 
 stop:
+	-$(BIN)/recordings api stop
 	-$(BIN)/recordings s3 stop
 
 clean-local: stop

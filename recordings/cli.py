@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 from recordings.settings import S3Settings, SettingsError, database_url_from_env, load_dotenv
 
 LOCAL_DIR_NAME = ".local"
+API_PORT = 8000
 ENV_FILE_NAME = ".env"
 
 
@@ -147,26 +148,40 @@ def _local_server() -> "LocalS3Server":
 
 
 def write_local_env(project_dir: Path) -> Path:
-    """Create `.env` with fresh local credentials and paths, unless it exists already."""
+    """Create `.env` with fresh local credentials and paths; add settings a newer version needs
+    to an existing one (never changing what is there)."""
+    import base64
+    import secrets
+
     from recordings.local_s3 import new_credentials
 
     env_file = project_dir / ENV_FILE_NAME
-    if env_file.exists():
-        return env_file
     local = project_dir / LOCAL_DIR_NAME
     access_key, secret_key = new_credentials()
-    env_file.write_text(
-        "# Local development settings written by `recordings s3 start`; not for production.\n"
-        f"RECORDINGS_DATABASE_URL=sqlite:///{local / 'recordings.db'}\n"
-        "RECORDINGS_S3_ENDPOINT=http://127.0.0.1:8333\n"
-        f"RECORDINGS_S3_ACCESS_KEY={access_key}\n"
-        f"RECORDINGS_S3_SECRET_KEY={secret_key}\n"
-        "RECORDINGS_ARCHIVE_BUCKET=conversation-archives\n"
-        "RECORDINGS_SOURCE_BUCKET=conversation-audio\n"
-        f"DAGSTER_HOME={local / 'dagster_home'}\n",
-        encoding="utf-8",
+    wanted = {
+        "RECORDINGS_DATABASE_URL": f"sqlite:///{local / 'recordings.db'}",
+        "RECORDINGS_S3_ENDPOINT": "http://127.0.0.1:8333",
+        "RECORDINGS_S3_ACCESS_KEY": access_key,
+        "RECORDINGS_S3_SECRET_KEY": secret_key,
+        "RECORDINGS_ARCHIVE_BUCKET": "conversation-archives",
+        "RECORDINGS_SOURCE_BUCKET": "conversation-audio",
+        "DAGSTER_HOME": str(local / "dagster_home"),
+        "RECORDINGS_JWT_DEV_SECRET": secrets.token_urlsafe(32),
+        "RECORDINGS_LINK_KEYS": "local1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "RECORDINGS_PUBLIC_BASE_URL": f"http://127.0.0.1:{API_PORT}",
+    }
+    existing = (
+        env_file.read_text(encoding="utf-8")
+        if env_file.exists()
+        else (
+            "# Local development settings written by `recordings s3 start`; not for production.\n"
+        )
     )
-    env_file.chmod(0o600)
+    present = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
+    missing = [f"{key}={value}\n" for key, value in wanted.items() if key not in present]
+    if missing:
+        env_file.write_text(existing.rstrip("\n") + "\n" + "".join(missing), encoding="utf-8")
+        env_file.chmod(0o600)
     return env_file
 
 
@@ -209,6 +224,88 @@ def s3_status() -> None:
     if pid is None:
         raise _fail("local S3 server is not running; start it with `recordings s3 start`")
     click.echo(f"local S3 server running (pid {pid}) on {server.endpoint}")
+
+
+# --- local API server ----------------------------------------------------------------------
+
+
+@main.group()
+def api() -> None:
+    """Start or stop the download API locally (uvicorn, loopback only)."""
+
+
+def _api_pid_file() -> Path:
+    return _local_dir() / "api" / "api.pid"
+
+
+def _running_api_pid() -> int | None:
+    try:
+        pid = int(_api_pid_file().read_text(encoding="utf-8"))
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"uvicorn" in cmdline else None
+
+
+@api.command("start")
+@click.option("--port", default=API_PORT, show_default=True)
+def api_start(port: int) -> None:
+    """Start the API in the background (log: .local/api/api.log)."""
+    import subprocess
+    import time
+    import urllib.request
+
+    pid = _running_api_pid()
+    if pid is not None:
+        click.echo(f"API already running (pid {pid})")
+        return
+    folder = _local_dir() / "api"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "api.log").open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "recordings_api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "DAGSTER_HOME": str(_dagster_home())},
+        )
+    _api_pid_file().write_text(str(process.pid), encoding="utf-8")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise _fail(f"the API exited with code {process.returncode}; see {folder / 'api.log'}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2):
+                click.echo(f"API is up on http://127.0.0.1:{port} (pid {process.pid})")
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise _fail(f"the API did not become ready within 60 s; see {folder / 'api.log'}")
+
+
+@api.command("stop")
+def api_stop() -> None:
+    """Stop the local API."""
+    import signal
+
+    pid = _running_api_pid()
+    if pid is None:
+        click.echo("API was not running")
+        return
+    os.killpg(pid, signal.SIGTERM)
+    _api_pid_file().unlink(missing_ok=True)
+    click.echo("API stopped")
 
 
 # --- database ------------------------------------------------------------------------------
@@ -517,6 +614,28 @@ def _materialize(day: date, tenants: tuple[str, ...]) -> None:
     click.echo("all tenant-days archived")
 
 
+def _print_api_example(day: date) -> None:
+    from recordings.tokens import READ_PERMISSION, mint_development_token
+
+    token = mint_development_token(
+        os.environ.get("RECORDINGS_JWT_DEV_SECRET", ""),
+        subject="demo-compliance-client",
+        tenant_id="acme",
+        permissions=[READ_PERMISSION],
+        ttl=timedelta(hours=8),
+    )
+    base = f"http://127.0.0.1:{API_PORT}/api/v1/daily-conversation-audio-recordings"
+    click.echo(
+        "\nDownload API example (tenant acme, token valid 8 hours):\n"
+        f"  TOKEN={token}\n"
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base}?utcDay={day}'\n"
+        "  # then download one hour (follows the 307 to S3):\n"
+        f'  curl -sL -o hour05.zip "$(curl -s -H "Authorization: Bearer $TOKEN" '
+        f"'{base}?utcDay={day}' | python3 -c 'import json,sys; "
+        'print(json.load(sys.stdin)["hours"][5]["url"])\')"\n'
+    )
+
+
 # --- the whole demo ------------------------------------------------------------------------
 
 
@@ -532,6 +651,8 @@ def demo(day: str | None, ui: bool, port: int) -> None:
     ctx.invoke(db_upgrade)
     _seed(target)
     _materialize(target, ())
+    ctx.invoke(api_start, port=API_PORT)
+    _print_api_example(target)
     if not ui:
         return
     home = _dagster_home()
