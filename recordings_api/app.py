@@ -13,6 +13,7 @@ from recordings.db.engine import create_db_engine
 from recordings.storage import S3Connection
 from recordings_api.archives.controllers import DayLinksController
 from recordings_api.errors import EXCEPTION_HANDLERS
+from recordings_api.host.controllers import HostSettingsController
 from recordings_api.settings import ApiSettings
 from recordings_api.state import ApiState
 
@@ -86,7 +87,7 @@ def create_app(
         return holder["state"]
 
     return Litestar(
-        route_handlers=[health_live, health_ready, DayLinksController],
+        route_handlers=[health_live, health_ready, DayLinksController, HostSettingsController],
         dependencies={"api": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

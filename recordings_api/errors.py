@@ -34,7 +34,13 @@ def api_error_handler(_: Request, exc: ApiError) -> Response:
 
 def http_error_handler(_: Request, exc: HTTPException) -> Response:
     if isinstance(exc, ValidationException):
-        return _json(400, "invalid_request", str(exc.detail))
+        problems = [
+            f"{item.get('key', '')}: {item.get('message', '')}".strip(": ")
+            for item in (exc.extra if isinstance(exc.extra, list) else [])
+            if isinstance(item, dict)
+        ]
+        detail = str(exc.detail) + (f" ({'; '.join(problems)})" if problems else "")
+        return _json(400, "invalid_request", detail)
     if isinstance(exc, NotFoundException):
         return _json(404, "not_found", "no such endpoint")
     return _json(exc.status_code, "http_error", str(exc.detail))

@@ -14,9 +14,9 @@ from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettings
 from recordings.downloads import AttemptContext, audit, try_grant_download
 from recordings.links import LinkError
-from recordings.tokens import TokenError, verify_token
 from recordings_api.archives.schemas import DayLinks, HourEntry
 from recordings_api.archives.services import day_statuses
+from recordings_api.auth import authenticate
 from recordings_api.errors import ApiError
 from recordings_api.state import ApiState
 
@@ -60,21 +60,7 @@ class DayLinksController(Controller):
         api: NamedDependency[ApiState],
         utc_day: Annotated[str | None, QueryParameter(name="utcDay")] = None,
     ) -> DayLinks:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(
-                401,
-                "missing_token",
-                "send Authorization: Bearer <token>",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            principal = verify_token(token.strip(), api.settings.tokens)
-        except TokenError as exc:
-            raise ApiError(
-                401, exc.code, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            ) from None
+        principal = authenticate(request, api.settings.tokens)
         if not principal.tenant_id or not principal.has(api.settings.tokens.read_permission):
             raise ApiError(
                 403,

@@ -1,0 +1,1 @@
+"""Host administration: tenants' daily recordings settings."""

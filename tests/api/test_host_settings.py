@@ -1,0 +1,118 @@
+"""Host administration: only a host token may read or change a tenant's settings; bad values
+get a 400 that says what is allowed, and every change is recorded with who made it."""
+
+import secrets
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from litestar.testing import TestClient
+
+from recordings.catalog import ensure_tenant, set_recording_settings
+from recordings.db.engine import session_scope
+from recordings.db.models import TenantRecordingSettingsChange
+from recordings.links import LinkSigner
+from recordings.settings import S3Settings
+from recordings.tokens import (
+    HOST_PERMISSION,
+    READ_PERMISSION,
+    TokenSettings,
+    mint_development_token,
+)
+from recordings_api.app import create_app
+from recordings_api.settings import ApiSettings
+
+pytestmark = pytest.mark.integration
+
+SECRET = secrets.token_urlsafe(32)
+PATH = "/api/v1/host/tenants/{}/daily-conversation-audio-recordings/settings"
+
+
+def _auth(permission: str, subject: str = "host-admin") -> dict[str, str]:
+    token = mint_development_token(
+        SECRET, subject=subject, tenant_id=None, permissions=[permission]
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def client(recordings_env: dict[str, str], engine: sa.Engine) -> Iterator[TestClient]:
+    with session_scope(engine) as session:
+        ensure_tenant(session, "acme")
+        set_recording_settings(session, "acme", changed_by="seed", enabled=True, retention_days=7)
+    settings = ApiSettings(
+        database_url=recordings_env["RECORDINGS_DATABASE_URL"],
+        s3=S3Settings.from_env(),
+        s3_public_endpoint=recordings_env["RECORDINGS_S3_ENDPOINT"],
+        tokens=TokenSettings(algorithm="HS256", key=SECRET),
+        link_signer=LinkSigner({"k1": secrets.token_bytes(32)}, "k1"),
+        public_base_url="http://testserver",
+    )
+    with dg.instance_for_test() as instance, TestClient(create_app(settings, instance)) as test:
+        yield test
+
+
+def test_the_host_reads_and_changes_settings_and_the_change_is_recorded(
+    client: TestClient, engine: sa.Engine
+) -> None:
+    response = client.get(PATH.format("acme"), headers=_auth(HOST_PERMISSION))
+    assert response.status_code == 200
+    assert response.json()["retentionDays"] == 7
+    response = client.put(
+        PATH.format("acme"),
+        json={"enabled": False, "retentionDays": 3},
+        headers=_auth(HOST_PERMISSION, "alice"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() | {"updatedAt": None} == {
+        "tenantId": "acme",
+        "enabled": False,
+        "retentionDays": 3,
+        "updatedBy": "alice",
+        "updatedAt": None,
+    }
+    with session_scope(engine) as session:
+        last = session.scalars(
+            sa.select(TenantRecordingSettingsChange).order_by(
+                TenantRecordingSettingsChange.id.desc()
+            )
+        ).first()
+        assert last is not None
+        assert (last.changed_by, last.retention_days_before, last.retention_days_after) == (
+            "alice",
+            7,
+            3,
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"retentionDays": 8}, "invalid_settings", "choose 1 to 7 days"),
+        ({"retentionDays": 0}, "invalid_settings", "choose 1 to 7 days"),
+        ({}, "invalid_settings", "enabled and/or retentionDays"),
+        ({"retention": 3}, "invalid_request", "retention"),
+        ({"enabled": "yes"}, "invalid_request", "enabled"),
+    ],
+)
+def test_bad_settings_are_400_and_change_nothing(
+    client: TestClient, body: dict[str, object], code: str, message: str
+) -> None:
+    response = client.put(PATH.format("acme"), json=body, headers=_auth(HOST_PERMISSION))
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert message in response.json()["detail"]
+    after = client.get(PATH.format("acme"), headers=_auth(HOST_PERMISSION)).json()
+    assert (after["enabled"], after["retentionDays"]) == (True, 7)
+
+
+def test_tenant_tokens_and_missing_tokens_cannot_administer(client: TestClient) -> None:
+    assert client.get(PATH.format("acme")).status_code == 401
+    tenant = client.put(
+        PATH.format("acme"), json={"retentionDays": 1}, headers=_auth(READ_PERMISSION)
+    )
+    assert tenant.status_code == 403
+    assert tenant.json()["code"] == "permission_missing"
+    unknown = client.get(PATH.format("ghost"), headers=_auth(HOST_PERMISSION))
+    assert unknown.status_code == 404
