@@ -5,8 +5,7 @@ its links and serves downloads, with every refusal checked for its status and st
 """
 
 import base64
-import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,23 +21,22 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.engine import session_scope
 from recordings.db.models import DownloadAuditEntry
 from recordings.keys import day_hours
-from recordings.links import LinkSigner
 from recordings.settings import S3Settings
-from recordings.tokens import READ_PERMISSION, TokenSettings, mint_development_token
+from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
+from tests.api.conftest import JWT_SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SECRET = secrets.token_urlsafe(32)
 BASE = "/api/v1/daily-conversation-audio-recordings"
 
 
 def _token(tenant: str | None = "acme", permissions: list[str] | None = None) -> str:
     return mint_development_token(
-        SECRET,
+        JWT_SECRET,
         subject="compliance-client",
         tenant_id=tenant,
         permissions=[READ_PERMISSION] if permissions is None else permissions,
@@ -83,17 +81,9 @@ def archived_day(
 
 @pytest.fixture
 def client(
-    archived_day: tuple[dg.DagsterInstance, date], recordings_env: dict[str, str]
+    archived_day: tuple[dg.DagsterInstance, date], api_settings: Callable[..., ApiSettings]
 ) -> Iterator[TestClient]:
-    settings = ApiSettings(
-        database_url=recordings_env["RECORDINGS_DATABASE_URL"],
-        s3=S3Settings.from_env(),
-        s3_public_endpoint=recordings_env["RECORDINGS_S3_ENDPOINT"],
-        tokens=TokenSettings(algorithm="HS256", key=SECRET),
-        link_signer=LinkSigner({"k1": secrets.token_bytes(32)}, "k1"),
-        public_base_url="http://testserver",
-    )
-    with TestClient(app=create_app(settings, archived_day[0])) as test_client:
+    with TestClient(app=create_app(api_settings(), archived_day[0])) as test_client:
         yield test_client
 
 
@@ -209,7 +199,7 @@ def test_health_and_openapi(client: TestClient) -> None:
 
 
 def test_readiness_says_what_is_down(
-    archived_day: tuple[dg.DagsterInstance, date], recordings_env: dict[str, str]
+    archived_day: tuple[dg.DagsterInstance, date], api_settings: Callable[..., ApiSettings]
 ) -> None:
     s3 = S3Settings.from_env()
     dead = S3Settings(
@@ -220,14 +210,7 @@ def test_readiness_says_what_is_down(
         archive_bucket=s3.archive_bucket,
         source_bucket=s3.source_bucket,
     )
-    settings = ApiSettings(
-        database_url=recordings_env["RECORDINGS_DATABASE_URL"],
-        s3=dead,
-        s3_public_endpoint=dead.endpoint,
-        tokens=TokenSettings(algorithm="HS256", key=SECRET),
-        link_signer=LinkSigner({"k1": secrets.token_bytes(32)}, "k1"),
-        public_base_url="http://testserver",
-    )
+    settings = api_settings(s3=dead, s3_public_endpoint=dead.endpoint)
     with TestClient(app=create_app(settings, archived_day[0])) as client:
         response = client.get("/health/ready")
     assert response.status_code == 503

@@ -1,8 +1,7 @@
 """Host administration: only a host token may read or change a tenant's settings; bad values
 get a 400 that says what is allowed, and every change is recorded with who made it."""
 
-import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
@@ -12,43 +11,33 @@ from litestar.testing import TestClient
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettingsChange
-from recordings.links import LinkSigner
-from recordings.settings import S3Settings
 from recordings.tokens import (
     HOST_PERMISSION,
     READ_PERMISSION,
-    TokenSettings,
     mint_development_token,
 )
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
+from tests.api.conftest import JWT_SECRET
 
 pytestmark = pytest.mark.integration
 
-SECRET = secrets.token_urlsafe(32)
 PATH = "/api/v1/host/tenants/{}/daily-conversation-audio-recordings/settings"
 
 
 def _auth(permission: str, subject: str = "host-admin") -> dict[str, str]:
     token = mint_development_token(
-        SECRET, subject=subject, tenant_id=None, permissions=[permission]
+        JWT_SECRET, subject=subject, tenant_id=None, permissions=[permission]
     )
     return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
-def client(recordings_env: dict[str, str], engine: sa.Engine) -> Iterator[TestClient]:
+def client(api_settings: Callable[..., ApiSettings], engine: sa.Engine) -> Iterator[TestClient]:
     with session_scope(engine) as session:
         ensure_tenant(session, "acme")
         set_recording_settings(session, "acme", changed_by="seed", enabled=True, retention_days=7)
-    settings = ApiSettings(
-        database_url=recordings_env["RECORDINGS_DATABASE_URL"],
-        s3=S3Settings.from_env(),
-        s3_public_endpoint=recordings_env["RECORDINGS_S3_ENDPOINT"],
-        tokens=TokenSettings(algorithm="HS256", key=SECRET),
-        link_signer=LinkSigner({"k1": secrets.token_bytes(32)}, "k1"),
-        public_base_url="http://testserver",
-    )
+    settings = api_settings()
     with dg.instance_for_test() as instance, TestClient(create_app(settings, instance)) as test:
         yield test
 
