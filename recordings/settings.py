@@ -23,13 +23,18 @@ class SettingsError(RuntimeError):
     """A required setting is missing or malformed; the message says which and how to fix it."""
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(ENV_PREFIX + name)
-    return value if value not in (None, "") else default
+def env_value(name: str) -> str | None:
+    """`RECORDINGS_{name}`, or None when unset or empty."""
+    return os.environ.get(ENV_PREFIX + name) or None
+
+
+def env_or(name: str, default: str) -> str:
+    """`RECORDINGS_{name}`, or `default` when unset or empty."""
+    return env_value(name) or default
 
 
 def _required(name: str, hint: str) -> str:
-    value = _env(name)
+    value = env_value(name)
     if value is None:
         raise SettingsError(f"{ENV_PREFIX}{name} is not set. {hint}")
     return value
@@ -60,12 +65,12 @@ class S3Settings:
     def from_env(cls) -> "S3Settings":
         hint = "Run `recordings s3 start` for a local server, or export the MinIO credentials."
         return cls(
-            endpoint=_env("S3_ENDPOINT", DEFAULT_S3_ENDPOINT) or DEFAULT_S3_ENDPOINT,
+            endpoint=env_or("S3_ENDPOINT", DEFAULT_S3_ENDPOINT),
             access_key=_required("S3_ACCESS_KEY", hint),
             secret_key=_required("S3_SECRET_KEY", hint),
-            region=_env("S3_REGION", DEFAULT_S3_REGION) or DEFAULT_S3_REGION,
-            archive_bucket=_env("ARCHIVE_BUCKET", DEFAULT_ARCHIVE_BUCKET) or DEFAULT_ARCHIVE_BUCKET,
-            source_bucket=_env("SOURCE_BUCKET", DEFAULT_SOURCE_BUCKET) or DEFAULT_SOURCE_BUCKET,
+            region=env_or("S3_REGION", DEFAULT_S3_REGION),
+            archive_bucket=env_or("ARCHIVE_BUCKET", DEFAULT_ARCHIVE_BUCKET),
+            source_bucket=env_or("SOURCE_BUCKET", DEFAULT_SOURCE_BUCKET),
         )
 
 

@@ -1,17 +1,17 @@
 """API settings, read from the environment once (RECORDINGS_* variables)."""
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 from recordings.links import LinkSigner, parse_link_keys
-from recordings.settings import S3Settings, SettingsError, database_url_from_env
+from recordings.settings import (
+    S3Settings,
+    SettingsError,
+    database_url_from_env,
+    env_or,
+    env_value,
+)
 from recordings.tokens import TokenSettings
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get("RECORDINGS_" + name)
-    return value if value else default
 
 
 @dataclass(frozen=True)
@@ -30,33 +30,35 @@ class ApiSettings:
     @classmethod
     def from_env(cls) -> "ApiSettings":
         s3 = S3Settings.from_env()
-        algorithm = _env("JWT_ALGORITHM", "HS256") or "HS256"
-        key = _env("JWT_KEY") or (_env("JWT_DEV_SECRET") if algorithm == "HS256" else None)
+        algorithm = env_or("JWT_ALGORITHM", "HS256")
+        key = env_value("JWT_KEY") or (
+            env_value("JWT_DEV_SECRET") if algorithm == "HS256" else None
+        )
         if not key:
             raise SettingsError(
                 "no JWT verification key: set RECORDINGS_JWT_KEY (public key PEM for RS256/ES256) "
                 "or RECORDINGS_JWT_DEV_SECRET (HS256, development)"
             )
-        keys_spec = _env("LINK_KEYS")
+        keys_spec = env_value("LINK_KEYS")
         if not keys_spec:
             raise SettingsError(
                 "RECORDINGS_LINK_KEYS is not set: kid:base64secret[,kid:base64secret], "
                 "e.g. k1:$(openssl rand -base64 32)"
             )
         keys = parse_link_keys(keys_spec)
-        active = _env("LINK_ACTIVE_KEY") or next(iter(keys))
+        active = env_value("LINK_ACTIVE_KEY") or next(iter(keys))
         return cls(
             database_url=database_url_from_env(),
             s3=s3,
-            s3_public_endpoint=_env("S3_PUBLIC_ENDPOINT", s3.endpoint) or s3.endpoint,
+            s3_public_endpoint=env_or("S3_PUBLIC_ENDPOINT", s3.endpoint),
             tokens=TokenSettings(
                 algorithm=algorithm,
                 key=key,
-                issuer=_env("JWT_ISSUER"),
-                audience=_env("JWT_AUDIENCE"),
-                tenant_claim=_env("JWT_TENANT_CLAIM", "tenant_id") or "tenant_id",
+                issuer=env_value("JWT_ISSUER"),
+                audience=env_value("JWT_AUDIENCE"),
+                tenant_claim=env_or("JWT_TENANT_CLAIM", "tenant_id"),
             ),
             link_signer=LinkSigner(keys, active),
-            public_base_url=(_env("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
-            download_limit=int(_env("DOWNLOAD_LIMIT", "10") or "10"),
+            public_base_url=env_or("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            download_limit=int(env_or("DOWNLOAD_LIMIT", "10")),
         )

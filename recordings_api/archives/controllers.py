@@ -96,22 +96,17 @@ class DayLinksController(Controller):
                 hour=status.hour.hour, hour_start=_iso(status.hour), status=status.status
             )
             if status.status == "available":
-                token_ = api.settings.link_signer.sign(
+                link = api.settings.link_signer.sign(
                     tenant_id=tenant_id, hour=status.hour, expires_at=expires
                 )
                 meta = status.metadata
-                entry = HourEntry(
-                    hour=status.hour.hour,
-                    hour_start=_iso(status.hour),
-                    status=status.status,
-                    url=f"{api.settings.public_base_url}{BASE}/downloads/{token_}",
-                    expires_at=_iso(expires),
-                    size_bytes=int(meta.get("size_bytes", 0)),
-                    sha256=str(meta.get("sha256", "")),
-                    recording_count=int(meta.get("recording_count", 0)),
-                    conversation_count=int(meta.get("conversation_count", 0)),
-                    failed_recording_count=int(meta.get("failed_recording_count", 0)),
-                )
+                entry.url = f"{api.settings.public_base_url}{BASE}/downloads/{link}"
+                entry.expires_at = _iso(expires)
+                entry.size_bytes = int(meta.get("size_bytes", 0))
+                entry.sha256 = str(meta.get("sha256", ""))
+                entry.recording_count = int(meta.get("recording_count", 0))
+                entry.conversation_count = int(meta.get("conversation_count", 0))
+                entry.failed_recording_count = int(meta.get("failed_recording_count", 0))
             entries.append(entry)
         return DayLinks(tenant_id=tenant_id, utc_day=day.isoformat(), hours=entries)
 
