@@ -127,6 +127,30 @@ def set_recording_settings(
     return current
 
 
+def settings_history(
+    session: Session, tenant_id: str, limit: int = 100
+) -> list[TenantRecordingSettingsChange]:
+    """The tenant's settings changes, newest first (raises UnknownTenantError)."""
+    get_tenant(session, tenant_id)
+    return list(
+        session.scalars(
+            sa.select(TenantRecordingSettingsChange)
+            .where(TenantRecordingSettingsChange.tenant_id == tenant_id)
+            .order_by(TenantRecordingSettingsChange.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def all_recording_settings(session: Session) -> list[TenantRecordingSettings]:
+    """Every tenant's settings, by tenant id."""
+    return list(
+        session.scalars(
+            sa.select(TenantRecordingSettings).order_by(TenantRecordingSettings.tenant_id)
+        )
+    )
+
+
 def tenant_ids(session: Session) -> list[str]:
     return list(session.scalars(sa.select(Tenant.id).order_by(Tenant.id)))
 

@@ -10,7 +10,7 @@ the counter, so the limit and the evidence cannot disagree.
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ DEFAULT_WINDOW = timedelta(hours=1)
 @dataclass(frozen=True)
 class DownloadDecision:
     granted: bool
-    used: int  # granted downloads in the window, including this one if granted
+    used: int  # granted downloads in the window (at most `limit`), this one included if granted
     limit: int
     retry_after_seconds: int  # 0 when granted
 
@@ -39,6 +39,7 @@ class AttemptContext:
     tenant_id: str
     client_subject: str | None = None
     hour: datetime | None = None
+    utc_day: date | None = None
     object_key: str | None = None
     client_address: str | None = None
     user_agent: str | None = None
@@ -68,7 +69,8 @@ def audit(
             occurred_at=now or utcnow(),
             action=action,
             tenant_id=context.tenant_id or None,
-            client_subject=context.client_subject,
+            client_subject=(context.client_subject or "")[:200] or None,
+            utc_day=context.utc_day,
             hour=context.hour,
             object_key=context.object_key,
             outcome=outcome,
@@ -93,7 +95,11 @@ def try_grant_download(
     since = moment - window
     with exclusive_session(engine) as session:
         _lock_tenant(session, context.tenant_id)
-        granted_times = list(
+        # The `limit`-th most recent grant in the window decides: if there is none, fewer than
+        # `limit` were granted and this one fits; if there is, this one fits only once that
+        # grant leaves the window. One index range read of at most `limit` rows, whatever the
+        # configured limit or the size of the log.
+        recent = list(
             session.scalars(
                 sa.select(DownloadAuditEntry.occurred_at)
                 .where(
@@ -101,14 +107,47 @@ def try_grant_download(
                     DownloadAuditEntry.outcome == GRANTED,
                     DownloadAuditEntry.occurred_at > since,
                 )
-                .order_by(DownloadAuditEntry.occurred_at)
+                .order_by(DownloadAuditEntry.occurred_at.desc())
+                .limit(limit)
             )
         )
-        if len(granted_times) < limit:
+        if len(recent) < limit:
             audit(session, context, action="download", outcome=GRANTED, status=307, now=moment)
-            return DownloadDecision(True, len(granted_times) + 1, limit, 0)
-        # The oldest grants leave the window first; one must leave for a new grant to fit.
-        frees_at = granted_times[len(granted_times) - limit] + window
+            return DownloadDecision(True, len(recent) + 1, limit, 0)
+        frees_at = recent[-1] + window
         retry_after = max(1, math.ceil((frees_at - moment).total_seconds()))
         audit(session, context, action="download", outcome=RATE_LIMITED, status=429, now=moment)
-        return DownloadDecision(False, len(granted_times), limit, retry_after)
+        return DownloadDecision(False, len(recent), limit, retry_after)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A page of the audit log, newest first. `tenant_id=None` reads every tenant (host only);
+    `before_id` continues from the previous page's last entry."""
+
+    tenant_id: str | None
+    since: datetime | None = None
+    until: datetime | None = None
+    action: str | None = None
+    outcome: str | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+def read_audit(session: Session, query: AuditQuery) -> list[DownloadAuditEntry]:
+    """The entries matching `query`, newest first, at most `query.limit`."""
+    statement = sa.select(DownloadAuditEntry)
+    if query.tenant_id is not None:
+        statement = statement.where(DownloadAuditEntry.tenant_id == query.tenant_id)
+    if query.since is not None:
+        statement = statement.where(DownloadAuditEntry.occurred_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(DownloadAuditEntry.occurred_at < query.until)
+    if query.action is not None:
+        statement = statement.where(DownloadAuditEntry.action == query.action)
+    if query.outcome is not None:
+        statement = statement.where(DownloadAuditEntry.outcome == query.outcome)
+    if query.before_id is not None:
+        statement = statement.where(DownloadAuditEntry.id < query.before_id)
+    statement = statement.order_by(DownloadAuditEntry.id.desc()).limit(query.limit)
+    return list(session.scalars(statement))

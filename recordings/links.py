@@ -7,7 +7,9 @@ only then redirects to a short-lived presigned URL. A link is
     base64url(payload JSON) "." base64url(HMAC-SHA256(key, payload))
 
 with the payload naming the key id (keys rotate: old links verify while their key is still
-configured), the tenant, the hour, the object key and the expiry. Changing any byte of the
+configured), the tenant, the hour, the object key, the expiry, and the client the link was
+issued to (the token subject of the listing), so that a download is attributable to a client
+even though the link itself needs no bearer token. Changing any byte of the
 payload breaks the MAC; the verifier also re-derives the archive key from tenant and hour, so a
 payload is only good for the one object it names.
 """
@@ -26,6 +28,7 @@ from recordings.keys import InvalidIdentifierError, archive_key, hour_start, val
 
 LINK_VERSION = 1
 MIN_SECRET_BYTES = 32
+MAX_SUBJECT_CHARS = 200
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -46,6 +49,7 @@ class DownloadLink:
     object_key: str
     expires_at: datetime
     key_id: str
+    issued_to: str | None = None  # the token subject that listed the link
 
 
 def _b64encode(data: bytes) -> str:
@@ -96,12 +100,20 @@ class LinkSigner:
     def _mac(self, key_id: str, payload: bytes) -> bytes:
         return hmac.new(self._keys[key_id], payload, hashlib.sha256).digest()
 
-    def sign(self, *, tenant_id: str, hour: datetime, expires_at: datetime) -> str:
+    def sign(
+        self,
+        *,
+        tenant_id: str,
+        hour: datetime,
+        expires_at: datetime,
+        issued_to: str | None = None,
+    ) -> str:
         """A link to `tenant_id`'s archive of `hour`, valid until `expires_at`."""
         start = hour_start(hour)
         payload = json.dumps(
             {
                 "v": LINK_VERSION,
+                "s": (issued_to or "")[:MAX_SUBJECT_CHARS],
                 "kid": self._active,
                 "t": validate_tenant_id(tenant_id),
                 "h": start.strftime("%Y-%m-%dT%H"),
@@ -140,6 +152,7 @@ class LinkSigner:
             expires_at = datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
             object_key = str(claims["o"])
             version = claims["v"]
+            issued_to = str(claims.get("s") or "") or None
         except (KeyError, TypeError, ValueError, InvalidIdentifierError):
             raise LinkError("malformed", "the download link is malformed") from None
         if version != LINK_VERSION:
@@ -148,4 +161,4 @@ class LinkSigner:
             raise LinkError("wrong_object", "the download link does not match its archive")
         if (now or datetime.now(UTC)) >= expires_at:
             raise LinkError("expired", f"the download link expired at {expires_at.isoformat()}")
-        return DownloadLink(tenant_id, hour, object_key, expires_at, key_id)
+        return DownloadLink(tenant_id, hour, object_key, expires_at, key_id, issued_to)

@@ -6,15 +6,22 @@ Only the configured algorithm is accepted, with the key of its family: a shared 
 RS256 deployment fails the algorithm check before any key is used. Signature, expiry, not-before
 and, when configured, issuer and audience are checked; the tenant and the permissions come from
 configurable claims.
+
+Production keys can also come from a JWKS document (the identity provider's published key
+set, saved to a file): the token's `kid` header picks the key, and the key must belong to the
+configured algorithm's family.
 """
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 from jwt.types import Options
+
+MAX_TOKEN_BYTES = 8192  # far above any real access token; refuses parser-abuse payloads unread
 
 READ_PERMISSION = "DailyConversationAudioRecordings.Read"
 HOST_PERMISSION = "DailyConversationAudioRecordings.Admin"
@@ -34,11 +41,12 @@ class TokenSettings:
     """How tokens are verified; built from RECORDINGS_JWT_* variables by the API's settings."""
 
     algorithm: str
-    key: str  # HS256: the shared secret; RS256/ES256: the PEM public key
+    key: str = ""  # HS256: the shared secret; RS256/ES256: the PEM public key
+    jwks: Mapping[str, Any] = field(default_factory=dict)  # RS256/ES256: kid -> public key
     issuer: str | None = None
     audience: str | None = None
     tenant_claim: str = "tenant_id"
-    permission_claims: tuple[str, ...] = ("permissions", "scope")
+    permission_claims: tuple[str, ...] = ("permissions", "scope", "roles")
     read_permission: str = READ_PERMISSION
     host_permission: str = HOST_PERMISSION
     leeway_seconds: int = 30
@@ -49,8 +57,14 @@ class TokenSettings:
                 f"JWT algorithm {self.algorithm!r} is not supported; use one of "
                 f"{', '.join(SUPPORTED_ALGORITHMS)}"
             )
+        if self.jwks:
+            if self.algorithm == "HS256":
+                raise ValueError("a JWKS holds public keys: use it with RS256 or ES256")
+            return
         if not self.key:
-            raise ValueError("no JWT key configured (the HS256 secret or the public key PEM)")
+            raise ValueError(
+                "no JWT key configured (the HS256 secret, the public key PEM or a JWKS file)"
+            )
         is_pem = self.key.lstrip().startswith("-----BEGIN")
         if self.algorithm == "HS256" and is_pem:
             raise ValueError("HS256 needs a shared secret, not a PEM key")
@@ -83,15 +97,59 @@ def _permissions(claims: dict[str, Any], names: Iterable[str]) -> frozenset[str]
     return frozenset(found)
 
 
+_JWKS_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+
+
+def load_jwks(document: str, algorithm: str) -> dict[str, Any]:
+    """The verification keys of a JWKS document (`{"keys": [...]}`) by `kid`, keeping only
+    keys of `algorithm`'s family; a document without any is a configuration error."""
+    try:
+        keys = json.loads(document)["keys"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError('the JWKS is not a JSON object with a "keys" list') from None
+    found: dict[str, Any] = {}
+    for entry in keys if isinstance(keys, list) else []:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        if entry.get("kty") != _JWKS_KEY_TYPES.get(algorithm) or "kid" not in entry:
+            continue
+        if entry.get("alg", algorithm) != algorithm:
+            continue
+        try:
+            found[str(entry["kid"])] = jwt.PyJWK(entry, algorithm).key
+        except jwt.PyJWKError as exc:
+            raise ValueError(f"JWKS key {entry['kid']!r} is unusable: {exc}") from None
+    if not found:
+        raise ValueError(f"the JWKS has no signing key with a kid for {algorithm}")
+    return found
+
+
+def _verification_key(token: str, settings: TokenSettings) -> Any:
+    if not settings.jwks:
+        return settings.key
+    try:
+        key_id = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError:
+        raise TokenError("malformed_token", "the token is not a valid JWT") from None
+    if not isinstance(key_id, str) or key_id not in settings.jwks:
+        raise TokenError(
+            "unknown_key", "the token's kid names no key of the configured JWKS"
+        ) from None
+    return settings.jwks[key_id]
+
+
 def verify_token(token: str, settings: TokenSettings) -> Principal:
     """Verify `token` and return its principal, or raise `TokenError`."""
     if not token:
         raise TokenError("missing_token", "no bearer token was sent")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenError("malformed_token", f"the token is longer than {MAX_TOKEN_BYTES} bytes")
     options: Options = {"require": ["exp"], "verify_aud": settings.audience is not None}
+    key = _verification_key(token, settings)
     try:
         claims = jwt.decode(
             token,
-            settings.key,
+            key,
             algorithms=[settings.algorithm],
             audience=settings.audience,
             issuer=settings.issuer,

@@ -4,27 +4,53 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import dagster as dg
+import msgspec
 import sqlalchemy as sa
 from litestar import Litestar, Response, get
 from litestar.di import NamedDependency, Provide
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from recordings.db.engine import create_db_engine
 from recordings.storage import S3Connection
+from recordings_api import redaction
 from recordings_api.archives.controllers import DayLinksController
+from recordings_api.audit.controllers import HostAuditController, TenantAuditController
 from recordings_api.errors import EXCEPTION_HANDLERS
 from recordings_api.host.controllers import HostSettingsController
 from recordings_api.settings import ApiSettings
 from recordings_api.state import ApiState
 
 
-@get("/health/live", operation_id="healthLive", summary="The process is up")
-async def health_live() -> dict[str, str]:
-    return {"status": "ok"}
+class Liveness(msgspec.Struct):
+    status: str
 
 
-@get("/health/ready", operation_id="healthReady", summary="Database, S3 and Dagster reachable")
-async def health_ready(api: NamedDependency[ApiState]) -> Response[dict[str, object]]:
+class Readiness(msgspec.Struct, omit_defaults=True):
+    """`checks` names each dependency with "ok" or "unreachable: <error type>"."""
+
+    checks: dict[str, str]
+    status: str | None = None  # "ready" when every check is ok
+    code: str | None = None  # "not_ready" otherwise
+    detail: str | None = None
+
+
+@get("/health/live", operation_id="healthLive", summary="The process is up", tags=["health"])
+async def health_live() -> Liveness:
+    return Liveness("ok")
+
+
+@get(
+    "/health/ready",
+    operation_id="healthReady",
+    summary="Database, S3 and Dagster reachable",
+    description="200 when the application database, the archive bucket and the Dagster "
+    "instance all answer; 503 naming the ones that do not.",
+    tags=["health"],
+    responses={503: ResponseSpec(Readiness, description="Not ready: `checks` says what is down")},
+    sync_to_thread=True,
+)
+def health_ready(api: NamedDependency[ApiState]) -> Response[Readiness]:
     checks: dict[str, str] = {}
     try:
         with api.engine.connect() as connection:
@@ -44,13 +70,37 @@ async def health_ready(api: NamedDependency[ApiState]) -> Response[dict[str, obj
         checks["dagster"] = f"unreachable: {type(exc).__name__}"
     down = sorted(name for name, state in checks.items() if state != "ok")
     if down:
-        body: dict[str, object] = {
-            "code": "not_ready",
-            "detail": f"not ready: {', '.join(down)} unreachable",
-            "checks": checks,
+        detail = f"not ready: {', '.join(down)} unreachable"
+        return Response(Readiness(checks, code="not_ready", detail=detail), status_code=503)
+    return Response(Readiness(checks, status="ready"), status_code=200)
+
+
+OPENAPI = OpenAPIConfig(
+    title="Daily conversation audio recordings",
+    version="1.0.0",
+    description="Hourly Opus ZIP archives of each tenant's conversation audio, one UTC day "
+    "at a time: signed, rate-limited, audited download links for tenants' compliance teams, "
+    "and feature settings and audit for the host. Errors are JSON `{code, detail}` with a "
+    "stable `code`.",
+    components=Components(
+        security_schemes={
+            "BearerToken": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                bearer_format="JWT",
+                description="Tenants: `tenant_id` claim and the "
+                "DailyConversationAudioRecordings.Read permission (in `permissions`, `scope` "
+                "or `roles`). Host: the DailyConversationAudioRecordings.Admin permission. "
+                "Claim and permission names are configurable.",
+            )
         }
-        return Response(body, status_code=503)
-    return Response({"status": "ready", "checks": checks}, status_code=200)
+    ),
+    tags=[
+        Tag(name="tenant", description="For tenants' compliance clients"),
+        Tag(name="host", description="For the host operator"),
+        Tag(name="health", description="For load balancers and orchestrators"),
+    ],
+)
 
 
 def create_app(
@@ -59,6 +109,7 @@ def create_app(
     """Build the app; settings from the environment and the Dagster instance from
     DAGSTER_HOME unless given (tests pass both)."""
     config = settings or ApiSettings.from_env()
+    redaction.install()
     holder: dict[str, ApiState] = {}
 
     @asynccontextmanager
@@ -87,9 +138,16 @@ def create_app(
         return holder["state"]
 
     return Litestar(
-        route_handlers=[health_live, health_ready, DayLinksController, HostSettingsController],
+        route_handlers=[
+            health_live,
+            health_ready,
+            DayLinksController,
+            TenantAuditController,
+            HostSettingsController,
+            HostAuditController,
+        ],
         dependencies={"api": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Daily conversation audio recordings", version="1.0.0"),
+        openapi_config=OPENAPI,
     )

@@ -1,9 +1,30 @@
-"""Every error the API returns is JSON with a stable `code` and a human `detail`."""
+"""Every error the API returns is JSON with a stable `code` and a human `detail`.
 
+Handlers raise `ApiError` for the refusals they decide. Infrastructure failures are mapped here
+too: an unreachable database or S3 server is a 503 that says which one (clients retry, operators
+look at `/health/ready`), and anything unexpected is a 500 that is logged with its traceback
+and never shows one. `error_responses` documents the same bodies in the OpenAPI schema.
+"""
+
+import logging
 from collections.abc import Mapping
 
+import msgspec
+import sqlalchemy.exc
+import urllib3.exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from minio.error import MinioException
+
+logger = logging.getLogger("recordings_api")
+
+
+class ErrorBody(msgspec.Struct):
+    """The body of every error response."""
+
+    code: str  # stable, for programs: e.g. "rate_limited", "link_expired"
+    detail: str  # for people: what was wrong and what to do
 
 
 class ApiError(Exception):
@@ -15,6 +36,36 @@ class ApiError(Exception):
         self.code = code
         self.detail = detail
         self.headers = dict(headers or {})
+
+
+# What each error status means, for the OpenAPI description of every operation.
+ERROR_DESCRIPTIONS = {
+    400: "The request is invalid (`invalid_request`, `invalid_day`, `missing_day`, "
+    "`day_not_over`, `invalid_settings`, `invalid_cursor`); `detail` says what to change.",
+    401: "No valid credentials: a bearer token that is missing, malformed, expired, not yet "
+    "valid, wrongly signed or for another issuer/audience (`WWW-Authenticate: Bearer`), or a "
+    "download link that is expired, tampered with or signed by a retired key (`link_*`).",
+    403: "Authenticated but not allowed: the token lacks the tenant or the permission "
+    "(`permission_missing`), or the tenant's feature is disabled (`feature_disabled`).",
+    404: "The tenant does not exist (`unknown_tenant`).",
+    410: "The archive was deleted by the tenant's retention (`archive_gone`).",
+    429: "More than the tenant's download limit in the last hour (`rate_limited`); "
+    "`Retry-After` gives the seconds until the next download fits.",
+    503: "A backing service is unreachable (`database_unavailable`, `storage_unavailable`, "
+    "`dagster_unavailable`); retry later.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI response entries for the given error statuses (503 is always possible)."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorBody,
+            description=ERROR_DESCRIPTIONS[status],
+            generate_examples=False,
+        )
+        for status in sorted({*statuses, 503})
+    }
 
 
 def _json(
@@ -42,16 +93,44 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response:
         detail = str(exc.detail) + (f" ({'; '.join(problems)})" if problems else "")
         return _json(400, "invalid_request", detail)
     if isinstance(exc, NotFoundException):
-        return _json(404, "not_found", "no such endpoint")
-    return _json(exc.status_code, "http_error", str(exc.detail))
+        return _json(404, "not_found", "no such endpoint; see /schema for the API")
+    if exc.status_code == 405:
+        return _json(405, "method_not_allowed", str(exc.detail), exc.headers)
+    return _json(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
 
-def unexpected_error_handler(_: Request, exc: Exception) -> Response:
+def database_error_handler(request: Request, exc: sqlalchemy.exc.DBAPIError) -> Response:
+    if not isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        return unexpected_error_handler(request, exc)
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return _json(
+        503,
+        "database_unavailable",
+        "the application database is unreachable; retry in a minute (operators: see /health/ready)",
+        {"Retry-After": "30"},
+    )
+
+
+def storage_error_handler(request: Request, exc: Exception) -> Response:
+    logger.warning("S3 unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return _json(
+        503,
+        "storage_unavailable",
+        "the archive storage is unreachable; retry in a minute (operators: see /health/ready)",
+        {"Retry-After": "30"},
+    )
+
+
+def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return _json(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
 EXCEPTION_HANDLERS = {
     ApiError: api_error_handler,
     HTTPException: http_error_handler,
+    sqlalchemy.exc.DBAPIError: database_error_handler,
+    urllib3.exceptions.HTTPError: storage_error_handler,
+    MinioException: storage_error_handler,
     Exception: unexpected_error_handler,
 }

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from recordings.links import LinkSigner, parse_link_keys
 from recordings.settings import (
@@ -11,7 +12,7 @@ from recordings.settings import (
     env_or,
     env_value,
 )
-from recordings.tokens import TokenSettings
+from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, TokenSettings, load_jwks
 
 
 @dataclass(frozen=True)
@@ -31,34 +32,62 @@ class ApiSettings:
     def from_env(cls) -> "ApiSettings":
         s3 = S3Settings.from_env()
         algorithm = env_or("JWT_ALGORITHM", "HS256")
+        jwks_file = env_value("JWT_JWKS_FILE")
+        jwks: dict[str, object] = {}
+        if jwks_file:
+            try:
+                jwks = load_jwks(Path(jwks_file).read_text(), algorithm)
+            except (OSError, ValueError) as exc:
+                raise SettingsError(f"RECORDINGS_JWT_JWKS_FILE={jwks_file}: {exc}") from None
         key = env_value("JWT_KEY") or (
             env_value("JWT_DEV_SECRET") if algorithm == "HS256" else None
         )
-        if not key:
+        if not key and not jwks:
             raise SettingsError(
-                "no JWT verification key: set RECORDINGS_JWT_KEY (public key PEM for RS256/ES256) "
-                "or RECORDINGS_JWT_DEV_SECRET (HS256, development)"
+                "no JWT verification key: set RECORDINGS_JWT_KEY (public key PEM for RS256/ES256), "
+                "RECORDINGS_JWT_JWKS_FILE (RS256/ES256) or RECORDINGS_JWT_DEV_SECRET (HS256, "
+                "development)"
             )
+        claims = env_or("JWT_PERMISSION_CLAIMS", "permissions,scope,roles")
+        try:
+            tokens = TokenSettings(
+                algorithm=algorithm,
+                key=key or "",
+                jwks=jwks,
+                issuer=env_value("JWT_ISSUER"),
+                audience=env_value("JWT_AUDIENCE"),
+                tenant_claim=env_or("JWT_TENANT_CLAIM", "tenant_id"),
+                permission_claims=tuple(filter(None, (c.strip() for c in claims.split(",")))),
+                read_permission=env_or("JWT_READ_PERMISSION", READ_PERMISSION),
+                host_permission=env_or("JWT_HOST_PERMISSION", HOST_PERMISSION),
+            )
+        except ValueError as exc:
+            raise SettingsError(f"JWT settings: {exc}") from None
         keys_spec = env_value("LINK_KEYS")
         if not keys_spec:
             raise SettingsError(
                 "RECORDINGS_LINK_KEYS is not set: kid:base64secret[,kid:base64secret], "
                 "e.g. k1:$(openssl rand -base64 32)"
             )
-        keys = parse_link_keys(keys_spec)
-        active = env_value("LINK_ACTIVE_KEY") or next(iter(keys))
+        try:
+            keys = parse_link_keys(keys_spec)
+            signer = LinkSigner(keys, env_value("LINK_ACTIVE_KEY") or next(iter(keys)))
+        except ValueError as exc:
+            raise SettingsError(
+                f"RECORDINGS_LINK_KEYS / RECORDINGS_LINK_ACTIVE_KEY: {exc}"
+            ) from None
+        limit_text = env_or("DOWNLOAD_LIMIT", "10")
+        if not limit_text.isdigit() or int(limit_text) < 1:
+            raise SettingsError(
+                f"RECORDINGS_DOWNLOAD_LIMIT={limit_text!r}: use a whole number of downloads "
+                "per tenant per hour, at least 1"
+            )
         return cls(
             database_url=database_url_from_env(),
             s3=s3,
             s3_public_endpoint=env_or("S3_PUBLIC_ENDPOINT", s3.endpoint),
-            tokens=TokenSettings(
-                algorithm=algorithm,
-                key=key,
-                issuer=env_value("JWT_ISSUER"),
-                audience=env_value("JWT_AUDIENCE"),
-                tenant_claim=env_or("JWT_TENANT_CLAIM", "tenant_id"),
-            ),
-            link_signer=LinkSigner(keys, active),
+            tokens=tokens,
+            link_signer=signer,
             public_base_url=env_or("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
-            download_limit=int(env_or("DOWNLOAD_LIMIT", "10")),
+            download_limit=int(limit_text),
         )

@@ -6,6 +6,7 @@ every kind of edit is tried here.
 
 import base64
 import json
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -114,3 +115,24 @@ def test_link_keys_parse_and_refuse_weak_or_malformed_secrets() -> None:
             parse_link_keys(spec)
     with pytest.raises(ValueError, match="active link key"):
         LinkSigner({"k1": KEY_A}, "k2")
+
+
+def test_download_links_are_redacted_from_access_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from recordings_api.redaction import install
+
+    link = LinkSigner({"k1": KEY_A}, "k1").sign(
+        tenant_id="acme", hour=HOUR, expires_at=NOW + timedelta(hours=24)
+    )
+    install()
+    logger = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            f"/api/v1/daily-conversation-audio-recordings/downloads/{link}",
+            "1.1",
+            307,
+        )
+    assert link not in caplog.text
+    assert f"/downloads/{link[:6]}…" in caplog.text

@@ -20,6 +20,7 @@ from recordings.tokens import (
     READ_PERMISSION,
     TokenError,
     TokenSettings,
+    load_jwks,
     mint_development_token,
     verify_token,
 )
@@ -142,3 +143,46 @@ def test_misconfiguration_is_caught_at_startup() -> None:
 def test_minting_is_refused_without_a_development_secret() -> None:
     with pytest.raises(ValueError, match="development tokens are refused"):
         mint_development_token("", subject="x", tenant_id="acme", permissions=[])
+
+
+def _rsa_jwk(private: rsa.RSAPrivateKey, kid: str) -> dict[str, object]:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+def test_jwks_keys_are_picked_by_kid_and_unknown_kids_are_refused() -> None:
+    current = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    previous = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    document = json.dumps({"keys": [_rsa_jwk(current, "2026-11"), _rsa_jwk(previous, "2026-10")]})
+    settings = TokenSettings(algorithm="RS256", jwks=load_jwks(document, "RS256"))
+    for key, kid in ((current, "2026-11"), (previous, "2026-10")):
+        token = jwt.encode(_claims(), key, algorithm="RS256", headers={"kid": kid})
+        assert verify_token(token, settings).tenant_id == "acme"
+    # A stranger's key under a known kid fails the signature; an unknown kid is refused.
+    forged = jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "2026-11"})
+    assert _code(forged, settings) == "bad_signature"
+    unknown = jwt.encode(_claims(), stranger, algorithm="RS256", headers={"kid": "evil"})
+    assert _code(unknown, settings) == "unknown_key"
+    # HS256 "signed" with a JWKS member's public numbers is still the wrong algorithm.
+    confused = jwt.encode(_claims(), SECRET, algorithm="HS256", headers={"kid": "2026-11"})
+    assert _code(confused, settings) == "wrong_algorithm"
+
+
+def test_a_jwks_without_usable_keys_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="no signing key"):
+        load_jwks(json.dumps({"keys": [{"kty": "oct", "kid": "x", "k": "c2VjcmV0"}]}), "RS256")
+    with pytest.raises(ValueError, match="keys"):
+        load_jwks("[]", "RS256")
+    with pytest.raises(ValueError, match="RS256 or ES256"):
+        TokenSettings(algorithm="HS256", jwks={"k": "v"})
+
+
+def test_oversized_tokens_are_refused_unread() -> None:
+    token = jwt.encode(_claims(padding="x" * 10_000), SECRET)
+    assert _code(token, _hs_settings()) == "malformed_token"
+
+
+def test_roles_claim_carries_permissions_too() -> None:
+    token = jwt.encode(_claims(permissions=None, roles=[READ_PERMISSION]), SECRET)
+    assert verify_token(token, _hs_settings()).has(READ_PERMISSION)

@@ -6,7 +6,7 @@ of the nightly job — one tenant's recordings that started in one hour — is s
 `ix_audio_files_tenant_started` index, whatever the table's size.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -202,6 +202,7 @@ class DownloadAuditEntry(Base):
     action: Mapped[str] = mapped_column(sa.String(32))  # list_links | download
     tenant_id: Mapped[str | None] = mapped_column(sa.String(63))
     client_subject: Mapped[str | None] = mapped_column(sa.String(200))
+    utc_day: Mapped[date | None] = mapped_column(sa.Date)  # the day a links request asked for
     hour: Mapped[datetime | None] = mapped_column(UTCDateTime())
     object_key: Mapped[str | None] = mapped_column(sa.String(1024))
     outcome: Mapped[str] = mapped_column(sa.String(40))

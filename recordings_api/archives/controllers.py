@@ -1,11 +1,18 @@
-"""The tenants' endpoints: a day's download links, and the download link itself."""
+"""The tenants' endpoints: a day's download links, and the download link itself.
+
+Every links request and every download attempt is audited, whatever its outcome, including the
+ones that prove no tenant (a missing token, a tampered link): those are recorded without a
+tenant and only the host can read them. Handlers are synchronous and run in the worker thread
+pool: the database, S3 and the Dagster instance are blocking clients, and running them on the
+event loop would make every client wait for the slowest request.
+"""
 
 from datetime import UTC, date, datetime
 from typing import Annotated
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect
 from minio.error import S3Error
 
@@ -14,22 +21,16 @@ from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettings
 from recordings.downloads import AttemptContext, audit, try_grant_download
 from recordings.links import LinkError
+from recordings.tokens import Principal
 from recordings_api.archives.schemas import DayLinks, HourEntry
-from recordings_api.archives.services import day_statuses
+from recordings_api.archives.services import HourStatus, day_statuses
 from recordings_api.auth import authenticate
-from recordings_api.errors import ApiError
+from recordings_api.errors import ApiError, error_responses
 from recordings_api.state import ApiState
+from recordings_api.wire import client_of, iso_utc
 
 BASE = "/api/v1/daily-conversation-audio-recordings"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _client(request: Request) -> tuple[str | None, str | None]:
-    address = request.client.host if request.client else None
-    return address, request.headers.get("user-agent")
+DOWNLOADS = f"{BASE}/downloads"
 
 
 def _parse_day(value: str | None) -> date:
@@ -46,115 +47,176 @@ def _parse_day(value: str | None) -> date:
     return day
 
 
+def _record(api: ApiState, context: AttemptContext, action: str, error: ApiError) -> None:
+    with session_scope(api.engine) as session:
+        audit(session, context, action=action, outcome=error.code, status=error.status)
+
+
 class DayLinksController(Controller):
     path = BASE
+    tags = ("tenant",)
 
     @get(
         "/",
         operation_id="listDailyConversationAudioRecordings",
         summary="Download links for the 24 hourly archives of a UTC day",
+        description="Needs a bearer token with the tenant claim and the read permission. "
+        "Always 24 entries, hour 0 to 23; available hours carry a signed link valid 24 hours "
+        "and the archive's size, SHA-256 and counts.",
+        responses=error_responses(400, 401, 403),
+        security=[{"BearerToken": []}],
+        sync_to_thread=True,
     )
-    async def list_day(
+    def list_day(
         self,
         request: Request,
         api: NamedDependency[ApiState],
-        utc_day: Annotated[str | None, QueryParameter(name="utcDay")] = None,
+        utc_day: Annotated[
+            str | None,
+            QueryParameter(
+                name="utcDay",
+                description="A past UTC day, YYYY-MM-DD",
+                max_length=64,
+            ),
+        ] = None,
     ) -> DayLinks:
-        principal = authenticate(request, api.settings.tokens)
-        if not principal.tenant_id or not principal.has(api.settings.tokens.read_permission):
-            raise ApiError(
-                403,
-                "permission_missing",
-                f"the token needs a tenant and the {api.settings.tokens.read_permission} "
-                "permission",
-            )
-        day = _parse_day(utc_day)
-        tenant_id = principal.tenant_id
-        address, agent = _client(request)
+        address, agent = client_of(request)
+        context = AttemptContext("", None, client_address=address, user_agent=agent)
+        try:
+            principal = authenticate(request, api.settings.tokens)
+        except ApiError as error:
+            _record(api, context, "list_links", error)
+            raise
+        context = AttemptContext(
+            principal.tenant_id or "", principal.subject, client_address=address, user_agent=agent
+        )
+        try:
+            tenant_id = self._tenant_with_permission(api, principal)
+            day = _parse_day(utc_day)
+        except ApiError as error:
+            _record(api, context, "list_links", error)
+            raise
+        context = AttemptContext(
+            tenant_id, principal.subject, utc_day=day, client_address=address, user_agent=agent
+        )
         with session_scope(api.engine) as session:
             settings = session.get(TenantRecordingSettings, tenant_id)
-            enabled = bool(settings and settings.enabled)
-            context = AttemptContext(tenant_id, principal.subject, None, None, address, agent)
-            audit(
-                session,
-                context,
-                action="list_links",
-                outcome="listed" if enabled else "feature_disabled",
-                status=200 if enabled else 403,
-            )
-        if not enabled or settings is None:
-            raise ApiError(
+            retention_days = settings.retention_days if settings and settings.enabled else None
+        if retention_days is None:
+            error = ApiError(
                 403,
                 "feature_disabled",
                 "daily conversation audio recordings are not enabled for this tenant",
             )
+            _record(api, context, "list_links", error)
+            raise error
         now = datetime.now(UTC)
-        expires = now + api.settings.link_ttl
-        entries = []
-        for status in day_statuses(api.instance, tenant_id, day, settings.retention_days, now):
-            entry = HourEntry(
-                hour=status.hour.hour, hour_start=_iso(status.hour), status=status.status
+        try:
+            statuses = day_statuses(api.instance, tenant_id, day, retention_days, now)
+        except Exception as exc:
+            raise ApiError(
+                503,
+                "dagster_unavailable",
+                "the archive catalogue (Dagster instance) is unreachable; retry in a minute",
+                {"Retry-After": "30"},
+            ) from exc
+        body = DayLinks(
+            tenant_id=tenant_id,
+            utc_day=day.isoformat(),
+            hours=[self._entry(api, tenant_id, principal.subject, s, now) for s in statuses],
+        )
+        with session_scope(api.engine) as session:
+            audit(session, context, action="list_links", outcome="listed", status=200)
+        return body
+
+    @staticmethod
+    def _tenant_with_permission(api: ApiState, principal: Principal) -> str:
+        permission = api.settings.tokens.read_permission
+        if not principal.tenant_id or not principal.has(permission):
+            raise ApiError(
+                403,
+                "permission_missing",
+                f"the token needs a tenant and the {permission} permission",
             )
-            if status.status == "available":
-                link = api.settings.link_signer.sign(
-                    tenant_id=tenant_id, hour=status.hour, expires_at=expires
-                )
-                meta = status.metadata
-                entry.url = f"{api.settings.public_base_url}{BASE}/downloads/{link}"
-                entry.expires_at = _iso(expires)
-                entry.size_bytes = int(meta.get("size_bytes", 0))
-                entry.sha256 = str(meta.get("sha256", ""))
-                entry.recording_count = int(meta.get("recording_count", 0))
-                entry.conversation_count = int(meta.get("conversation_count", 0))
-                entry.failed_recording_count = int(meta.get("failed_recording_count", 0))
-            entries.append(entry)
-        return DayLinks(tenant_id=tenant_id, utc_day=day.isoformat(), hours=entries)
+        return principal.tenant_id
+
+    @staticmethod
+    def _entry(
+        api: ApiState, tenant_id: str, subject: str, status: HourStatus, now: datetime
+    ) -> HourEntry:
+        entry = HourEntry(
+            hour=status.hour.hour, hour_start=iso_utc(status.hour), status=status.status
+        )
+        if status.status != "available":
+            return entry
+        expires = now + api.settings.link_ttl
+        link = api.settings.link_signer.sign(
+            tenant_id=tenant_id, hour=status.hour, expires_at=expires, issued_to=subject
+        )
+        meta = status.metadata
+        entry.url = f"{api.settings.public_base_url}{DOWNLOADS}/{link}"
+        entry.expires_at = iso_utc(expires)
+        entry.size_bytes = int(meta.get("size_bytes", 0))
+        entry.sha256 = str(meta.get("sha256", ""))
+        entry.recording_count = int(meta.get("recording_count", 0))
+        entry.conversation_count = int(meta.get("conversation_count", 0))
+        entry.failed_recording_count = int(meta.get("failed_recording_count", 0))
+        return entry
 
     @get(
         "/downloads/{token:str}",
         operation_id="downloadDailyConversationAudioRecording",
         summary="Redirect to one hourly archive (signed link, counted, audited)",
+        description="The `url` of an available hour. Needs no bearer token: the link itself is "
+        "the credential, bound to one tenant's one archive. Each success counts against the "
+        "tenant's downloads per rolling hour and redirects to a presigned S3 URL valid a few "
+        "minutes, so the bytes come straight from the object store.",
         status_code=307,
+        response_description="Redirect (`Location`) to a short-lived presigned S3 GET URL",
+        responses=error_responses(400, 401, 403, 410, 429),
+        sync_to_thread=True,
     )
-    async def download(
-        self, request: Request, api: NamedDependency[ApiState], token: FromPath[str]
+    def download(
+        self,
+        request: Request,
+        api: NamedDependency[ApiState],
+        token: Annotated[str, PathParameter(description="The signed link token", max_length=2048)],
     ) -> Redirect:
-        address, agent = _client(request)
+        address, agent = client_of(request)
         try:
             grant = api.settings.link_signer.verify(token)
         except LinkError as exc:
-            with session_scope(api.engine) as session:
-                audit(
-                    session,
-                    AttemptContext("", None, None, None, address, agent),
-                    action="download",
-                    outcome=f"link_{exc.reason}",
-                    status=401,
-                )
-            raise ApiError(401, f"link_{exc.reason}", str(exc)) from None
+            error = ApiError(401, f"link_{exc.reason}", str(exc))
+            _record(
+                api, AttemptContext("", client_address=address, user_agent=agent), "download", error
+            )
+            raise error from None
         context = AttemptContext(
-            grant.tenant_id, None, grant.hour, grant.object_key, address, agent
+            grant.tenant_id,
+            grant.issued_to,
+            hour=grant.hour,
+            object_key=grant.object_key,
+            client_address=address,
+            user_agent=agent,
         )
         with session_scope(api.engine) as session:
             enabled = is_enabled(session, grant.tenant_id)
-            if not enabled:
-                audit(session, context, action="download", outcome="feature_disabled", status=403)
         if not enabled:
-            raise ApiError(
+            error = ApiError(
                 403,
                 "feature_disabled",
                 "daily conversation audio recordings are disabled for this tenant",
             )
+            _record(api, context, "download", error)
+            raise error
         try:
             api.s3.stat_object(api.settings.s3.archive_bucket, grant.object_key)
         except S3Error as exc:
             if exc.code not in {"NoSuchKey", "NoSuchObject"}:
                 raise
-            with session_scope(api.engine) as session:
-                audit(session, context, action="download", outcome="gone", status=410)
-            raise ApiError(
-                410, "archive_gone", "this archive no longer exists (retention)"
-            ) from None
+            error = ApiError(410, "archive_gone", "this archive no longer exists (retention)")
+            _record(api, context, "download", error)
+            raise error from None
         decision = try_grant_download(
             api.engine,
             context,

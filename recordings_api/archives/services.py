@@ -3,25 +3,29 @@
 The pipeline records one materialization per tenant-hour with the archive's evidence in its
 metadata (object key, size, SHA-256, counts). The fast path reads the latest storage id per
 partition for the day's 24 keys, then those records (~7 ms for 24 partitions on SQLite).
-Hours without a materialization are `failed` when the last run that planned them failed, and
-`pending` otherwise; hours outside the tenant's retention are `expired`.
+Hours without a materialization are `failed` when the last run that planned them failed and
+will not be retried, and `pending` otherwise; the same two indexed steps over the
+"materialization planned" events name those runs, so a missing hour never costs a scan of the
+asset's history. Hours outside the tenant's retention are `expired`.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from recordings.keys import ARCHIVE_ASSET_NAME, archive_partition_key, day_hours
 
 ARCHIVE_ASSET_KEY = dg.AssetKey(ARCHIVE_ASSET_NAME)
+HourState = Literal["available", "pending", "failed", "expired"]
 
 
 @dataclass(frozen=True)
 class HourStatus:
     hour: datetime
-    status: str  # available | pending | failed | expired
+    status: HourState
     metadata: dict[str, Any]
 
 
@@ -58,16 +62,8 @@ def day_statuses(
                 metadata_by_key[record.partition_key] = {
                     name: value.value for name, value in materialization.metadata.items()
                 }
-    failed_keys: set[str] = set()
-    if len(metadata_by_key) < len(keys):
-        attempts = instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(  # noqa: E501
-            ARCHIVE_ASSET_KEY
-        )
-        for key, (run_id, _event_id) in attempts.items():
-            if key in keys and key not in metadata_by_key:
-                run = instance.get_run_by_id(run_id)
-                if run is not None and run.status == dg.DagsterRunStatus.FAILURE:
-                    failed_keys.add(key)
+    missing = set(keys) - set(metadata_by_key)
+    failed_keys = _failed_partitions(instance, missing) if missing else set()
     statuses = []
     for key, hour in keys.items():
         if key in metadata_by_key:
@@ -75,3 +71,29 @@ def day_statuses(
         else:
             statuses.append(HourStatus(hour, "failed" if key in failed_keys else "pending", {}))
     return statuses
+
+
+def _failed_partitions(instance: dg.DagsterInstance, partition_keys: set[str]) -> set[str]:
+    """The partitions whose most recent planned run failed for good (no retry coming)."""
+    planned = instance.get_latest_storage_id_by_partition(
+        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partition_keys
+    )
+    if not planned:
+        return set()
+    records = instance.fetch_planned_materializations(
+        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(planned.values())),
+        limit=len(planned),
+    ).records
+    run_by_partition = {
+        record.partition_key: record.run_id
+        for record in records
+        if record.partition_key in partition_keys
+    }
+    runs = instance.get_runs(dg.RunsFilter(run_ids=sorted(set(run_by_partition.values()))))
+    failed_runs = {
+        run.run_id
+        for run in runs
+        if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+        and run.tags.get(WILL_RETRY_TAG) != "true"
+    }
+    return {key for key, run_id in run_by_partition.items() if run_id in failed_runs}

@@ -1,16 +1,34 @@
-"""The host operator reads and sets a tenant's feature settings; every change is recorded."""
+"""The host operator reads and sets tenants' feature settings; every change is recorded."""
+
+from typing import Annotated
 
 from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from recordings.catalog import CatalogError, UnknownTenantError, set_recording_settings
+from recordings.catalog import (
+    CatalogError,
+    UnknownTenantError,
+    all_recording_settings,
+    set_recording_settings,
+    settings_history,
+)
 from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettings
 from recordings_api.auth import authenticate, requires_permission
-from recordings_api.errors import ApiError
-from recordings_api.host.schemas import RecordingSettings, RecordingSettingsChange
+from recordings_api.errors import ApiError, error_responses
+from recordings_api.host.schemas import (
+    RecordingSettings,
+    RecordingSettingsChange,
+    RecordingSettingsHistory,
+    RecordingSettingsHistoryEntry,
+    RecordingSettingsList,
+)
 from recordings_api.state import ApiState
+from recordings_api.wire import iso_utc
+
+TENANT_SETTINGS = "/tenants/{tenant_id:str}/daily-conversation-audio-recordings/settings"
+HOST_ONLY = "Needs a bearer token with the host permission."
 
 
 def _body(row: TenantRecordingSettings) -> RecordingSettings:
@@ -19,49 +37,122 @@ def _body(row: TenantRecordingSettings) -> RecordingSettings:
         enabled=row.enabled,
         retention_days=row.retention_days,
         updated_by=row.updated_by,
-        updated_at=row.updated_at.isoformat().replace("+00:00", "Z"),
+        updated_at=iso_utc(row.updated_at),
     )
 
 
-class HostSettingsController(Controller):
-    path = "/api/v1/host/tenants/{tenant_id:str}/daily-conversation-audio-recordings/settings"
+def _host(request: Request, api: ApiState) -> str:
+    """Authenticate a host token; returns who is acting, for the change history."""
+    principal = authenticate(request, api.settings.tokens)
+    requires_permission(principal, api.settings.tokens.host_permission)
+    return principal.subject or "host"
 
-    @get(operation_id="getTenantRecordingSettings", summary="A tenant's feature settings")
-    async def read(
+
+class HostSettingsController(Controller):
+    path = "/api/v1/host"
+    tags = ("host",)
+    security = [{"BearerToken": []}]  # noqa: RUF012 (Litestar's declared attribute type)
+
+    @get(
+        "/daily-conversation-audio-recordings/settings",
+        operation_id="listTenantRecordingSettings",
+        summary="Every tenant's feature settings",
+        description=HOST_ONLY,
+        responses=error_responses(401, 403),
+        sync_to_thread=True,
+    )
+    def list_all(self, request: Request, api: NamedDependency[ApiState]) -> RecordingSettingsList:
+        _host(request, api)
+        with session_scope(api.engine) as session:
+            return RecordingSettingsList([_body(row) for row in all_recording_settings(session)])
+
+    @get(
+        TENANT_SETTINGS,
+        operation_id="getTenantRecordingSettings",
+        summary="A tenant's feature settings",
+        description=HOST_ONLY,
+        responses=error_responses(400, 401, 403, 404),
+        sync_to_thread=True,
+    )
+    def read(
         self, request: Request, api: NamedDependency[ApiState], tenant_id: FromPath[str]
     ) -> RecordingSettings:
-        principal = authenticate(request, api.settings.tokens)
-        requires_permission(principal, api.settings.tokens.host_permission)
+        _host(request, api)
         with session_scope(api.engine) as session:
             row = session.get(TenantRecordingSettings, tenant_id)
             if row is None:
-                raise ApiError(404, "unknown_tenant", f"tenant {tenant_id!r} has no settings")
+                raise ApiError(
+                    404,
+                    "unknown_tenant",
+                    f"tenant {tenant_id!r} has no settings; PUT them to enable the feature",
+                )
             return _body(row)
 
-    @put(operation_id="setTenantRecordingSettings", summary="Enable, disable, set retention")
-    async def change(
+    @put(
+        TENANT_SETTINGS,
+        operation_id="setTenantRecordingSettings",
+        summary="Enable or disable the feature, set the retention (1-7 days)",
+        description=f"{HOST_ONLY} Each change is recorded with who made it, when, and the "
+        "values before and after. Disabling stops generation and downloads at once.",
+        responses=error_responses(400, 401, 403, 404),
+        sync_to_thread=True,
+    )
+    def change(
         self,
         request: Request,
         api: NamedDependency[ApiState],
         tenant_id: FromPath[str],
         data: JSONBody[RecordingSettingsChange],
     ) -> RecordingSettings:
-        principal = authenticate(request, api.settings.tokens)
-        requires_permission(principal, api.settings.tokens.host_permission)
-        change = data
-        if change.enabled is None and change.retention_days is None:
+        actor = _host(request, api)
+        if data.enabled is None and data.retention_days is None:
             raise ApiError(400, "invalid_settings", "send enabled and/or retentionDays")
         try:
             with session_scope(api.engine) as session:
                 row = set_recording_settings(
                     session,
                     tenant_id,
-                    changed_by=principal.subject or "host",
-                    enabled=change.enabled,
-                    retention_days=change.retention_days,
+                    changed_by=actor,
+                    enabled=data.enabled,
+                    retention_days=data.retention_days,
                 )
                 return _body(row)
         except UnknownTenantError:
             raise ApiError(404, "unknown_tenant", f"tenant {tenant_id!r} does not exist") from None
         except CatalogError as exc:
             raise ApiError(400, "invalid_settings", str(exc)) from None
+
+    @get(
+        f"{TENANT_SETTINGS}/changes",
+        operation_id="listTenantRecordingSettingsChanges",
+        summary="A tenant's settings history: who changed what, when",
+        description=HOST_ONLY,
+        responses=error_responses(400, 401, 403, 404),
+        sync_to_thread=True,
+    )
+    def history(
+        self,
+        request: Request,
+        api: NamedDependency[ApiState],
+        tenant_id: FromPath[str],
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=1000, description="Newest changes first")
+        ] = 100,
+    ) -> RecordingSettingsHistory:
+        _host(request, api)
+        try:
+            with session_scope(api.engine) as session:
+                changes = [
+                    RecordingSettingsHistoryEntry(
+                        changed_by=change.changed_by,
+                        changed_at=iso_utc(change.changed_at),
+                        enabled_after=change.enabled_after,
+                        retention_days_after=change.retention_days_after,
+                        enabled_before=change.enabled_before,
+                        retention_days_before=change.retention_days_before,
+                    )
+                    for change in settings_history(session, tenant_id, limit)
+                ]
+        except UnknownTenantError:
+            raise ApiError(404, "unknown_tenant", f"tenant {tenant_id!r} does not exist") from None
+        return RecordingSettingsHistory(tenant_id=tenant_id, changes=changes)

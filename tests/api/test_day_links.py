@@ -5,14 +5,20 @@ its links and serves downloads, with every refusal checked for its status and st
 """
 
 import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
+import jwt
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import TestClient
 from minio import Minio
 
@@ -20,9 +26,9 @@ from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import DownloadAuditEntry
-from recordings.keys import day_hours
+from recordings.keys import archive_key, day_hours
 from recordings.settings import S3Settings
-from recordings.tokens import READ_PERMISSION, mint_development_token
+from recordings.tokens import READ_PERMISSION, TokenSettings, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
 from recordings_dagster.execution import hourly_archives_job_def
@@ -218,3 +224,286 @@ def test_readiness_says_what_is_down(
     assert body["code"] == "not_ready"
     assert body["checks"]["s3"].startswith("unreachable")
     assert body["checks"]["database"] == "ok"
+
+
+def _path(url: str) -> str:
+    return url.removeprefix("http://testserver")
+
+
+def _audit_rows(engine: sa.Engine) -> list[DownloadAuditEntry]:
+    with session_scope(engine) as session:
+        rows = list(session.scalars(sa.select(DownloadAuditEntry).order_by(DownloadAuditEntry.id)))
+        session.expunge_all()
+        return rows
+
+
+def test_every_links_request_and_download_is_audited_with_its_outcome(
+    client: TestClient, archived_day: tuple[dg.DagsterInstance, date], engine: sa.Engine
+) -> None:
+    day = archived_day[1]
+    headers = {"User-Agent": "compliance-bot/2.1"}
+    client.get(BASE, params={"utcDay": day.isoformat()}, headers=headers)  # 401
+    _links(client, day, _token(permissions=[]))  # 403
+    _links(client, datetime.now(UTC).date() + timedelta(days=3), _token())  # 400
+    url = _links(client, day, _token()).json()["hours"][7]["url"]  # 200
+    client.get(_path(url), follow_redirects=False, headers=headers)  # 307
+    client.get(_path(url)[:-3] + "AAA", follow_redirects=False)  # 401
+
+    rows = _audit_rows(engine)
+    seen = [(r.action, r.outcome, r.status_code, r.tenant_id) for r in rows]
+    assert seen == [
+        ("list_links", "missing_token", 401, None),
+        ("list_links", "permission_missing", 403, "acme"),
+        ("list_links", "day_not_over", 400, "acme"),
+        ("list_links", "listed", 200, "acme"),
+        ("download", "granted", 307, "acme"),
+        ("download", "link_tampered", 401, None),
+    ]
+    listed, granted = rows[3], rows[4]
+    assert listed.utc_day == day and listed.client_subject == "compliance-client"
+    # The link carries who it was issued to, so the download is attributable.
+    assert granted.client_subject == "compliance-client"
+    assert granted.hour == day_hours(day)[7]
+    assert granted.object_key is not None and granted.object_key.endswith("/07.zip")
+    assert granted.user_agent == "compliance-bot/2.1" and granted.client_address
+
+
+def _rsa_keys() -> tuple[rsa.RSAPrivateKey, str]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public_pem
+
+
+def _unsigned(header: dict[str, object], claims: dict[str, object], key: bytes | None) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part(header)}.{part(claims)}"
+    if key is None:
+        return f"{signing_input}."
+    mac = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "alg-none",
+        "hs-rs-confusion",
+        "forged-signature",
+        "expired",
+        "not-yet-valid",
+        "wrong-audience",
+        "wrong-issuer",
+        "oversized",
+    ],
+)
+def test_token_attacks_are_refused_over_http(
+    archived_day: tuple[dg.DagsterInstance, date],
+    api_settings: Callable[..., ApiSettings],
+    engine: sa.Engine,
+    attack: str,
+) -> None:
+    private, public_pem = _rsa_keys()
+    issuer, audience = "https://idp.example", "recordings-api"
+    settings = api_settings(
+        tokens=TokenSettings(algorithm="RS256", key=public_pem, issuer=issuer, audience=audience)
+    )
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": "attacker",
+        "tenant_id": "acme",
+        "permissions": [READ_PERMISSION],
+        "iss": issuer,
+        "aud": audience,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    stranger, _ = _rsa_keys()
+    tokens = {
+        "alg-none": lambda: _unsigned({"alg": "none", "typ": "JWT"}, claims, None),
+        "hs-rs-confusion": lambda: _unsigned(
+            {"alg": "HS256", "typ": "JWT"}, claims, public_pem.encode()
+        ),
+        "forged-signature": lambda: jwt.encode(claims, stranger, algorithm="RS256"),
+        "expired": lambda: jwt.encode(
+            {**claims, "exp": int((now - timedelta(minutes=5)).timestamp())},
+            private,
+            algorithm="RS256",
+        ),
+        "not-yet-valid": lambda: jwt.encode(
+            {**claims, "nbf": int((now + timedelta(minutes=5)).timestamp())},
+            private,
+            algorithm="RS256",
+        ),
+        "wrong-audience": lambda: jwt.encode(
+            {**claims, "aud": "another-api"}, private, algorithm="RS256"
+        ),
+        "wrong-issuer": lambda: jwt.encode(
+            {**claims, "iss": "https://evil.example"}, private, algorithm="RS256"
+        ),
+        "oversized": lambda: jwt.encode(
+            {**claims, "pad": "x" * 20_000}, private, algorithm="RS256"
+        ),
+    }
+    with TestClient(app=create_app(settings, archived_day[0])) as client:
+        good = jwt.encode(claims, private, algorithm="RS256")
+        assert _links(client, archived_day[1], good).status_code == 200
+        response = _links(client, archived_day[1], tokens[attack]())
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "url" not in response.text
+    assert _audit_rows(engine)[-1].outcome == response.json()["code"]
+
+
+def test_a_tenant_only_ever_sees_its_own_day(
+    client: TestClient, archived_day: tuple[dg.DagsterInstance, date]
+) -> None:
+    # globex is enabled but its day was never archived: nothing of acme's may show up.
+    body = _links(client, archived_day[1], _token(tenant="globex")).json()
+    assert body["tenantId"] == "globex"
+    assert {h["status"] for h in body["hours"]} == {"pending"}
+    assert "acme" not in json.dumps(body)
+
+
+def _edit_link(path: str, edit: Callable[[dict[str, object]], None]) -> str:
+    prefix, token = path.rsplit("/", 1)
+    payload, _, mac = token.partition(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    edit(claims)
+    raw = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
+    return f"{prefix}/{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}.{mac}"
+
+
+def test_an_edited_link_never_reaches_another_tenant_or_hour(
+    client: TestClient, archived_day: tuple[dg.DagsterInstance, date], engine: sa.Engine
+) -> None:
+    path = _path(_links(client, archived_day[1], _token()).json()["hours"][3]["url"])
+    other_hour = archived_day[1].isoformat() + "T04"
+    edits: list[Callable[[dict[str, object]], None]] = [
+        lambda c: c.update(t="globex"),
+        lambda c: c.update(h=other_hour),
+        lambda c: c.update(o=str(c["o"]).replace("/03.zip", "/04.zip")),
+        lambda c: c.update(o=str(c["o"]).replace("acme", "globex"), t="globex"),
+        lambda c: c.update(exp=int(c["exp"]) + 86_400),  # type: ignore[call-overload]
+        lambda c: c.update(s="someone-else"),
+    ]
+    for edit in edits:
+        response = client.get(_edit_link(path, edit), follow_redirects=False)
+        assert response.status_code == 401
+        assert response.json()["code"] == "link_tampered"
+    downloads = [r for r in _audit_rows(engine) if r.action == "download"]
+    assert [r.tenant_id for r in downloads] == [None] * len(edits)
+
+
+def test_retention_makes_hours_expired_and_deleted_archives_gone(
+    client: TestClient,
+    archived_day: tuple[dg.DagsterInstance, date],
+    engine: sa.Engine,
+    s3_client: Minio,
+    recordings_env: dict[str, str],
+) -> None:
+    day = archived_day[1]
+    url = _links(client, day, _token()).json()["hours"][5]["url"]
+    # A day beyond the retention (1 day: yesterday is kept, the day before is not).
+    with session_scope(engine) as session:
+        set_recording_settings(session, "acme", changed_by="test", retention_days=1)
+    older = _links(client, day - timedelta(days=1), _token()).json()
+    assert {h["status"] for h in older["hours"]} == {"expired"}
+    assert all("url" not in h for h in older["hours"])
+    assert {h["status"] for h in _links(client, day, _token()).json()["hours"]} == {"available"}
+    # The archive is deleted (as the retention job will): its still-valid link answers 410.
+    s3_client.remove_object(
+        recordings_env["RECORDINGS_ARCHIVE_BUCKET"], archive_key("acme", day_hours(day)[5])
+    )
+    response = client.get(_path(url), follow_redirects=False)
+    assert response.status_code == 410
+    assert response.json()["code"] == "archive_gone"
+
+
+def test_a_link_stops_working_when_the_feature_is_disabled(
+    client: TestClient, archived_day: tuple[dg.DagsterInstance, date], engine: sa.Engine
+) -> None:
+    url = _links(client, archived_day[1], _token()).json()["hours"][2]["url"]
+    with session_scope(engine) as session:
+        set_recording_settings(session, "acme", changed_by="host", enabled=False)
+    response = client.get(_path(url), follow_redirects=False)
+    assert response.status_code == 403
+    assert response.json()["code"] == "feature_disabled"
+    assert _links(client, archived_day[1], _token()).status_code == 403
+    assert [r.outcome for r in _audit_rows(engine)][-2:] == ["feature_disabled"] * 2
+    # Nothing was counted against the limit.
+    assert "granted" not in [r.outcome for r in _audit_rows(engine)]
+
+
+def test_an_hour_whose_run_failed_is_failed_until_a_retry_is_coming(
+    client: TestClient,
+    archived_day: tuple[dg.DagsterInstance, date],
+    engine: sa.Engine,
+    recordings_env: dict[str, str],
+) -> None:
+    instance, day = archived_day
+    failing_hour = day_hours(day)[9]
+    with session_scope(engine) as session:
+        register_recording(
+            session,
+            tenant_id="globex",
+            conversation_id="g9",
+            session_id="g9-s1",
+            recording_id="g9-r1",
+            bucket=recordings_env["RECORDINGS_SOURCE_BUCKET"] + "-missing",  # the hour fails
+            object_key="globex/g9.wav",
+            started_at=failing_hour + timedelta(minutes=1),
+            duration_seconds=2.0,
+            audio_format="WAV",
+            channels=1,
+        )
+    (request,) = nightly_run_requests(instance, ["globex"], day)
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def),
+        instance=instance,
+        tags=request.tags,
+        raise_on_error=False,
+    ) as result:
+        assert not result.success
+        run_id = result.run_id
+    hours = _links(client, day, _token(tenant="globex")).json()["hours"]
+    assert hours[9]["status"] == "failed"
+    assert [h["status"] for h in hours].count("available") == 23
+    # While the daemon is going to retry the run, the hour is pending, not failed.
+    instance.add_run_tags(run_id, {"dagster/will_retry": "true"})
+    hours = _links(client, day, _token(tenant="globex")).json()["hours"]
+    assert hours[9]["status"] == "pending"
+
+
+def test_the_openapi_schema_documents_every_operation_and_error(client: TestClient) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    operations = [
+        (path, method, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert len(operations) == 10
+    for path, method, operation in operations:
+        where = f"{method.upper()} {path}"
+        assert operation.get("summary") and operation.get("operationId"), where
+        for parameter in operation.get("parameters", []):
+            assert parameter.get("description"), f"{where}: {parameter['name']}"
+        if path.startswith("/health"):
+            continue
+        responses = operation["responses"]
+        assert "503" in responses, where
+        for status, response in responses.items():
+            assert response.get("description"), f"{where} {status}"
+            if int(status) >= 400:
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/ErrorBody"), f"{where} {status}"
+        protected = "downloads" not in path
+        assert bool(operation.get("security")) == protected, where
+        if protected:
+            assert {"401", "403"} <= set(responses), where

@@ -1,0 +1,1 @@
+"""Reading the download audit log: tenants their own, the host everyone's."""
