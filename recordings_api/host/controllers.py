@@ -4,7 +4,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from recordings.catalog import (
     CatalogError,
@@ -28,6 +28,7 @@ from recordings_api.state import ApiState
 from recordings_api.wire import iso_utc
 
 TENANT_SETTINGS = "/tenants/{tenant_id:str}/daily-conversation-audio-recordings/settings"
+TenantId = Annotated[str, PathParameter(description="The tenant's id", max_length=63)]
 HOST_ONLY = "Needs a bearer token with the host permission."
 
 
@@ -75,7 +76,7 @@ class HostSettingsController(Controller):
         sync_to_thread=True,
     )
     def read(
-        self, request: Request, api: NamedDependency[ApiState], tenant_id: FromPath[str]
+        self, request: Request, api: NamedDependency[ApiState], tenant_id: TenantId
     ) -> RecordingSettings:
         _host(request, api)
         with session_scope(api.engine) as session:
@@ -101,7 +102,7 @@ class HostSettingsController(Controller):
         self,
         request: Request,
         api: NamedDependency[ApiState],
-        tenant_id: FromPath[str],
+        tenant_id: TenantId,
         data: JSONBody[RecordingSettingsChange],
     ) -> RecordingSettings:
         actor = _host(request, api)
@@ -134,7 +135,7 @@ class HostSettingsController(Controller):
         self,
         request: Request,
         api: NamedDependency[ApiState],
-        tenant_id: FromPath[str],
+        tenant_id: TenantId,
         limit: Annotated[
             int, QueryParameter(ge=1, le=1000, description="Newest changes first")
         ] = 100,
