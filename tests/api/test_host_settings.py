@@ -105,3 +105,24 @@ def test_tenant_tokens_and_missing_tokens_cannot_administer(client: TestClient) 
     assert tenant.json()["code"] == "permission_missing"
     unknown = client.get(PATH.format("ghost"), headers=_auth(HOST_PERMISSION))
     assert unknown.status_code == 404
+
+
+def test_the_host_lists_tenants_and_reads_a_tenants_settings_history(client: TestClient) -> None:
+    host = _auth(HOST_PERMISSION, subject="ops-alice")
+    client.put(PATH.format("acme"), json={"retentionDays": 3}, headers=host)
+    client.put(PATH.format("acme"), json={"enabled": False}, headers=host)
+    listed = client.get("/api/v1/host/daily-conversation-audio-recordings/settings", headers=host)
+    assert listed.status_code == 200
+    assert [t["tenantId"] for t in listed.json()["tenants"]] == ["acme"]
+    history = client.get(PATH.format("acme") + "/changes", headers=host)
+    assert history.status_code == 200
+    changes = history.json()["changes"]
+    assert [(c["changedBy"], c.get("enabledBefore"), c["enabledAfter"]) for c in changes] == [
+        ("ops-alice", True, False),
+        ("ops-alice", True, True),
+        ("seed", None, True),
+    ]
+    assert (changes[1]["retentionDaysBefore"], changes[1]["retentionDaysAfter"]) == (7, 3)
+    assert client.get(PATH.format("nobody") + "/changes", headers=host).status_code == 404
+    tenant = _auth(READ_PERMISSION)
+    assert client.get(PATH.format("acme") + "/changes", headers=tenant).status_code == 403
