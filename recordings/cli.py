@@ -251,47 +251,23 @@ def _running_api_pid() -> int | None:
 @click.option("--port", default=API_PORT, show_default=True)
 def api_start(port: int) -> None:
     """Start the API in the background (log: .local/api/api.log)."""
-    import subprocess
-    import time
-    import urllib.request
+    from recordings_api.local_server import ApiServerError, LocalApiServer
 
     pid = _running_api_pid()
     if pid is not None:
         click.echo(f"API already running (pid {pid})")
         return
     folder = _local_dir() / "api"
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "api.log").open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "recordings_api.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env={**os.environ, "DAGSTER_HOME": str(_dagster_home())},
-        )
-    _api_pid_file().write_text(str(process.pid), encoding="utf-8")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise _fail(f"the API exited with code {process.returncode}; see {folder / 'api.log'}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2):
-                click.echo(f"API is up on http://127.0.0.1:{port} (pid {process.pid})")
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise _fail(f"the API did not become ready within 60 s; see {folder / 'api.log'}")
+    server = LocalApiServer(
+        port=port, env={"DAGSTER_HOME": str(_dagster_home())}, log_path=folder / "api.log"
+    )
+    server.start(new_session=True)
+    _api_pid_file().write_text(str(server.pid), encoding="utf-8")
+    try:
+        server.wait_ready(path="/health/ready")
+    except ApiServerError as exc:
+        raise _fail(f"{exc}\n(full log: {folder / 'api.log'})") from None
+    click.echo(f"API is up on {server.url} (pid {server.pid})")
 
 
 @api.command("stop")

@@ -91,10 +91,13 @@ def try_grant_download(
 ) -> DownloadDecision:
     """Count the tenant's granted downloads in the window and grant or refuse this one,
     auditing the decision, atomically across processes."""
-    moment = now or utcnow()
-    since = moment - window
     with exclusive_session(engine) as session:
         _lock_tenant(session, context.tenant_id)
+        # The clock is read under the lock, so grant times follow the order in which grants
+        # were decided; read before it, a request that waited could record an older time
+        # than a grant it came after, and the rolling window would be off by that wait.
+        moment = now or utcnow()
+        since = moment - window
         # The `limit`-th most recent grant in the window decides: if there is none, fewer than
         # `limit` were granted and this one fits; if there is, this one fits only once that
         # grant leaves the window. One index range read of at most `limit` rows, whatever the
