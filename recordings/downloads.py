@@ -81,6 +81,14 @@ def audit(
     )
 
 
+def record_attempt(
+    engine: sa.Engine, context: AttemptContext, *, action: str, outcome: str, status: int
+) -> None:
+    """Append one entry to the audit log in its own short transaction."""
+    with exclusive_session(engine) as session:
+        audit(session, context, action=action, outcome=outcome, status=status)
+
+
 def try_grant_download(
     engine: sa.Engine,
     context: AttemptContext,

@@ -1,7 +1,9 @@
 """Engines and sessions for the application database, SQLite or PostgreSQL."""
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 # Set on a connection's `info` to start its next transaction with a write lock (SQLite).
 IMMEDIATE = "recordings_begin_immediate"
+
+# SQLite has one writer at a time. Threads of one process that want the write lock queue on a
+# mutex first, so they wait exactly as long as the writer ahead of them instead of sleeping in
+# SQLite's busy handler (which backs off in steps up to 100 ms); processes still queue on the
+# database lock itself.
+_SQLITE_WRITERS: "weakref.WeakKeyDictionary[sa.Engine, threading.Lock]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
@@ -37,6 +47,7 @@ def create_db_engine(url: str, **kwargs: Any) -> sa.Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite_connection)
         event.listen(engine, "begin", _begin_sqlite)
+        _SQLITE_WRITERS[engine] = threading.Lock()
     return engine
 
 
@@ -51,8 +62,9 @@ def session_scope(engine: sa.Engine) -> Iterator[Session]:
 @contextmanager
 def exclusive_session(engine: sa.Engine) -> Iterator[Session]:
     """A transaction that holds the database's write lock from its first statement (SQLite)
-    or is ready for explicit row/advisory locks (PostgreSQL); for atomic read-then-write."""
-    with engine.connect() as connection:
+    or is ready for explicit row/advisory locks (PostgreSQL); for atomic read-then-write and
+    for appends that should not contend (the audit log)."""
+    with _SQLITE_WRITERS.get(engine) or nullcontext(), engine.connect() as connection:
         connection.info[IMMEDIATE] = True
         with Session(bind=connection, expire_on_commit=False) as session, session.begin():
             yield session

@@ -19,7 +19,7 @@ from minio.error import S3Error
 from recordings.catalog import is_enabled
 from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettings
-from recordings.downloads import AttemptContext, audit, try_grant_download
+from recordings.downloads import AttemptContext, record_attempt, try_grant_download
 from recordings.links import LinkError
 from recordings.tokens import Principal
 from recordings_api.archives.schemas import DayLinks, HourEntry
@@ -48,8 +48,7 @@ def _parse_day(value: str | None) -> date:
 
 
 def _record(api: ApiState, context: AttemptContext, action: str, error: ApiError) -> None:
-    with session_scope(api.engine) as session:
-        audit(session, context, action=action, outcome=error.code, status=error.status)
+    record_attempt(api.engine, context, action=action, outcome=error.code, status=error.status)
 
 
 class DayLinksController(Controller):
@@ -112,7 +111,9 @@ class DayLinksController(Controller):
             raise error
         now = datetime.now(UTC)
         try:
-            statuses = day_statuses(api.instance, tenant_id, day, retention_days, now)
+            statuses = day_statuses(
+                api.instance, tenant_id, day, retention_days, now, api.evidence_cache
+            )
         except Exception as exc:
             raise ApiError(
                 503,
@@ -125,8 +126,7 @@ class DayLinksController(Controller):
             utc_day=day.isoformat(),
             hours=[self._entry(api, tenant_id, principal.subject, s, now) for s in statuses],
         )
-        with session_scope(api.engine) as session:
-            audit(session, context, action="list_links", outcome="listed", status=200)
+        record_attempt(api.engine, context, action="list_links", outcome="listed", status=200)
         return body
 
     @staticmethod
@@ -147,20 +147,20 @@ class DayLinksController(Controller):
         entry = HourEntry(
             hour=status.hour.hour, hour_start=iso_utc(status.hour), status=status.status
         )
-        if status.status != "available":
+        evidence = status.evidence
+        if evidence is None:
             return entry
         expires = now + api.settings.link_ttl
         link = api.settings.link_signer.sign(
             tenant_id=tenant_id, hour=status.hour, expires_at=expires, issued_to=subject
         )
-        meta = status.metadata
         entry.url = f"{api.settings.public_base_url}{DOWNLOADS}/{link}"
         entry.expires_at = iso_utc(expires)
-        entry.size_bytes = int(meta.get("size_bytes", 0))
-        entry.sha256 = str(meta.get("sha256", ""))
-        entry.recording_count = int(meta.get("recording_count", 0))
-        entry.conversation_count = int(meta.get("conversation_count", 0))
-        entry.failed_recording_count = int(meta.get("failed_recording_count", 0))
+        entry.size_bytes = evidence.size_bytes
+        entry.sha256 = evidence.sha256
+        entry.recording_count = evidence.recording_count
+        entry.conversation_count = evidence.conversation_count
+        entry.failed_recording_count = evidence.failed_recording_count
         return entry
 
     @get(
