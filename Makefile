@@ -55,6 +55,7 @@ lint: install
 bench: install bench-deps
 	$(BIN)/python bench/encoder.py
 	$(BIN)/python bench/tenant_day.py
+	$(BIN)/python bench/api.py
 
 stop:
 	-$(BIN)/recordings api stop

@@ -14,11 +14,15 @@ Figures, all from one run:
    this process, idle server: p50 and p99.
 2. Links endpoint, `GET /api/v1/daily-conversation-audio-recordings?utcDay=`: throughput and
    p50/p99 latency at 1, 10 and 50 concurrent keep-alive clients. Target: p50 at one client at
-   most 2x the lookup's p50 (with more clients, p50 includes queueing by construction: 50 clients
-   on 2 cores wait for each other; throughput is the figure there).
+   most 2x the full lookup's p50 (the API caches the archive evidence by storage id, so a
+   repeated request pays only the storage-id lookup: the second row of the lookup table, also
+   reported as a ratio). With more clients, p50 includes queueing by construction (50 clients
+   on 2 cores wait for each other); throughput is the figure there.
 3. Download endpoint (signed link, limit check and audit in one transaction, S3 existence check,
-   presigned 307) against the bare handler's 307, 10 clients each: throughput ratio. The
-   download limit is raised for the run so every request takes the granting path.
+   presigned 307) against the bare handler's 307, at 1 and 10 clients: throughput ratio. The
+   links rotate over `--download-tenants` tenants with one archive each, so at the production
+   limit (10 an hour per tenant) every measured request takes the granting path and reads what
+   it reads in production.
 
 The load generator is a minimal asyncio HTTP/1.1 client (one keep-alive connection per client)
 so it takes as little of the two cores as possible from the server; it still shares the machine,
@@ -35,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import itertools
 import os
 import shutil
 import statistics
@@ -42,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -52,12 +58,14 @@ import dagster as dg
 import httpx
 from litestar import Litestar, get
 from litestar.response import Redirect
+from minio import Minio
 
 from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
 from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings.links import LinkSigner, parse_link_keys
 from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
@@ -70,6 +78,7 @@ TENANT = "bench-tenant"
 SOURCE_BUCKET = "bench-sources"
 ARCHIVE_BUCKET = "bench-archives"
 LINKS = "/api/v1/daily-conversation-audio-recordings"
+LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only
 BARE_PATH = "/bench/bare-redirect"
 _STARTED = time.perf_counter()
 
@@ -118,7 +127,7 @@ class LoadResult:
 async def _client(
     host: str,
     port: int,
-    request: bytes,
+    requests: Iterator[bytes],
     measure_from: float,
     stop_at: float,
     result: LoadResult,
@@ -127,7 +136,7 @@ async def _client(
     try:
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(next(requests))
             await writer.drain()
             status = int((await reader.readuntil(b"\r\n")).split()[1])
             length = 0
@@ -146,21 +155,31 @@ async def _client(
         writer.close()
 
 
-def load(url: str, path: str, headers: dict[str, str], clients: int, seconds: float) -> LoadResult:
-    """`clients` keep-alive connections requesting `path` back to back for `seconds` (after
-    one second of warm-up that is not measured)."""
+def load(
+    url: str, paths: Sequence[str], headers: dict[str, str], clients: int, seconds: float
+) -> LoadResult:
+    """`clients` keep-alive connections requesting `paths` in turn, back to back, for
+    `seconds` (after one second of warm-up that is not measured)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: bench-api"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    extra = [f"{name}: {value}" for name, value in headers.items()]
+    encoded = [
+        (
+            "\r\n".join(
+                [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: bench-api", *extra]
+            )
+            + "\r\n\r\n"
+        ).encode("latin-1")
+        for path in paths
+    ]
+    requests = itertools.cycle(encoded)  # shared: one event loop, no locking needed
     result = LoadResult(clients, seconds)
 
     async def run() -> None:
         now = time.perf_counter()
         measure_from, stop_at = now + 1.0, now + 1.0 + seconds
         await asyncio.gather(
-            *(_client(host, port, request, measure_from, stop_at, result) for _ in range(clients))
+            *(_client(host, port, requests, measure_from, stop_at, result) for _ in range(clients))
         )
 
     asyncio.run(run())
@@ -202,6 +221,27 @@ def seed(folder: Path, engine_url: str, background_tenants: int, day: date) -> N
     engine.dispose()
 
 
+def download_links(database_url: str, client: Minio, tenants: int, hour: datetime) -> list[str]:
+    """Download-link paths for `tenants` tenants, one archive object each, so that the
+    production limit (10 an hour per tenant) leaves every measured request on the granting path
+    and each grant reads what it reads in production (at most 10 rows)."""
+    engine = create_db_engine(database_url)
+    names = [f"dl-{index:04d}" for index in range(tenants)]
+    with session_scope(engine) as session:
+        for tenant in names:
+            ensure_tenant(session, tenant)
+            set_recording_settings(session, tenant, changed_by="bench", enabled=True)
+    engine.dispose()
+    signer = LinkSigner(parse_link_keys(LINK_KEYS), "k1")
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    paths = []
+    for tenant in names:
+        client.put_object(ARCHIVE_BUCKET, archive_key(tenant, hour), io.BytesIO(b"PK"), 2)
+        link = signer.sign(tenant_id=tenant, hour=hour, expires_at=expires, issued_to="bench")
+        paths.append(f"{LINKS}/downloads/{link}")
+    return paths
+
+
 def pad_event_log(instance: dg.DagsterInstance, tenants: int, days: int, today: date) -> int:
     """Materializations shaped like the pipeline's for other tenants and days."""
     count = 0
@@ -233,6 +273,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tenants", type=int, default=10, help="other tenants in the event log")
     parser.add_argument("--days", type=int, default=7, help="days of their materializations")
     parser.add_argument("--repeats", type=int, default=300, help="lookup-alone repetitions")
+    parser.add_argument(
+        "--download-tenants",
+        type=int,
+        default=400,
+        help="tenants the download links rotate over (10 grants an hour each)",
+    )
     return parser.parse_args(argv)
 
 
@@ -266,8 +312,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "RECORDINGS_SOURCE_BUCKET": SOURCE_BUCKET,
                 "RECORDINGS_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
                 "RECORDINGS_JWT_DEV_SECRET": "bench-" + "s" * 40,
-                "RECORDINGS_LINK_KEYS": "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=",
-                "RECORDINGS_DOWNLOAD_LIMIT": str(10**9),
+                "RECORDINGS_LINK_KEYS": LINK_KEYS,
                 "RECORDINGS_PROJECT_DIR": str(folder),
                 "DAGSTER_HOME": str(home),
                 "PYTHONPATH": str(REPO / "bench"),
@@ -315,16 +360,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             auth = {"Authorization": f"Bearer {token}"}
             links_path = f"{LINKS}?utcDay={day.isoformat()}"
             body = httpx.get(f"{api.url}{links_path}", headers=auth).json()
-            download_path = urlsplit(body["hours"][0]["url"]).path
+            assert urlsplit(body["hours"][0]["url"]).path.startswith(f"{LINKS}/downloads/")
+            progress(f"{args.download_tenants} tenants with one archive each, for the downloads")
+            download_paths = download_links(
+                database_url, client, args.download_tenants, day_hours(day)[0]
+            )
             links_results = []
             for clients in (1, 10, 50):
                 progress(f"links endpoint, {clients} clients")
-                links_results.append(load(api.url, links_path, auth, clients, args.seconds))
+                links_results.append(load(api.url, [links_path], auth, clients, args.seconds))
             downloads, bares = [], []
             for clients in (1, 10):
                 progress(f"download endpoint and bare handler, {clients} clients")
-                downloads.append(load(api.url, download_path, {}, clients, args.seconds))
-                bares.append(load(api.url, BARE_PATH, {}, clients, args.seconds))
+                downloads.append(load(api.url, download_paths, {}, clients, args.seconds))
+                bares.append(load(api.url, [BARE_PATH], {}, clients, args.seconds))
         finally:
             progress("stopping the API and the S3 server")
             if api is not None:
@@ -373,14 +422,15 @@ def report(
                 f"| {result.p(0.99):.1f} ms | {dict(result.statuses)} |"
             )
     one_client = links[0].p(0.5) / lookup_p50
+    against_cached = links[0].p(0.5) / (statistics.median(cached) * 1000)
     verdict = "met" if one_client <= 2.0 else "NOT met"
     ratios = ", ".join(
         f"{d.throughput / b.throughput:.3f} at {d.clients} client{'s' if d.clients > 1 else ''}"
         for d, b in zip(downloads, bares, strict=True)
     )
     print(
-        f"\nLinks p50 at one client / lookup p50: {one_client:.2f} (target <= 2.0: {verdict}). "
-        f"Download / bare throughput: {ratios}."
+        f"\nLinks p50 at one client / lookup p50: {one_client:.2f} (target <= 2.0: {verdict}); "
+        f"/ cached lookup p50: {against_cached:.2f}. Download / bare throughput: {ratios}."
     )
     print(f"\n_Bench runtime: {time.perf_counter() - _STARTED:.0f} s._")
 
