@@ -11,7 +11,10 @@ storage-id lookup, which it cannot skip (it is what notices a new or rebuilt arc
 Hours without a materialization are `failed` when the last run that planned them failed and
 will not be retried, and `pending` otherwise; the same two indexed steps over the
 "materialization planned" events name those runs, so a missing hour never costs a scan of the
-asset's history. Hours outside the tenant's retention are `expired`.
+asset's history. (Dagster writes one planned event per partition, also for ranged runs, unless
+DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS is set, which also stops Dagster itself from
+marking a failed run's partitions as failed: leave it unset.) Hours outside the tenant's
+retention are `expired`.
 """
 
 import threading
@@ -154,10 +157,14 @@ def _failed_partitions(instance: dg.DagsterInstance, partition_keys: set[str]) -
     )
     if not planned:
         return set()
-    records = instance.fetch_planned_materializations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(planned.values())),
+    records = instance.event_log_storage.get_event_records(
+        dg.EventRecordsFilter(
+            dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+            asset_key=ARCHIVE_ASSET_KEY,
+            storage_ids=list(planned.values()),
+        ),
         limit=len(planned),
-    ).records
+    )
     run_by_partition = {
         record.partition_key: record.run_id
         for record in records
