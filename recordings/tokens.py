@@ -21,6 +21,8 @@ from typing import Any
 import jwt
 from jwt.types import Options
 
+from recordings.keys import InvalidIdentifierError, validate_tenant_id
+
 MAX_TOKEN_BYTES = 8192  # far above any real access token; refuses parser-abuse payloads unread
 
 READ_PERMISSION = "DailyConversationAudioRecordings.Read"
@@ -95,6 +97,14 @@ def _permissions(claims: dict[str, Any], names: Iterable[str]) -> frozenset[str]
         elif isinstance(value, list):
             found.update(item for item in value if isinstance(item, str))
     return frozenset(found)
+
+
+def _is_tenant_id(value: str) -> bool:
+    try:
+        validate_tenant_id(value)
+    except InvalidIdentifierError:
+        return False
+    return True
 
 
 _JWKS_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
@@ -176,6 +186,12 @@ def verify_token(token: str, settings: TokenSettings) -> Principal:
         raise TokenError("malformed_token", "the token is not a valid JWT") from None
     subject = claims.get("sub")
     tenant = claims.get(settings.tenant_claim)
+    if tenant is not None and tenant != "":
+        if not isinstance(tenant, str) or not _is_tenant_id(tenant):
+            raise TokenError(
+                "malformed_token",
+                f"the token's {settings.tenant_claim!r} claim is not a tenant id",
+            )
     return Principal(
         subject=subject if isinstance(subject, str) else "",
         tenant_id=tenant if isinstance(tenant, str) and tenant else None,

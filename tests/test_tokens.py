@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -26,7 +27,6 @@ from recordings.tokens import (
 )
 
 SECRET = secrets.token_urlsafe(32)
-NOW = datetime.now(UTC)
 
 
 def _hs_settings(**overrides: object) -> TokenSettings:
@@ -36,12 +36,13 @@ def _hs_settings(**overrides: object) -> TokenSettings:
 
 
 def _claims(**overrides: object) -> dict[str, object]:
+    now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": "client-1",
         "tenant_id": "acme",
         "permissions": [READ_PERMISSION],
-        "iat": int(NOW.timestamp()),
-        "exp": int((NOW + timedelta(hours=1)).timestamp()),
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
     }
     claims.update(overrides)
     return claims
@@ -110,18 +111,33 @@ def test_es256_tokens_verify_with_the_public_key() -> None:
 @pytest.mark.parametrize(
     ("claims", "settings", "code"),
     [
-        (_claims(exp=int((NOW - timedelta(minutes=5)).timestamp())), {}, "token_expired"),
-        (_claims(nbf=int((NOW + timedelta(minutes=5)).timestamp())), {}, "token_not_yet_valid"),
-        (_claims(aud="other-api"), {"audience": "recordings-api"}, "wrong_audience"),
-        (_claims(), {"audience": "recordings-api"}, "malformed_token"),
-        (_claims(iss="https://evil.example"), {"issuer": "https://idp.example"}, "wrong_issuer"),
-        ({"sub": "x", "tenant_id": "acme"}, {}, "malformed_token"),
+        (
+            lambda now: _claims(exp=int((now - timedelta(minutes=5)).timestamp())),
+            {},
+            "token_expired",
+        ),
+        (
+            lambda now: _claims(nbf=int((now + timedelta(minutes=5)).timestamp())),
+            {},
+            "token_not_yet_valid",
+        ),
+        (lambda now: _claims(aud="other-api"), {"audience": "recordings-api"}, "wrong_audience"),
+        (lambda now: _claims(), {"audience": "recordings-api"}, "malformed_token"),
+        (
+            lambda now: _claims(iss="https://evil.example"),
+            {"issuer": "https://idp.example"},
+            "wrong_issuer",
+        ),
+        (lambda now: {"sub": "x", "tenant_id": "acme"}, {}, "malformed_token"),
     ],
 )
 def test_bad_claims_are_refused_with_a_stable_code(
-    claims: dict[str, object], settings: dict[str, object], code: str
+    claims: Callable[[datetime], dict[str, object]], settings: dict[str, object], code: str
 ) -> None:
-    assert _code(jwt.encode(claims, SECRET), _hs_settings(**settings)) == code
+    # Times are taken when the test runs, not when the module is collected: a long suite
+    # would otherwise turn "five minutes from now" into the past.
+    token = jwt.encode(claims(datetime.now(UTC)), SECRET)
+    assert _code(token, _hs_settings(**settings)) == code
 
 
 def test_forged_and_garbage_tokens_are_refused() -> None:
@@ -186,3 +202,10 @@ def test_oversized_tokens_are_refused_unread() -> None:
 def test_roles_claim_carries_permissions_too() -> None:
     token = jwt.encode(_claims(permissions=None, roles=[READ_PERMISSION]), SECRET)
     assert verify_token(token, _hs_settings()).has(READ_PERMISSION)
+
+
+@pytest.mark.parametrize("tenant", ["../../etc", "ACME", "a" * 64, 42, ["acme"]])
+def test_a_tenant_claim_that_is_not_a_tenant_id_is_refused(tenant: object) -> None:
+    assert _code(jwt.encode(_claims(tenant_id=tenant), SECRET), _hs_settings()) == (
+        "malformed_token"
+    )

@@ -7,6 +7,7 @@ pool: the database, S3 and the Dagster instance are blocking clients, and runnin
 event loop would make every client wait for the slowest request.
 """
 
+import logging
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -28,6 +29,8 @@ from recordings_api.auth import authenticate
 from recordings_api.errors import ApiError, error_responses
 from recordings_api.state import ApiState
 from recordings_api.wire import client_of, iso_utc
+
+logger = logging.getLogger("recordings_api")
 
 BASE = "/api/v1/daily-conversation-audio-recordings"
 DOWNLOADS = f"{BASE}/downloads"
@@ -115,12 +118,15 @@ class DayLinksController(Controller):
                 api.instance, tenant_id, day, retention_days, now, api.evidence_cache
             )
         except Exception as exc:
-            raise ApiError(
+            logger.warning("Dagster instance lookup failed for %s %s", tenant_id, day, exc_info=exc)
+            error = ApiError(
                 503,
                 "dagster_unavailable",
                 "the archive catalogue (Dagster instance) is unreachable; retry in a minute",
                 {"Retry-After": "30"},
-            ) from exc
+            )
+            _record(api, context, "list_links", error)
+            raise error from exc
         body = DayLinks(
             tenant_id=tenant_id,
             utc_day=day.isoformat(),

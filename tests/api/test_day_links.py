@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.engine import session_scope
 from recordings.db.models import DownloadAuditEntry
 from recordings.keys import archive_key, day_hours
+from recordings.links import LinkSigner
 from recordings.settings import S3Settings
 from recordings.tokens import READ_PERMISSION, TokenSettings, mint_development_token
 from recordings_api.app import create_app
@@ -507,3 +509,31 @@ def test_the_openapi_schema_documents_every_operation_and_error(client: TestClie
         assert bool(operation.get("security")) == protected, where
         if protected:
             assert {"401", "403"} <= set(responses), where
+
+
+def test_expired_links_and_retired_keys_are_401_and_rotation_keeps_old_links(
+    archived_day: tuple[dg.DagsterInstance, date], api_settings: Callable[..., ApiSettings]
+) -> None:
+    instance, day = archived_day
+    old_key, new_key = secrets.token_bytes(32), secrets.token_bytes(32)
+    hour = day_hours(day)[6]
+
+    def link(signer: LinkSigner, expires_in: timedelta) -> str:
+        token = signer.sign(tenant_id="acme", hour=hour, expires_at=datetime.now(UTC) + expires_in)
+        return f"{BASE}/downloads/{token}"
+
+    before = LinkSigner({"k1": old_key}, "k1")
+    rotating = LinkSigner({"k1": old_key, "k2": new_key}, "k2")
+    after = LinkSigner({"k2": new_key}, "k2")
+    with TestClient(app=create_app(api_settings(link_signer=rotating), instance)) as client:
+        assert (
+            client.get(link(before, timedelta(hours=1)), follow_redirects=False).status_code == 307
+        )
+        expired = client.get(link(rotating, timedelta(seconds=-1)), follow_redirects=False)
+        assert (expired.status_code, expired.json()["code"]) == (401, "link_expired")
+    with TestClient(app=create_app(api_settings(link_signer=after), instance)) as client:
+        retired = client.get(link(before, timedelta(hours=1)), follow_redirects=False)
+        assert (retired.status_code, retired.json()["code"]) == (401, "link_unknown_key")
+        assert (
+            client.get(link(after, timedelta(hours=1)), follow_redirects=False).status_code == 307
+        )
