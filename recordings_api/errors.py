@@ -99,26 +99,24 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response:
     return _json(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
 
+def _unavailable(request: Request, exc: Exception, code: str, what: str) -> Response:
+    logger.warning("%s on %s %s: %s", code, request.method, request.url.path, exc)
+    return _json(
+        503,
+        code,
+        f"{what} is unreachable; retry in a minute (operators: see /health/ready)",
+        {"Retry-After": "30"},
+    )
+
+
 def database_error_handler(request: Request, exc: sqlalchemy.exc.DBAPIError) -> Response:
     if not isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
         return unexpected_error_handler(request, exc)
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return _json(
-        503,
-        "database_unavailable",
-        "the application database is unreachable; retry in a minute (operators: see /health/ready)",
-        {"Retry-After": "30"},
-    )
+    return _unavailable(request, exc, "database_unavailable", "the application database")
 
 
 def storage_error_handler(request: Request, exc: Exception) -> Response:
-    logger.warning("S3 unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return _json(
-        503,
-        "storage_unavailable",
-        "the archive storage is unreachable; retry in a minute (operators: see /health/ready)",
-        {"Retry-After": "30"},
-    )
+    return _unavailable(request, exc, "storage_unavailable", "the archive storage")
 
 
 def unexpected_error_handler(request: Request, exc: Exception) -> Response:

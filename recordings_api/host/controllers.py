@@ -42,6 +42,10 @@ def _body(row: TenantRecordingSettings) -> RecordingSettings:
     )
 
 
+def _unknown_tenant(tenant_id: str) -> ApiError:
+    return ApiError(404, "unknown_tenant", f"tenant {tenant_id!r} does not exist")
+
+
 def _host(request: Request, api: ApiState) -> str:
     """Authenticate a host token; returns who is acting, for the change history."""
     principal = authenticate(request, api.settings.tokens)
@@ -119,7 +123,7 @@ class HostSettingsController(Controller):
                 )
                 return _body(row)
         except UnknownTenantError:
-            raise ApiError(404, "unknown_tenant", f"tenant {tenant_id!r} does not exist") from None
+            raise _unknown_tenant(tenant_id) from None
         except CatalogError as exc:
             raise ApiError(400, "invalid_settings", str(exc)) from None
 
@@ -155,5 +159,5 @@ class HostSettingsController(Controller):
                     for change in settings_history(session, tenant_id, limit)
                 ]
         except UnknownTenantError:
-            raise ApiError(404, "unknown_tenant", f"tenant {tenant_id!r} does not exist") from None
+            raise _unknown_tenant(tenant_id) from None
         return RecordingSettingsHistory(tenant_id=tenant_id, changes=changes)

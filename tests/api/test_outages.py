@@ -1,0 +1,44 @@
+"""A backing service that is down is a 503 with a JSON error that says which one, never a
+stack trace; /health/ready names it too."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from litestar.testing import TestClient
+
+from recordings.tokens import READ_PERMISSION, mint_development_token
+from recordings_api.app import create_app
+from recordings_api.settings import ApiSettings
+from tests.api.conftest import JWT_SECRET
+
+pytestmark = pytest.mark.integration
+
+DAY = (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+def test_an_unreachable_database_is_a_503_that_says_so(
+    api_settings: Callable[..., ApiSettings], tmp_path: Path
+) -> None:
+    unreachable = f"sqlite:///{tmp_path / 'missing-folder' / 'recordings.db'}"
+    token = mint_development_token(
+        JWT_SECRET, subject="c", tenant_id="acme", permissions=[READ_PERMISSION]
+    )
+    with (
+        dg.instance_for_test() as instance,
+        TestClient(create_app(api_settings(database_url=unreachable), instance)) as client,
+    ):
+        response = client.get(
+            "/api/v1/daily-conversation-audio-recordings",
+            params={"utcDay": DAY.isoformat()},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        ready = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "30"
+    assert "Traceback" not in response.text and "sqlite" not in response.text.lower()
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"].startswith("unreachable")
