@@ -85,8 +85,10 @@ def set_recording_settings(
     changed_by: str,
     enabled: bool | None = None,
     retention_days: int | None = None,
+    legal_hold: bool | None = None,
 ) -> TenantRecordingSettings:
-    """Change a tenant's feature settings and append the change to its history."""
+    """Change a tenant's feature settings (or its legal hold) and append the change to its
+    history; omitted values keep theirs."""
     if not changed_by.strip():
         raise CatalogError("say who makes the change (changed_by must not be empty)")
     if retention_days is not None:
@@ -95,12 +97,14 @@ def set_recording_settings(
     current = session.get(TenantRecordingSettings, tenant_id)
     before_enabled = current.enabled if current else None
     before_retention = current.retention_days if current else None
+    before_hold = current.legal_hold if current else None
     now = utcnow()
     if current is None:
         current = TenantRecordingSettings(
             tenant_id=tenant_id,
             enabled=bool(enabled),
             retention_days=retention_days or DEFAULT_RETENTION_DAYS,
+            legal_hold=bool(legal_hold),
             updated_by=changed_by,
             updated_at=now,
         )
@@ -110,6 +114,8 @@ def set_recording_settings(
             current.enabled = enabled
         if retention_days is not None:
             current.retention_days = retention_days
+        if legal_hold is not None:
+            current.legal_hold = legal_hold
         current.updated_by = changed_by
         current.updated_at = now
     session.add(
@@ -121,6 +127,8 @@ def set_recording_settings(
             enabled_after=current.enabled,
             retention_days_before=before_retention,
             retention_days_after=current.retention_days,
+            legal_hold_before=before_hold,
+            legal_hold_after=current.legal_hold,
         )
     )
     session.flush()

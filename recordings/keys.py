@@ -63,6 +63,29 @@ def archive_key(tenant_id: str, hour: datetime) -> str:
     return f"{tenant_archive_prefix(tenant_id)}{start:%Y/%m/%d/%H}.zip"
 
 
+_ARCHIVE_TAIL = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/(\d{2})\.zip$")
+
+
+def parse_archive_key(tenant_id: str, key: str) -> datetime | None:
+    """The hour of `key` if it is exactly one of `tenant_id`'s archive keys, else None.
+
+    The retention job deletes only what this accepts, so it is strict: the tenant's prefix, a
+    real date and hour, `.zip`, and the key must be the one `archive_key` would produce.
+    """
+    prefix = tenant_archive_prefix(tenant_id)
+    if not key.startswith(prefix):
+        return None
+    match = _ARCHIVE_TAIL.fullmatch(key[len(prefix) :])
+    if match is None:
+        return None
+    year, month, day, hour = (int(part) for part in match.groups())
+    try:
+        start = datetime(year, month, day, hour, tzinfo=UTC)
+    except ValueError:
+        return None
+    return start if archive_key(tenant_id, start) == key else None
+
+
 def source_key(
     tenant_id: str, conversation_id: str, session_id: str, recording_id: str, extension: str
 ) -> str:

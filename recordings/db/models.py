@@ -93,6 +93,8 @@ class TenantRecordingSettings(Base):
     )
     enabled: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     retention_days: Mapped[int] = mapped_column(sa.Integer, default=DEFAULT_RETENTION_DAYS)
+    # A legal hold suspends deletion by retention; nothing else changes while it is set.
+    legal_hold: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     updated_by: Mapped[str] = mapped_column(sa.String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -113,6 +115,8 @@ class TenantRecordingSettingsChange(Base):
     enabled_after: Mapped[bool] = mapped_column(sa.Boolean)
     retention_days_before: Mapped[int | None] = mapped_column(sa.Integer)
     retention_days_after: Mapped[int] = mapped_column(sa.Integer)
+    legal_hold_before: Mapped[bool | None] = mapped_column(sa.Boolean)
+    legal_hold_after: Mapped[bool | None] = mapped_column(sa.Boolean)  # None: before holds existed
 
 
 class Conversation(Base):
@@ -209,3 +213,33 @@ class DownloadAuditEntry(Base):
     status_code: Mapped[int] = mapped_column(sa.Integer)
     client_address: Mapped[str | None] = mapped_column(sa.String(64))
     user_agent: Mapped[str | None] = mapped_column(sa.String(400))
+
+
+class ArchiveDeletion(Base):
+    """Evidence of an archive deleted by retention: which, when, under which retention value.
+
+    Written in two steps around the S3 delete (`deleting`, then `deleted`), so that a crash
+    between them leaves a row the next cleanup reconciles, never a deletion without a record.
+    """
+
+    __tablename__ = "archive_deletions"
+    __table_args__ = (
+        sa.Index("ix_archive_deletions_tenant_hour", "tenant_id", "hour"),
+        sa.CheckConstraint(
+            "state IN ('deleting', 'deleted', 'abandoned')", name="archive_deletion_state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(sa.String(63))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime())
+    object_key: Mapped[str] = mapped_column(sa.String(1024))
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    retention_days: Mapped[int] = mapped_column(sa.Integer)
+    state: Mapped[str] = mapped_column(sa.String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    run_id: Mapped[str | None] = mapped_column(sa.String(64))  # the Dagster run that deleted it
