@@ -26,6 +26,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from minio import Minio
 from minio.error import S3Error
+from sqlalchemy.orm import Session
 
 from recordings.db.engine import session_scope
 from recordings.db.models import ArchiveDeletion, TenantRecordingSettings, utcnow
@@ -232,3 +233,15 @@ def deleted_hours(
             .group_by(ArchiveDeletion.hour)
         ).all()
     return {hour: deleted_at for hour, deleted_at in rows if deleted_at is not None}
+
+
+def archive_deletions(
+    session: Session, *, tenant_id: str | None, before_id: int | None, limit: int
+) -> list[ArchiveDeletion]:
+    """Deletion records, newest first (keyset pages on the id)."""
+    query = sa.select(ArchiveDeletion)
+    if tenant_id is not None:
+        query = query.where(ArchiveDeletion.tenant_id == tenant_id)
+    if before_id is not None:
+        query = query.where(ArchiveDeletion.id < before_id)
+    return list(session.scalars(query.order_by(ArchiveDeletion.id.desc()).limit(limit)))

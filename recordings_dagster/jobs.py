@@ -1,8 +1,10 @@
-"""Jobs: the hourly archive job that the nightly schedule and operators launch."""
+"""Jobs: the hourly archive job that the nightly schedule and operators launch, and the daily
+retention cleanup."""
 
 import dagster as dg
 
 from recordings_dagster.assets import hourly_conversation_audio_archive
+from recordings_dagster.ops import apply_archive_retention
 
 MAX_RETRIES = 2
 
@@ -13,3 +15,12 @@ hourly_archives_job = dg.define_asset_job(
     # Two more attempts, queued behind the night's other runs by the run coordinator.
     tags={"dagster/max_retries": str(MAX_RETRIES), "dagster/retry_strategy": "FROM_FAILURE"},
 )
+
+
+@dg.job(
+    description="Delete each tenant's archives that fall outside its retention, recording "
+    "what was deleted; a legal hold suspends deletion.",
+    tags={"dagster/max_retries": str(MAX_RETRIES)},
+)
+def retention_job() -> None:
+    apply_archive_retention()

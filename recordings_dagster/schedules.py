@@ -7,11 +7,14 @@ import dagster as dg
 
 from recordings.catalog import enabled_tenant_ids
 from recordings.keys import archive_partition_key, day_hours
-from recordings_dagster.jobs import hourly_archives_job
+from recordings_dagster.jobs import hourly_archives_job, retention_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 
 NIGHTLY_CRON = "30 0 * * *"
+# After the night's archives (00:30) and their retries: deleting and archiving never race for
+# the same tenant, and yesterday is never near its retention limit anyway.
+RETENTION_CRON = "0 4 * * *"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -69,3 +72,20 @@ def nightly_archives_schedule(
         return dg.SkipReason(f"no tenant has daily recordings enabled; nothing to do for {day}")
     context.log.info(f"requesting {len(tenant_ids)} tenant-day runs for {day}")
     return nightly_run_requests(context.instance, tenant_ids, day)
+
+
+@dg.schedule(
+    cron_schedule=RETENTION_CRON,
+    execution_timezone="UTC",
+    job=retention_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily retention cleanup, 04:00 UTC.",
+)
+def retention_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    moment = context.scheduled_execution_time or datetime.now(UTC)
+    today = moment.astimezone(UTC).date().isoformat()
+    return dg.RunRequest(
+        run_key=f"retention|{today}",
+        run_config={"ops": {"apply_archive_retention": {"config": {"today": today}}}},
+        tags={"recordings/utc_day": today},
+    )

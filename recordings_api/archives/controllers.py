@@ -21,7 +21,9 @@ from recordings.catalog import is_enabled
 from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettings
 from recordings.downloads import AttemptContext, record_attempt, try_grant_download
+from recordings.keys import day_hours
 from recordings.links import LinkError
+from recordings.retention import deleted_hours
 from recordings.tokens import Principal
 from recordings_api.archives.schemas import DayLinks, HourEntry
 from recordings_api.archives.services import HourStatus, day_statuses
@@ -113,9 +115,10 @@ class DayLinksController(Controller):
             _record(api, context, "list_links", error)
             raise error
         now = datetime.now(UTC)
+        deleted = deleted_hours(api.engine, tenant_id, day_hours(day))
         try:
             statuses = day_statuses(
-                api.instance, tenant_id, day, retention_days, now, api.evidence_cache
+                api.instance, tenant_id, day, retention_days, now, api.evidence_cache, deleted
             )
         except Exception as exc:
             logger.warning("Dagster instance lookup failed for %s %s", tenant_id, day, exc_info=exc)

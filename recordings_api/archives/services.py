@@ -28,6 +28,7 @@ import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from recordings.keys import ARCHIVE_ASSET_NAME, archive_partition_key, day_hours
+from recordings.retention import is_kept
 
 ARCHIVE_ASSET_KEY = dg.AssetKey(ARCHIVE_ASSET_NAME)
 HourState = Literal["available", "pending", "failed", "expired"]
@@ -43,9 +44,12 @@ class ArchiveEvidence:
     recording_count: int
     conversation_count: int
     failed_recording_count: int
+    materialized_at: float = 0.0  # the materialization's timestamp (epoch seconds)
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> "ArchiveEvidence":
+    def from_metadata(
+        cls, metadata: Mapping[str, Any], materialized_at: float = 0.0
+    ) -> "ArchiveEvidence":
         return cls(
             object_key=str(metadata.get("object_key", "")),
             size_bytes=int(metadata.get("size_bytes", 0)),
@@ -53,6 +57,7 @@ class ArchiveEvidence:
             recording_count=int(metadata.get("recording_count", 0)),
             conversation_count=int(metadata.get("conversation_count", 0)),
             failed_recording_count=int(metadata.get("failed_recording_count", 0)),
+            materialized_at=materialized_at,
         )
 
 
@@ -97,11 +102,6 @@ class HourStatus:
     evidence: ArchiveEvidence | None = None  # set when available
 
 
-def is_expired(day: date, retention_days: int, today: date) -> bool:
-    """Day D is kept while `today - D <= retention_days`."""
-    return (today - day).days > retention_days
-
-
 def day_statuses(
     instance: dg.DagsterInstance,
     tenant_id: str,
@@ -109,12 +109,19 @@ def day_statuses(
     retention_days: int,
     now: datetime | None = None,
     cache: EvidenceCache | None = None,
+    deleted: Mapping[datetime, datetime] | None = None,
 ) -> list[HourStatus]:
-    """The 24 hours of `day` for `tenant_id`, each with its status and archive evidence."""
+    """The 24 hours of `day` for `tenant_id`, each with its status and archive evidence.
+
+    `deleted` maps hours whose archive the retention job deleted to when: such an hour is
+    `expired` unless it was archived again afterwards, so raising a tenant's retention never
+    makes a deleted hour look `pending`.
+    """
     today = (now or datetime.now(UTC)).date()
     hours = day_hours(day)
-    if is_expired(day, retention_days, today):
+    if not is_kept(day, retention_days, today):
         return [HourStatus(hour, "expired") for hour in hours]
+    deleted = deleted or {}
     keys = {archive_partition_key(tenant_id, hour): hour for hour in hours}
     latest = instance.get_latest_storage_id_by_partition(
         ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, set(keys)
@@ -131,7 +138,8 @@ def day_statuses(
             if materialization is None:
                 continue
             evidence = ArchiveEvidence.from_metadata(
-                {name: value.value for name, value in materialization.metadata.items()}
+                {name: value.value for name, value in materialization.metadata.items()},
+                record.timestamp,
             )
             known[record.storage_id] = evidence
             if cache is not None:
@@ -143,8 +151,14 @@ def day_statuses(
     failed_keys = _failed_partitions(instance, missing) if missing else set()
     statuses = []
     for key, hour in keys.items():
-        if key in evidence_by_key:
-            statuses.append(HourStatus(hour, "available", evidence_by_key[key]))
+        evidence = evidence_by_key.get(key)
+        deleted_at = deleted.get(hour)
+        if deleted_at is not None and (
+            evidence is None or evidence.materialized_at <= deleted_at.timestamp()
+        ):
+            statuses.append(HourStatus(hour, "expired"))
+        elif evidence is not None:
+            statuses.append(HourStatus(hour, "available", evidence))
         else:
             statuses.append(HourStatus(hour, "failed" if key in failed_keys else "pending"))
     return statuses

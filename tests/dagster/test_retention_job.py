@@ -1,0 +1,129 @@
+"""The retention job through Dagster: deletions become observations on the archive partitions
+and run metadata, the API then says `expired` (also after retention is raised again), the
+schedule asks for today's cleanup, and a cleanup that cannot reach its bucket fails the run."""
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from minio import Minio
+
+from recordings.catalog import ensure_tenant, set_recording_settings
+from recordings.db.engine import session_scope
+from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings.retention import deleted_hours
+from recordings_api.archives.services import day_statuses
+from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_dagster.definitions import defs
+from recordings_dagster.schedules import retention_schedule
+
+pytestmark = pytest.mark.integration
+
+TODAY = datetime.now(UTC).date()
+SHA = "5a" * 32
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as test_instance:
+        yield test_instance
+
+
+def _archive(instance: dg.DagsterInstance, client: Minio, bucket: str, age: int) -> str:
+    hour = day_hours(TODAY - timedelta(days=age))[7]
+    key = archive_key("acme", hour)
+    client.put_object(bucket, key, io.BytesIO(b"PK-zip"), 6)
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            ARCHIVE_ASSET_KEY,
+            partition=archive_partition_key("acme", hour),
+            metadata={"object_key": key, "sha256": SHA, "size_bytes": 6},
+        )
+    )
+    return key
+
+
+def _run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("retention_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"apply_archive_retention": {"config": {"today": TODAY.isoformat()}}}},
+        raise_on_error=False,
+    )
+
+
+def test_deletions_are_observed_reported_and_stay_expired(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+    s3_client: Minio,
+) -> None:
+    bucket = recordings_env["RECORDINGS_ARCHIVE_BUCKET"]
+    with session_scope(engine) as session:
+        ensure_tenant(session, "acme")
+        set_recording_settings(session, "acme", changed_by="t", enabled=True, retention_days=2)
+    keys = {age: _archive(instance, s3_client, bucket, age) for age in range(5)}
+
+    result = _run(instance)
+    assert result.success
+    (output,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT]
+    assert output.step_output_data is not None
+    metadata = output.step_output_data.metadata
+    assert metadata["deleted"].value == 2 and metadata["kept"].value == 3
+    observations = [
+        event.asset_observation_data.asset_observation
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+    ]
+    assert sorted(o.partition for o in observations if o.partition) == sorted(
+        archive_partition_key("acme", day_hours(TODAY - timedelta(days=age))[7]) for age in (3, 4)
+    )
+    assert {o.metadata["status"].value for o in observations} == {"expired"}
+    assert {o.metadata["sha256"].value for o in observations} == {SHA}  # as recorded
+    remaining = {o.object_name for o in s3_client.list_objects(bucket, recursive=True)}
+    assert remaining == {keys[age] for age in range(3)}
+
+    # Raising the retention resurrects nothing: the API still says expired for the deleted hour.
+    with session_scope(engine) as session:
+        set_recording_settings(session, "acme", changed_by="t", retention_days=7)
+    day = TODAY - timedelta(days=3)
+    statuses = day_statuses(
+        instance, "acme", day, 7, deleted=deleted_hours(engine, "acme", day_hours(day))
+    )
+    assert statuses[7].status == "expired"
+    assert {s.status for i, s in enumerate(statuses) if i != 7} == {"pending"}
+    assert _run(instance).success  # nothing more to delete, nothing resurrected
+
+
+def test_the_schedule_asks_for_todays_cleanup() -> None:
+    moment = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=moment)
+        request = retention_schedule(context)
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_config["ops"]["apply_archive_retention"]["config"]["today"] == "2026-03-20"
+    assert request.run_key == "retention|2026-03-20"
+
+
+def test_a_cleanup_that_cannot_list_fails_the_run_with_the_cause(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with session_scope(engine) as session:
+        ensure_tenant(session, "acme")
+        set_recording_settings(session, "acme", changed_by="t", enabled=True)
+    monkeypatch.setenv("RECORDINGS_ARCHIVE_BUCKET", "no-such-bucket-for-retention")
+    result = _run(instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert failure.step_failure_data is not None
+    user_failure = failure.step_failure_data.user_failure_data
+    assert user_failure is not None
+    assert "could not be deleted" in (user_failure.description or "")
+    assert "NoSuchBucket" in (user_failure.description or "")
