@@ -320,15 +320,16 @@ def tenant_list() -> None:
         if not tenants:
             click.echo("no tenants yet; create one with `recordings tenant set ID --enable`")
             return
-        click.echo(f"{'tenant':<24} {'enabled':<8} {'retention':<10} updated")
+        click.echo(f"{'tenant':<24} {'enabled':<8} {'retention':<10} {'hold':<5} updated")
         for row in tenants:
             s = row.recording_settings
             if s is None:
-                click.echo(f"{row.id:<24} {'no':<8} {'-':<10} never configured")
+                click.echo(f"{row.id:<24} {'no':<8} {'-':<10} {'-':<5} never configured")
             else:
                 click.echo(
                     f"{row.id:<24} {'yes' if s.enabled else 'no':<8} "
-                    f"{str(s.retention_days) + ' days':<10} {s.updated_at:%Y-%m-%d %H:%M}Z "
+                    f"{str(s.retention_days) + ' days':<10} {'yes' if s.legal_hold else 'no':<5} "
+                    f"{s.updated_at:%Y-%m-%d %H:%M}Z "
                     f"by {s.updated_by}"
                 )
 
@@ -338,6 +339,12 @@ def tenant_list() -> None:
 @click.option("--name", help="Display name (creates the tenant if it does not exist).")
 @click.option("--enable/--disable", "enabled", default=None, help="Turn the feature on or off.")
 @click.option("--retention-days", type=int, help="Days archives are kept, 1 to 7.")
+@click.option(
+    "--legal-hold/--no-legal-hold",
+    "legal_hold",
+    default=None,
+    help="Suspend (or resume) deletion of the tenant's archives by retention.",
+)
 @click.option(
     "--by",
     "changed_by",
@@ -350,6 +357,7 @@ def tenant_set(
     name: str | None,
     enabled: bool | None,
     retention_days: int | None,
+    legal_hold: bool | None,
     changed_by: str,
 ) -> None:
     """Create TENANT_ID if needed and set its daily recordings settings."""
@@ -365,10 +373,12 @@ def tenant_set(
                 changed_by=changed_by,
                 enabled=enabled,
                 retention_days=retention_days,
+                legal_hold=legal_hold,
             )
+            hold = " legal-hold" if settings.legal_hold else ""
             click.echo(
                 f"{tenant_id}: enabled={settings.enabled} retention={settings.retention_days} "
-                f"days (by {changed_by})"
+                f"days{hold} (by {changed_by})"
             )
     except (CatalogError, InvalidIdentifierError) as exc:
         raise _fail(str(exc)) from None

@@ -72,6 +72,11 @@ def test_tenant_settings_round_trip_and_history(
         settings = session.get(TenantRecordingSettings, "acme")
         assert settings is not None
         assert (settings.enabled, settings.retention_days) == (True, 3)
+    code, out = _run("tenant", "set", "acme", "--legal-hold", "--by", "counsel")
+    assert code == 0 and "legal-hold" in out
+    with session_scope(engine) as session:
+        settings = session.get(TenantRecordingSettings, "acme")
+        assert settings is not None and settings.legal_hold
 
 
 def test_ingest_uploads_and_registers_and_refuses_unreadable_files(

@@ -2,6 +2,7 @@
 get a 400 that says what is allowed, and every change is recorded with who made it."""
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -10,7 +11,7 @@ from litestar.testing import TestClient
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.db.models import TenantRecordingSettingsChange
+from recordings.db.models import ArchiveDeletion, TenantRecordingSettingsChange
 from recordings.tokens import (
     HOST_PERMISSION,
     READ_PERMISSION,
@@ -58,6 +59,7 @@ def test_the_host_reads_and_changes_settings_and_the_change_is_recorded(
         "tenantId": "acme",
         "enabled": False,
         "retentionDays": 3,
+        "legalHold": False,
         "updatedBy": "alice",
         "updatedAt": None,
     }
@@ -80,7 +82,7 @@ def test_the_host_reads_and_changes_settings_and_the_change_is_recorded(
     [
         ({"retentionDays": 8}, "invalid_settings", "choose 1 to 7 days"),
         ({"retentionDays": 0}, "invalid_settings", "choose 1 to 7 days"),
-        ({}, "invalid_settings", "enabled and/or retentionDays"),
+        ({}, "invalid_settings", "at least one of enabled, retentionDays, legalHold"),
         ({"retention": 3}, "invalid_request", "retention"),
         ({"enabled": "yes"}, "invalid_request", "enabled"),
     ],
@@ -126,3 +128,52 @@ def test_the_host_lists_tenants_and_reads_a_tenants_settings_history(client: Tes
     assert client.get(PATH.format("nobody") + "/changes", headers=host).status_code == 404
     tenant = _auth(READ_PERMISSION)
     assert client.get(PATH.format("acme") + "/changes", headers=tenant).status_code == 403
+
+
+def test_a_legal_hold_is_set_by_the_host_and_recorded(client: TestClient) -> None:
+    host = _auth(HOST_PERMISSION, subject="counsel")
+    response = client.put(PATH.format("acme"), json={"legalHold": True}, headers=host)
+    assert response.status_code == 200, response.text
+    assert response.json()["legalHold"] is True
+    assert client.get(PATH.format("acme"), headers=host).json()["legalHold"] is True
+    latest = client.get(PATH.format("acme") + "/changes", headers=host).json()["changes"][0]
+    assert (latest["changedBy"], latest["legalHoldBefore"], latest["legalHoldAfter"]) == (
+        "counsel",
+        False,
+        True,
+    )
+    bad = client.put(PATH.format("acme"), json={"legalHold": "yes"}, headers=host)
+    assert bad.status_code == 400
+    assert client.get(PATH.format("acme"), headers=host).json()["legalHold"] is True
+
+
+def test_the_host_reads_the_deletion_evidence(client: TestClient, engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        for index in range(3):
+            session.add(
+                ArchiveDeletion(
+                    tenant_id="acme" if index < 2 else "globex",
+                    hour=datetime(2026, 3, 10 + index, 7, tzinfo=UTC),
+                    object_key=f"tenants/x/{index}.zip",
+                    sha256=f"{index:02d}" * 32,
+                    size_bytes=10,
+                    retention_days=3,
+                    state="deleted",
+                    deleted_at=datetime(2026, 3, 20, tzinfo=UTC),
+                    run_id="run-9",
+                )
+            )
+    host = _auth(HOST_PERMISSION)
+    url = "/api/v1/host/daily-conversation-audio-recordings/deletions"
+    page = client.get(url, params={"limit": 2}, headers=host).json()
+    assert [d["hour"] for d in page["deletions"]] == [
+        "2026-03-12T07:00:00Z",
+        "2026-03-11T07:00:00Z",
+    ]
+    rest = client.get(url, params={"cursor": page["nextCursor"]}, headers=host).json()
+    assert [d["tenantId"] for d in rest["deletions"]] == ["acme"]
+    only = client.get(url, params={"tenantId": "globex"}, headers=host).json()["deletions"]
+    assert [(d["sha256"], d["retentionDays"], d["runId"]) for d in only] == [
+        ("02" * 32, 3, "run-9")
+    ]
+    assert client.get(url, headers=_auth(READ_PERMISSION)).status_code == 403
