@@ -10,7 +10,8 @@ MAX_RETRIES = 2
 
 hourly_archives_job = dg.define_asset_job(
     name="hourly_archives_job",
-    selection=[hourly_conversation_audio_archive],
+    # The day's checks run in their own job once all tenants are done, not in each tenant's run.
+    selection=dg.AssetSelection.assets(hourly_conversation_audio_archive).without_checks(),
     description="Build hourly Opus ZIP archives for a range of tenant-hours.",
     # Two more attempts, queued behind the night's other runs by the run coordinator.
     tags={"dagster/max_retries": str(MAX_RETRIES), "dagster/retry_strategy": "FROM_FAILURE"},
@@ -24,3 +25,10 @@ hourly_archives_job = dg.define_asset_job(
 )
 def retention_job() -> None:
     apply_archive_retention()
+
+
+integrity_checks_job = dg.define_asset_job(
+    name="integrity_checks_job",
+    selection=dg.AssetSelection.checks_for_assets(hourly_conversation_audio_archive),
+    description="Check a UTC day's archives: complete, intact, and what could not be archived.",
+)

@@ -7,7 +7,7 @@ import dagster as dg
 
 from recordings.catalog import enabled_tenant_ids
 from recordings.keys import archive_partition_key, day_hours
-from recordings_dagster.jobs import hourly_archives_job, retention_job
+from recordings_dagster.jobs import hourly_archives_job, integrity_checks_job, retention_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 
@@ -15,6 +15,8 @@ NIGHTLY_CRON = "30 0 * * *"
 # After the night's archives (00:30) and their retries: deleting and archiving never race for
 # the same tenant, and yesterday is never near its retention limit anyway.
 RETENTION_CRON = "0 4 * * *"
+# Once the night's runs and their retries are done: the checks judge the finished day.
+CHECKS_CRON = "0 6 * * *"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -89,3 +91,15 @@ def retention_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         run_config={"ops": {"apply_archive_retention": {"config": {"today": today}}}},
         tags={"recordings/utc_day": today},
     )
+
+
+@dg.schedule(
+    cron_schedule=CHECKS_CRON,
+    execution_timezone="UTC",
+    job=integrity_checks_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="06:00 UTC: check yesterday's archives (complete, intact, unarchivable).",
+)
+def integrity_checks_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    day = previous_utc_day(context.scheduled_execution_time or datetime.now(UTC)).isoformat()
+    return dg.RunRequest(run_key=f"checks|{day}", tags={"recordings/utc_day": day})

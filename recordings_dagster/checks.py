@@ -1,0 +1,228 @@
+"""Asset checks on the hourly archives: the evidence operators look at every morning.
+
+They judge one UTC day (the run's `recordings/utc_day` tag, which the 06:00 UTC schedule sets to
+yesterday; yesterday by default), for every tenant with the feature enabled:
+
+- `day_complete` (error): all 24 hours of the day have an archive.
+- `archives_intact` (error): each archive's object has the size and SHA-256 its
+  materialization recorded, the ZIP opens, every entry's CRC holds, and its `metadata.json`
+  matches the ZIP (see `recordings.archive.verify`).
+- `unarchivable_recordings` (warning): recordings that could not be archived, with the count
+  and the reasons, so a compliance gap is seen even though the hour itself succeeded.
+
+The checks run in their own job (`integrity_checks_job`), not in the nightly runs: a nightly
+run covers one tenant, the checks cover the whole day.
+"""
+
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from recordings.archive.verify import verify_archive
+from recordings.catalog import enabled_tenant_ids
+from recordings.keys import archive_partition_key, day_hours
+from recordings_dagster.assets import ARCHIVE_ASSET_KEY, hourly_conversation_audio_archive
+from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
+
+DAY_TAG = "recordings/utc_day"
+KEYS_PER_QUERY = 2400  # 100 tenant-days: keeps the IN list far below database limits
+MAX_LISTED = 50  # problems listed in the check's metadata; the counts cover all
+
+
+@dataclass(frozen=True)
+class DayArchive:
+    tenant_id: str
+    hour: datetime
+    metadata: dict[str, Any]
+
+
+def checked_day(context: dg.AssetCheckExecutionContext) -> date:
+    tag = context.run.tags.get(DAY_TAG)
+    return date.fromisoformat(tag) if tag else (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+def day_archives(
+    instance: dg.DagsterInstance, tenant_ids: list[str], day: date
+) -> tuple[dict[str, list[datetime]], list[DayArchive]]:
+    """For the day: each tenant's hours without an archive, and the latest archive of every
+    hour that has one (with its materialization metadata)."""
+    wanted = {
+        archive_partition_key(tenant, hour): (tenant, hour)
+        for tenant in tenant_ids
+        for hour in day_hours(day)
+    }
+    keys = sorted(wanted)
+    archives: list[DayArchive] = []
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = set(keys[start : start + KEYS_PER_QUERY])
+        latest = instance.get_latest_storage_id_by_partition(
+            ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, chunk
+        )
+        if not latest:
+            continue
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
+            limit=len(latest),
+        ).records
+        for record in records:
+            materialization = record.asset_materialization
+            if materialization is None or record.partition_key not in wanted:
+                continue
+            tenant, hour = wanted[record.partition_key]
+            metadata = {name: value.value for name, value in materialization.metadata.items()}
+            archives.append(DayArchive(tenant, hour, metadata))
+    present = {(a.tenant_id, a.hour) for a in archives}
+    missing: dict[str, list[datetime]] = {}
+    for tenant, hour in wanted.values():
+        if (tenant, hour) not in present:
+            missing.setdefault(tenant, []).append(hour)
+    return missing, archives
+
+
+def _enabled(database: DatabaseResource) -> list[str]:
+    with database.session() as session:
+        return enabled_tenant_ids(session)
+
+
+@dg.asset_check(
+    asset=hourly_conversation_audio_archive,
+    name="day_complete",
+    description="Every enabled tenant has all 24 hourly archives of the day (yesterday).",
+)
+def day_complete(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    day = checked_day(context)
+    tenants = _enabled(database)
+    missing, _ = day_archives(context.instance, tenants, day)
+    missing_hours = sum(len(hours) for hours in missing.values())
+    return dg.AssetCheckResult(
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{day}: all {len(tenants)} enabled tenants have 24 hours"
+            if not missing
+            else f"{day}: {missing_hours} hour(s) missing for {len(missing)} tenant(s); "
+            "see the failed runs, or launch a backfill for them"
+        ),
+        metadata={
+            "utc_day": day.isoformat(),
+            "enabled_tenants": len(tenants),
+            "incomplete_tenants": len(missing),
+            "missing_hours": missing_hours,
+            "missing": dg.MetadataValue.json(
+                {
+                    tenant: [hour.strftime("%H:00") for hour in hours]
+                    for tenant, hours in sorted(missing.items())[:MAX_LISTED]
+                }
+            ),
+        },
+    )
+
+
+def _verified(
+    object_store: ObjectStoreResource, archives: list[DayArchive]
+) -> Iterator[tuple[DayArchive, list[str]]]:
+    client = object_store.client()
+    with tempfile.TemporaryDirectory(prefix="archive-check-") as folder:
+        path = Path(folder) / "archive.zip"
+        for archive in archives:
+            key = str(archive.metadata.get("object_key", ""))
+            try:
+                client.fget_object(object_store.archive_bucket, key, str(path))
+            except Exception as exc:  # reported as a problem of this archive
+                yield archive, [f"cannot read s3://{object_store.archive_bucket}/{key}: {exc}"]
+                continue
+            size = archive.metadata.get("size_bytes")
+            yield (
+                archive,
+                verify_archive(
+                    path,
+                    tenant_id=archive.tenant_id,
+                    hour=archive.hour,
+                    expected_sha256=str(archive.metadata.get("sha256") or "") or None,
+                    expected_size=int(size) if size is not None else None,
+                ),
+            )
+            path.unlink(missing_ok=True)
+
+
+@dg.asset_check(
+    asset=hourly_conversation_audio_archive,
+    name="archives_intact",
+    description="Each of the day's archives has the recorded size and SHA-256, opens, its "
+    "CRCs hold, and its metadata.json matches its entries.",
+)
+def archives_intact(
+    context: dg.AssetCheckExecutionContext,
+    database: DatabaseResource,
+    object_store: ObjectStoreResource,
+) -> dg.AssetCheckResult:
+    day = checked_day(context)
+    _, archives = day_archives(context.instance, _enabled(database), day)
+    broken: dict[str, list[str]] = {}
+    for archive, problems in _verified(object_store, archives):
+        if problems:
+            broken[archive_partition_key(archive.tenant_id, archive.hour)] = problems
+    if broken:
+        context.log.error(f"{len(broken)} archive(s) of {day} failed verification: {broken}")
+    return dg.AssetCheckResult(
+        passed=not broken,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{day}: {len(archives) - len(broken)} of {len(archives)} archives intact",
+        metadata={
+            "utc_day": day.isoformat(),
+            "archives_checked": len(archives),
+            "archives_broken": len(broken),
+            "problems": dg.MetadataValue.json(dict(sorted(broken.items())[:MAX_LISTED])),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=hourly_conversation_audio_archive,
+    name="unarchivable_recordings",
+    description="Recordings of the day that could not be archived (missing, empty, corrupt, "
+    "unsupported), with the count and the reasons.",
+)
+def unarchivable_recordings(
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+) -> dg.AssetCheckResult:
+    day = checked_day(context)
+    _, archives = day_archives(context.instance, _enabled(database), day)
+    reasons: Counter[str] = Counter()
+    by_tenant: Counter[str] = Counter()
+    for archive in archives:
+        count = int(archive.metadata.get("failed_recording_count", 0) or 0)
+        if count:
+            by_tenant[archive.tenant_id] += count
+            hour_reasons = archive.metadata.get("failure_reasons") or {}
+            if isinstance(hour_reasons, dict):
+                reasons.update({str(k): int(v) for k, v in hour_reasons.items()})
+    total = sum(by_tenant.values())
+    return dg.AssetCheckResult(
+        passed=total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{day}: every recording was archived"
+            if total == 0
+            else f"{day}: {total} recording(s) could not be archived "
+            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}); each is listed with "
+            "its reason in its hour's metadata.json"
+        ),
+        metadata={
+            "utc_day": day.isoformat(),
+            "unarchivable_recordings": total,
+            "reasons": dg.MetadataValue.json(dict(reasons)),
+            "by_tenant": dg.MetadataValue.json(dict(by_tenant.most_common(MAX_LISTED))),
+        },
+    )
+
+
+ARCHIVE_CHECKS = [day_complete, archives_intact, unarchivable_recordings]
