@@ -289,3 +289,23 @@ def count_recordings(session: Session, tenant_ids_: Sequence[str] | None = None)
     if tenant_ids_ is not None:
         query = query.where(AudioFile.tenant_id.in_(tenant_ids_))
     return int(session.scalar(query) or 0)
+
+
+@dataclass(frozen=True)
+class RegisteredRecording:
+    tenant_id: str
+    started_at: datetime
+    registered_at: datetime
+
+
+def recordings_registered_since(
+    session: Session, since: datetime, limit: int = 10_000
+) -> list[RegisteredRecording]:
+    """Recordings registered after `since`, oldest registration first (an index range)."""
+    rows = session.execute(
+        sa.select(AudioFile.tenant_id, AudioFile.started_at, AudioFile.registered_at)
+        .where(AudioFile.registered_at > since)
+        .order_by(AudioFile.registered_at)
+        .limit(limit)
+    )
+    return [RegisteredRecording(t, started, registered) for t, started, registered in rows]

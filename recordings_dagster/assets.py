@@ -67,31 +67,39 @@ def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
     return metadata
 
 
+def _latest_archives(
+    instance: dg.DagsterInstance, partition_keys: list[str]
+) -> dict[str, dg.EventLogRecord]:
+    """The latest materialization record of each partition that has one."""
+    latest = instance.get_latest_storage_id_by_partition(
+        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
+    )
+    if not latest:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
+        limit=len(latest),
+    ).records
+    return {record.partition_key: record for record in records if record.partition_key}
+
+
 def _hours_done_in_run_group(
-    context: dg.AssetExecutionContext, partition_keys: list[str]
+    context: dg.AssetExecutionContext, previous: dict[str, dg.EventLogRecord]
 ) -> set[str]:
     """Partitions already materialized by an earlier run of this run's retry group."""
     root_run_id = context.run.root_run_id
     if root_run_id is None:  # a fresh run, not a retry or re-execution
         return set()
-    instance = context.instance
-    group = instance.get_run_group(context.run_id)
+    group = context.instance.get_run_group(context.run_id)
     group_run_ids = {run.run_id for run in group[1]} if group else {root_run_id}
     group_run_ids.discard(context.run_id)
-    latest = instance.get_latest_storage_id_by_partition(
-        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
-    )
-    if not latest:
-        return set()
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
-        limit=len(latest),
-    ).records
-    return {
-        record.partition_key
-        for record in records
-        if record.partition_key is not None and record.run_id in group_run_ids
-    }
+    return {key for key, record in previous.items() if record.run_id in group_run_ids}
+
+
+def _recorded_sha256(record: dg.EventLogRecord | None) -> str | None:
+    materialization = record.asset_materialization if record else None
+    value = materialization.metadata.get("sha256") if materialization else None
+    return str(value.value) if value is not None else None
 
 
 @dg.asset(
@@ -114,7 +122,8 @@ def hourly_conversation_audio_archive(
     archive_build: ArchiveBuildResource,
 ) -> Iterator[dg.Output[None]]:
     partition_keys = sorted(context.partition_keys)
-    skip = set() if config.redo_done_hours else _hours_done_in_run_group(context, partition_keys)
+    previous = _latest_archives(context.instance, partition_keys)
+    skip = set() if config.redo_done_hours else _hours_done_in_run_group(context, previous)
     if skip:
         context.log.info(
             f"retry of run group: {len(skip)} of {len(partition_keys)} hours already archived, "
@@ -152,6 +161,11 @@ def hourly_conversation_audio_archive(
             if isinstance(outcome, Exception):
                 raise outcome
             metadata = hour_metadata(outcome, object_store.archive_bucket)
+            replaced = _recorded_sha256(previous.get(partition_key))
+            if replaced is not None:
+                # The earlier archive of this hour was replaced (atomically, at the same key):
+                # a rebuild after late recordings, a backfill or a manual re-run.
+                metadata["replaces_sha256"] = replaced
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             failed_hours[partition_key] = message

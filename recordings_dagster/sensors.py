@@ -1,8 +1,17 @@
-"""Keep the `tenants` dynamic partitions in step with the application database."""
+"""Sensors: the `tenants` dynamic partitions in step with the application database, and late
+recordings re-archived."""
+
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import sqlalchemy as sa
 
-from recordings.catalog import enabled_tenant_ids, tenant_ids
+from recordings.catalog import enabled_tenant_ids, recordings_registered_since, tenant_ids
+from recordings.db.models import TenantRecordingSettings
+from recordings.keys import archive_partition_key, hour_start
+from recordings.retention import is_kept
+from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 
@@ -36,3 +45,97 @@ def tenant_partitions_sensor(
         requests.append(tenant_partitions.build_delete_request(to_delete))
     context.log.info(f"tenant partitions: adding {to_add}, removing {to_delete}")
     return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
+LATE_LOOKBACK = timedelta(days=1)  # how far back the sensor's first evaluation looks
+LATE_REASON_TAG = "recordings/reason"
+UNDECIDED_FOR = timedelta(hours=6)
+
+
+def _archived_contents_times(
+    instance: dg.DagsterInstance, partition_keys: set[str]
+) -> dict[str, datetime]:
+    """When each partition's latest archive selected its recordings (its `generated_at`)."""
+    latest = instance.get_latest_storage_id_by_partition(
+        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, partition_keys
+    )
+    if not latest:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
+        limit=len(latest),
+    ).records
+    times: dict[str, datetime] = {}
+    for record in records:
+        if record.partition_key is None or record.asset_materialization is None:
+            continue
+        generated = record.asset_materialization.metadata.get("generated_at")
+        times[record.partition_key] = (
+            datetime.fromisoformat(str(generated.value))
+            if generated is not None
+            else datetime.fromtimestamp(record.timestamp, UTC)
+        )
+    return times
+
+
+@dg.sensor(
+    name="late_recordings_sensor",
+    job=hourly_archives_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Re-archives an hour when a recording for it is registered after its archive was made "
+        "(within the tenant's retention); the new archive replaces the old one atomically and "
+        "its materialization records the SHA-256 it replaces."
+    ),
+)
+def late_recordings_sensor(
+    context: dg.SensorEvaluationContext, database: DatabaseResource
+) -> dg.SensorResult:
+    now = datetime.now(UTC)
+    since = datetime.fromisoformat(context.cursor) if context.cursor else now - LATE_LOOKBACK
+    with database.session() as session:
+        registered = recordings_registered_since(session, since)
+        settings = {
+            s.tenant_id: s for s in session.scalars(sa.select(TenantRecordingSettings)) if s.enabled
+        }
+    if not registered:
+        return dg.SensorResult(skip_reason=f"no recording registered since {since.isoformat()}")
+    newest: dict[str, datetime] = {}  # partition key -> latest registration in it
+    for recording in registered:
+        tenant = settings.get(recording.tenant_id)
+        hour = hour_start(recording.started_at)
+        if tenant is None or hour + timedelta(hours=1) > now:
+            continue  # feature off, or the hour is not over (the nightly run will take it)
+        if not is_kept(hour.date(), tenant.retention_days, now.date()):
+            continue  # outside retention: never resurrected
+        key = archive_partition_key(recording.tenant_id, hour)
+        newest[key] = max(newest.get(key, recording.registered_at), recording.registered_at)
+    selected_at = _archived_contents_times(context.instance, set(newest)) if newest else {}
+    requests = [
+        dg.RunRequest(
+            run_key=f"late|{key}|{registered_at.isoformat()}",
+            partition_key=key,
+            tags={LATE_REASON_TAG: "late_recordings"},
+        )
+        for key, registered_at in sorted(newest.items())
+        if key in selected_at and selected_at[key] < registered_at
+    ]
+    # An hour not archived yet may be in a run right now whose archive will not contain the
+    # recording: look at it again on the next ticks (until UNDECIDED_FOR has passed; after
+    # that the hour is the nightly run's and the integrity checks' business).
+    undecided = [
+        registered_at
+        for key, registered_at in newest.items()
+        if key not in selected_at and now - registered_at < UNDECIDED_FOR
+    ]
+    cursor = (
+        min(undecided) - timedelta(microseconds=1) if undecided else registered[-1].registered_at
+    )
+    if requests:
+        context.log.info(f"re-archiving {len(requests)} hour(s) with late recordings")
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=cursor.isoformat(),
+        skip_reason=None if requests else "no archived hour received a late recording",
+    )

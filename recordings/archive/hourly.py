@@ -398,10 +398,14 @@ def build_hour_archives(
     ):
 
         def build(job: HourJob) -> HourArchive:
+            # `generated_at` is when the hour's recordings were selected: a recording
+            # registered later is not in this archive (the late-recordings sensor's test).
+            selected_at = datetime.now(UTC)
             return build_hour_archive(
                 tenant_id=job.tenant_id,
                 hour=job.hour,
                 recordings=job.load(),
+                now=lambda: selected_at,
                 store=store,
                 workers=workers,
                 temp_dir=temp_dir,

@@ -158,6 +158,8 @@ class AudioFile(Base):
     __tablename__ = "audio_files"
     __table_args__ = (
         sa.Index("ix_audio_files_tenant_started", "tenant_id", "started_at"),
+        # The late-recordings sensor reads what was registered since its last look.
+        sa.Index("ix_audio_files_registered", "registered_at"),
         sa.UniqueConstraint("bucket", "object_key", name="uq_audio_files_object"),
         sa.CheckConstraint("channels >= 1", name="channels_positive"),
         sa.CheckConstraint("duration_seconds >= 0", name="duration_not_negative"),

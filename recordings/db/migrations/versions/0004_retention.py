@@ -1,4 +1,5 @@
-"""retention: legal hold, its history, and the evidence of deleted archives
+"""retention and late recordings: legal hold, its history, the evidence of deleted archives,
+and an index on when recordings were registered
 
 Revision ID: 0004
 Revises: 0003
@@ -17,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("audio_files", schema=None) as batch_op:
+        batch_op.create_index("ix_audio_files_registered", ["registered_at"])
     with op.batch_alter_table("tenant_recording_settings", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("legal_hold", sa.Boolean(), server_default=sa.false(), nullable=False)
@@ -61,3 +64,5 @@ def downgrade() -> None:
         batch_op.drop_column("legal_hold_before")
     with op.batch_alter_table("tenant_recording_settings", schema=None) as batch_op:
         batch_op.drop_column("legal_hold")
+    with op.batch_alter_table("audio_files", schema=None) as batch_op:
+        batch_op.drop_index("ix_audio_files_registered")

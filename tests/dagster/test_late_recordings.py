@@ -1,0 +1,139 @@
+"""Late recordings: registered for an hour after its archive was made, they are detected by the
+sensor and the hour is rebuilt; the new archive replaces the old one at the same key and its
+materialization records the SHA-256 it replaces. Outside retention, or for a tenant with the
+feature off, nothing is rebuilt."""
+
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from minio import Minio
+
+from recordings.audio.synth import FORMATS, write_conversation
+from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
+from recordings.db.engine import session_scope
+from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.sensors import late_recordings_sensor
+from tests.dagster.test_pipeline import _run_day
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DAY = (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as test_instance:
+        yield test_instance
+
+
+def _register(
+    engine: sa.Engine,
+    client: Minio,
+    bucket: str,
+    tmp_path: Path,
+    tenant: str,
+    rec: str,
+    start: datetime,
+) -> None:
+    path = tmp_path / f"{rec}.wav"
+    write_conversation(path, FORMATS["wav-ulaw"], 2.0, 8000, 1, seed=len(rec))
+    key = f"tenants/{tenant}/{rec}.wav"
+    client.fput_object(bucket, key, str(path))
+    with session_scope(engine) as session:
+        register_recording(
+            session,
+            tenant_id=tenant,
+            conversation_id=f"{rec}-c",
+            session_id=f"{rec}-s",
+            recording_id=rec,
+            bucket=bucket,
+            object_key=key,
+            started_at=start,
+            duration_seconds=2.0,
+            audio_format="WAV",
+            channels=1,
+        )
+
+
+def _evaluate(
+    instance: dg.DagsterInstance, database_url: str, cursor: str | None = None
+) -> dg.SensorResult:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"database": DatabaseResource(url=database_url)}
+    ) as context:
+        result = late_recordings_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, object]:
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, asset_partitions=[key]), limit=1
+    ).records[0]
+    assert record.asset_materialization is not None
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_a_late_recording_rebuilds_its_hour_and_the_change_is_recorded(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    database_url: str,
+    engine: sa.Engine,
+    s3_client: Minio,
+    tmp_path: Path,
+) -> None:
+    source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    hour = day_hours(DAY)[3]
+    with session_scope(engine) as session:
+        for tenant in ("acme", "initech"):
+            ensure_tenant(session, tenant)
+            set_recording_settings(session, tenant, changed_by="t", enabled=True, retention_days=1)
+    _register(engine, s3_client, source, tmp_path, "acme", "r-on-time", hour + timedelta(minutes=5))
+    assert _run_day(instance, "acme", DAY).success
+    partition = archive_partition_key("acme", hour)
+    before = _latest_metadata(instance, partition)
+    assert before["recording_count"] == 1
+
+    # Nothing is late yet.
+    first = _evaluate(instance, database_url)
+    assert not first.run_requests
+
+    # Late: acme's hour 3; initech (its feature then turned off); an hour beyond retention.
+    _register(engine, s3_client, source, tmp_path, "acme", "r-late", hour + timedelta(minutes=40))
+    _register(engine, s3_client, source, tmp_path, "initech", "r-off", hour + timedelta(minutes=1))
+    old_hour = day_hours(DAY - timedelta(days=3))[3]
+    _register(engine, s3_client, source, tmp_path, "acme", "r-old", old_hour)
+    with session_scope(engine) as session:
+        set_recording_settings(session, "initech", changed_by="t", enabled=False)
+    second = _evaluate(instance, database_url, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == [partition]
+    (request,) = second.run_requests
+    assert request.tags["recordings/reason"] == "late_recordings"
+
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def),
+        instance=instance,
+        tags={**request.tags, "dagster/partition": partition},
+    ) as result:
+        assert result.success
+    after = _latest_metadata(instance, partition)
+    assert after["recording_count"] == 2
+    assert after["replaces_sha256"] == before["sha256"] != after["sha256"]
+    path = tmp_path / "rebuilt.zip"
+    s3_client.fget_object(
+        recordings_env["RECORDINGS_ARCHIVE_BUCKET"], archive_key("acme", hour), str(path)
+    )
+    with zipfile.ZipFile(path) as archive:
+        assert sum(name.endswith(".opus") for name in archive.namelist()) == 2
+
+    # The rebuilt archive contains the late recording: nothing more to do.
+    assert not _evaluate(instance, database_url, second.cursor).run_requests
