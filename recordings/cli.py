@@ -542,6 +542,37 @@ def _dagster_home() -> Path:
 
 
 @main.command()
+@click.option("--today", help="Apply the rule as of this UTC date, YYYY-MM-DD [default: today].")
+def retention(today: str | None) -> None:
+    """Delete archives outside each tenant's retention, through Dagster like the schedule."""
+    import dagster as dg
+
+    from recordings_dagster.execution import run_retention
+
+    if today:
+        try:
+            as_of = date.fromisoformat(today)
+        except ValueError:
+            raise _fail(f"--today {today!r} is not a date; use YYYY-MM-DD") from None
+    else:
+        as_of = datetime.now(UTC).date()
+    _dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        outcome = run_retention(instance, as_of)
+    if not outcome.success:
+        raise _fail(
+            f"the retention run {outcome.run_id} failed: {outcome.failure}; it is safe to run "
+            "the command again"
+        )
+    summary = outcome.summary
+    click.echo(
+        f"retention as of {as_of}: {summary.get('deleted', 0)} archive(s) deleted, "
+        f"{summary.get('kept', 0)} kept, {summary.get('held_by_legal_hold', 0)} held by a legal "
+        f"hold (run {outcome.run_id[:8]})"
+    )
+
+
+@main.command()
 @click.option("--day", help="UTC day, YYYY-MM-DD [default: yesterday].")
 @click.option(
     "--tenant",

@@ -79,3 +79,39 @@ def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
             if error is not None:
                 return error.message.strip()
     return None
+
+
+def retention_job_def() -> dg.JobDefinition:
+    from recordings_dagster.definitions import defs
+
+    return defs.resolve_job_def("retention_job")
+
+
+@dataclass(frozen=True)
+class RetentionOutcome:
+    run_id: str
+    success: bool
+    summary: dict[str, object]
+    failure: str | None
+
+
+def run_retention(instance: dg.DagsterInstance, today: date) -> RetentionOutcome:
+    """Run the retention job for `today` on the persistent instance, as the schedule does."""
+    run_config = {
+        **QUIET_CONSOLE,
+        "ops": {"apply_archive_retention": {"config": {"today": today.isoformat()}}},
+    }
+    with dg.execute_job(
+        dg.reconstructable(retention_job_def),
+        instance=instance,
+        run_config=run_config,
+        tags={"recordings/utc_day": today.isoformat()},
+    ) as result:
+        run_id, success = result.run_id, result.success
+        summary: dict[str, object] = {}
+        for event in result.all_events:
+            if event.event_type == dg.DagsterEventType.STEP_OUTPUT and event.step_output_data:
+                summary = {k: v.value for k, v in event.step_output_data.metadata.items()}
+    return RetentionOutcome(
+        run_id, success, summary, None if success else _failure_message(instance, run_id)
+    )

@@ -158,6 +158,14 @@ def test_materialize_archives_a_day_through_dagster(
     assert json.loads(archive.read("metadata.json"))["counts"]["recordings"] == 1
     assert (home / "dagster.yaml").exists()  # the instance uses the project's dagster.yaml
 
+    # Retention through Dagster: as of 9 days later, acme's 7-day retention expires the day.
+    _run("tenant", "set", "acme", "--retention-days", "7")
+    code, out = _run("retention", "--today", (day + timedelta(days=9)).isoformat())
+    assert code == 0, out
+    assert "24 archive(s) deleted" in out
+    code, out = _run("retention", "--today", "tomorrow")
+    assert code == 1 and "YYYY-MM-DD" in out
+
 
 def test_token_minting_needs_a_development_secret(
     no_dotenv: Path, monkeypatch: pytest.MonkeyPatch
