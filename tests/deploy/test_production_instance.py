@@ -37,7 +37,16 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 from recordings_dagster.definitions import defs
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.schedules import tenant_day_run_request
-from tests.deploy.artefacts import DEPLOY, command_argv, compose_raw, load_yaml
+from tests.deploy.artefacts import (
+    DEPLOY,
+    command_argv,
+    compose_raw,
+    compose_rendered,
+    load_yaml,
+    read_env_file,
+    service_environment,
+)
+from tests.postgres import postgres_bindir
 
 pytestmark = pytest.mark.integration
 
@@ -262,3 +271,93 @@ def test_the_webserver_and_daemon_load_the_code_server_as_compose_starts_it(
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.mark.slow
+def test_the_compose_database_bootstrap_and_migrate_service(
+    postgres_admin_url: str, production_home: Path
+) -> None:
+    """deploy/postgres/init-databases.sh (as the postgres image runs it) creates the two roles
+    and databases; the migrate service's command, with the environment compose gives it, then
+    builds both schemas as those roles."""
+    admin = sa.make_url(postgres_admin_url)
+    suffix = secrets.token_hex(4)
+    settings = {
+        **read_env_file(DEPLOY / "compose.env.example"),
+        "POSTGRES_PASSWORD": "unused-with-trust-auth",
+        "DAGSTER_PG_USERNAME": f"dagster_{suffix}",
+        "DAGSTER_PG_PASSWORD": secrets.token_hex(12),
+        "DAGSTER_PG_DB": f"dagster_{suffix}",
+        "APP_DB_USER": f"recordings_{suffix}",
+        "APP_DB_PASSWORD": secrets.token_hex(12),
+        "APP_DB_NAME": f"recordings_{suffix}",
+        "MINIO_ROOT_USER": "unused",
+        "MINIO_ROOT_PASSWORD": "unused",
+        "RECORDINGS_S3_ACCESS_KEY": "unused",
+        "RECORDINGS_S3_SECRET_KEY": "unused",
+        "RECORDINGS_LINK_KEYS": "unused",
+        "RECORDINGS_PUBLIC_BASE_URL": "https://recordings.example.com",
+        "RECORDINGS_S3_PUBLIC_ENDPOINT": "https://s3.example.com",
+        "JWKS_FILE": "/dev/null",
+    }
+    services = compose_rendered(settings)["services"]
+    path = f"{postgres_bindir()}:{Path(sys.executable).parent}:{os.environ['PATH']}"
+    local = {"PGHOST": str(admin.host), "PGPORT": str(admin.port), "PATH": path}
+
+    postgres_env = service_environment(services["postgres"])
+    init = subprocess.run(
+        ["sh", str(DEPLOY / "postgres" / "init-databases.sh")],
+        env={**local, **postgres_env, "POSTGRES_USER": str(admin.username)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+
+    migrate = services["migrate"]
+    env = service_environment(migrate)
+    # The service names resolve inside compose only; here the server listens on loopback.
+    url = sa.make_url(env["RECORDINGS_DATABASE_URL"])
+    env["RECORDINGS_DATABASE_URL"] = url.set(host=admin.host, port=admin.port).render_as_string(
+        hide_password=False
+    )
+    env["DAGSTER_PG_HOST"], env["DAGSTER_PG_PORT"] = str(admin.host), str(admin.port)
+    argv = command_argv(migrate["command"])
+    result = subprocess.run(
+        argv,
+        env={**local, **env, "DAGSTER_HOME": str(production_home), "HOME": str(production_home)},
+        cwd=production_home,  # as in the image: no project folder, no .env
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    with sa.create_engine(env["RECORDINGS_DATABASE_URL"]).connect() as app:
+        assert app.execute(sa.text("SELECT current_user")).scalar() == settings["APP_DB_USER"]
+        assert app.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    dagster_url = url.set(
+        drivername="postgresql+psycopg",
+        username=settings["DAGSTER_PG_USERNAME"],
+        password=settings["DAGSTER_PG_PASSWORD"],
+        host=admin.host,
+        port=admin.port,
+        database=settings["DAGSTER_PG_DB"],
+    )
+    engine = sa.create_engine(dagster_url)
+    with engine.connect() as dagster_db:
+        tables = set(sa.inspect(dagster_db).get_table_names())
+        assert {"runs", "event_logs", "jobs", "alembic_version"} <= tables
+        owners = dagster_db.execute(
+            sa.text("SELECT DISTINCT tableowner FROM pg_tables WHERE tablename = 'runs'")
+        ).scalars()
+        assert list(owners) == [settings["DAGSTER_PG_USERNAME"]]
+    engine.dispose()
+    drop = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with drop.connect() as conn:
+        for database in (settings["APP_DB_NAME"], settings["DAGSTER_PG_DB"]):
+            conn.execute(sa.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+        for role in (settings["APP_DB_USER"], settings["DAGSTER_PG_USERNAME"]):
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+    drop.dispose()
