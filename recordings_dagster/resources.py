@@ -12,6 +12,7 @@ from pydantic import PrivateAttr
 from sqlalchemy.orm import Session
 
 from recordings.db.engine import create_db_engine, session_scope
+from recordings.settings import DEFAULT_S3_REGION
 from recordings.storage import MinioObjectStore, S3Connection
 
 
@@ -44,7 +45,7 @@ class ObjectStoreResource(dg.ConfigurableResource):
     endpoint: str
     access_key: str
     secret_key: str
-    region: str = "us-east-1"
+    region: str = DEFAULT_S3_REGION
     archive_bucket: str = "conversation-archives"
 
     def connection(self) -> S3Connection:
@@ -62,14 +63,31 @@ class ObjectStoreResource(dg.ConfigurableResource):
         return MinioObjectStore(self.client(), self.archive_bucket)
 
 
+def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may really use: its affinity, capped by a cgroup v2 CPU quota.
+
+    In a container `os.cpu_count()` is the node's core count; a run pod limited to 2 CPUs on a
+    64-core node would start 64 conversion threads and be throttled.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, int(int(quota) / int(period))))
+
+
 class ArchiveBuildResource(dg.ConfigurableResource):
     """How hours are built on this machine: conversion threads and scratch space."""
 
-    workers: int = 0  # 0: one per CPU core
+    workers: int = 0  # 0: one per CPU this process may use (affinity and container quota)
     temp_dir: str | None = None
 
     def worker_count(self) -> int:
-        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+        return self.workers if self.workers > 0 else usable_cpus()
 
     def temp_path(self) -> Path | None:
         return Path(self.temp_dir) if self.temp_dir else None
@@ -84,6 +102,10 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             access_key=dg.EnvVar("RECORDINGS_S3_ACCESS_KEY"),
             secret_key=dg.EnvVar("RECORDINGS_S3_SECRET_KEY"),
             archive_bucket=dg.EnvVar("RECORDINGS_ARCHIVE_BUCKET"),
+            # Not secrets, and optional: read when the code location loads.
+            region=os.environ.get("RECORDINGS_S3_REGION") or DEFAULT_S3_REGION,
         ),
-        "archive_build": ArchiveBuildResource(),
+        "archive_build": ArchiveBuildResource(
+            workers=int(os.environ.get("RECORDINGS_BUILD_WORKERS") or 0)
+        ),
     }

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from recordings.catalog import enabled_tenant_ids, recordings_registered_since, tenant_ids
 from recordings.db.models import TenantRecordingSettings
-from recordings.keys import archive_partition_key, hour_start
+from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
 from recordings.retention import is_kept
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY
 from recordings_dagster.jobs import hourly_archives_job
@@ -116,7 +116,12 @@ def late_recordings_sensor(
         dg.RunRequest(
             run_key=f"late|{key}|{registered_at.isoformat()}",
             partition_key=key,
-            tags={LATE_REASON_TAG: "late_recordings"},
+            # The tenant tag puts the rebuild under the per-tenant run limit, so it never runs
+            # alongside the tenant's nightly run or another rebuild of its hours.
+            tags={
+                LATE_REASON_TAG: "late_recordings",
+                "recordings/tenant": parse_archive_partition_key(key)[0],
+            },
         )
         for key, registered_at in sorted(newest.items())
         if key in selected_at and selected_at[key] < registered_at

@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+from pathlib import Path
+
 import dagster as dg
 
 from recordings_dagster.definitions import defs
@@ -42,3 +44,17 @@ def test_the_instance_config_enables_run_retries(tmp_path) -> None:
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.run_retries_enabled
         assert instance.run_retries_max_retries == 2
+
+
+def test_conversion_threads_follow_the_container_cpu_quota(tmp_path: Path) -> None:
+    from recordings_dagster.resources import usable_cpus
+
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("max 100000\n")
+    unlimited = usable_cpus(cpu_max)
+    assert unlimited >= 1
+    cpu_max.write_text("150000 100000\n")  # 1.5 CPUs: one thread
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text(f"{(unlimited + 8) * 100000} 100000\n")  # a quota above the affinity
+    assert usable_cpus(cpu_max) == unlimited
+    assert usable_cpus(tmp_path / "missing") == unlimited
