@@ -1,7 +1,6 @@
 """The code location loads, and every job, schedule and sensor resolves by name."""
 
 from datetime import UTC, datetime
-
 from pathlib import Path
 
 import dagster as dg
