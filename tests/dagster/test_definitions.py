@@ -16,6 +16,16 @@ def test_every_definition_resolves() -> None:
     assert schedule.execution_timezone == "UTC"
     assert defs.resolve_sensor_def("tenant_partitions_sensor").name == "tenant_partitions_sensor"
     assert defs.resolve_assets_def("hourly_conversation_audio_archive").partitions_def is not None
+    for name, cron in (
+        ("retention_schedule", "0 4 * * *"),
+        ("integrity_checks_schedule", "0 6 * * *"),
+    ):
+        assert defs.resolve_schedule_def(name).cron_schedule == cron
+    assert defs.resolve_sensor_def("late_recordings_sensor").job_name == "hourly_archives_job"
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {"day_complete", "archives_intact", "unarchivable_recordings"}
+    # The nightly job archives; the day's checks run in their own job.
+    assert not defs.resolve_job_def("hourly_archives_job").asset_layer.asset_graph.asset_check_keys
 
 
 def test_the_job_asks_for_two_more_attempts() -> None:
