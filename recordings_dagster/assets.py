@@ -8,7 +8,7 @@ not stop the others; the run fails at the end if any hour failed, and Dagster's 
 run group has not archived yet.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -67,10 +67,11 @@ def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
     return metadata
 
 
-def _latest_archives(
-    instance: dg.DagsterInstance, partition_keys: list[str]
+def latest_archive_records(
+    instance: dg.DagsterInstance, partition_keys: Iterable[str]
 ) -> dict[str, dg.EventLogRecord]:
-    """The latest materialization record of each partition that has one."""
+    """The latest materialization record of each partition that has one (two indexed reads,
+    whatever the size of the asset's history)."""
     latest = instance.get_latest_storage_id_by_partition(
         ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
     )
@@ -122,7 +123,7 @@ def hourly_conversation_audio_archive(
     archive_build: ArchiveBuildResource,
 ) -> Iterator[dg.Output[None]]:
     partition_keys = sorted(context.partition_keys)
-    previous = _latest_archives(context.instance, partition_keys)
+    previous = latest_archive_records(context.instance, partition_keys)
     skip = set() if config.redo_done_hours else _hours_done_in_run_group(context, previous)
     if skip:
         context.log.info(

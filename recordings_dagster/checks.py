@@ -27,7 +27,7 @@ import dagster as dg
 from recordings.archive.verify import verify_archive
 from recordings.catalog import enabled_tenant_ids
 from recordings.keys import archive_partition_key, day_hours
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY, hourly_conversation_audio_archive
+from recordings_dagster.assets import hourly_conversation_audio_archive, latest_archive_records
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
 
 DAY_TAG = "recordings/utc_day"
@@ -60,21 +60,12 @@ def day_archives(
     keys = sorted(wanted)
     archives: list[DayArchive] = []
     for start in range(0, len(keys), KEYS_PER_QUERY):
-        chunk = set(keys[start : start + KEYS_PER_QUERY])
-        latest = instance.get_latest_storage_id_by_partition(
-            ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, chunk
-        )
-        if not latest:
-            continue
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
-            limit=len(latest),
-        ).records
-        for record in records:
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        for key, record in latest_archive_records(instance, chunk).items():
             materialization = record.asset_materialization
-            if materialization is None or record.partition_key not in wanted:
+            if materialization is None or key not in wanted:
                 continue
-            tenant, hour = wanted[record.partition_key]
+            tenant, hour = wanted[key]
             metadata = {name: value.value for name, value in materialization.metadata.items()}
             archives.append(DayArchive(tenant, hour, metadata))
     present = {(a.tenant_id, a.hour) for a in archives}

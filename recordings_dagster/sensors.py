@@ -10,7 +10,7 @@ from recordings.catalog import enabled_tenant_ids, recordings_registered_since, 
 from recordings.db.models import TenantRecordingSettings
 from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
 from recordings.retention import is_kept
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_dagster.assets import latest_archive_records
 from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
@@ -56,15 +56,7 @@ def _archived_contents_times(
     instance: dg.DagsterInstance, partition_keys: set[str]
 ) -> dict[str, datetime]:
     """When each partition's latest archive selected its recordings (its `generated_at`)."""
-    latest = instance.get_latest_storage_id_by_partition(
-        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, partition_keys
-    )
-    if not latest:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
-        limit=len(latest),
-    ).records
+    records = latest_archive_records(instance, partition_keys).values()
     times: dict[str, datetime] = {}
     for record in records:
         if record.partition_key is None or record.asset_materialization is None:
