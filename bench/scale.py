@@ -13,11 +13,12 @@ Seeding (timed, reported, not the point):
   pipeline's own metadata (`hour_metadata` of `recordings_dagster/assets.py`, over a template
   hour of three recordings in two conversations, one hour in six with a failed recording) and
   the multi-partition tags a run puts on them. `report_runless_asset_event` writes one event per
-  call: one durable commit on each of SQLite's two shards, 25-60 ms an event here, so 25,000
-  events would take 10 to 25 minutes. Tenant 0's events go through it (the per-event figure is
-  reported); the others are written in batches of the same `EventLogEntry` records: on
-  PostgreSQL with the storage's own `store_event_batch`, on SQLite (whose storage has no batch
-  path) with the statements `store_event` runs, one transaction per shard per batch;
+  call: one durable commit on each of SQLite's two shards, 20-60 ms an event here (PostgreSQL:
+  25-45 ms, a new connection per statement), so 25,000 events would take 10 to 25 minutes.
+  Tenant 0's events go through it (the per-event figure is reported); the others are written
+  in batches of the same `EventLogEntry` records: on PostgreSQL with the storage's own
+  `store_event_batch`, on SQLite (whose storage has no batch path) with the statements
+  `store_event` runs, one transaction per shard per batch;
 - "little audio": in a local SeaweedFS S3, one tiny archive object (an empty ZIP, 22 bytes) per
   tenant for yesterday 00:00 and one for eight days ago 00:00, so the retention job has one
   archive to keep and one to delete for each tenant.
@@ -41,7 +42,10 @@ Measured, in this order:
 4. The links endpoint (`GET /api/v1/daily-conversation-audio-recordings?utcDay=yesterday`)
    for one tenant, one uvicorn process, one keep-alive client (`load` of bench/api.py), p50 and
    p99 over `--seconds` after 1 s of warm-up; and the Dagster lookup alone in this process
-   (`day_statuses`, with and without the evidence cache), 100 calls each.
+   (`day_statuses`, with and without the evidence cache), 100 calls each. Both again on a
+   Dagster instance holding pooled connections (`optimize_for_webserver`, what the webserver
+   does; the API as deployed does not, and dagster-postgres then opens a connection for every
+   query): the lookup in process, and the endpoint served by `create_pooled_app` below.
 5. The retention job through Dagster (`retention_job`, `execute_in_process` with
    `today` = today): wall time over all N tenants, checked to delete exactly N archives and keep
    N (database evidence rows and what is left in S3); then the same job again, with nothing
@@ -50,8 +54,10 @@ Measured, in this order:
 
 Everything is local and real on a shared 2-core machine: expect noise of 10-20 % on the short
 figures. PostgreSQL runs with `fsync=off` (tests/postgres.py), SQLite with its defaults, so
-write-heavy figures flatter PostgreSQL. Temporary folders and every server (S3, PostgreSQL,
-webserver, API) are removed or stopped even when a step fails.
+write-heavy figures flatter PostgreSQL; its tables are analyzed once seeded, as autovacuum would
+soon do in production (without statistics the links lookup took twice as long). Temporary
+folders and every server (S3, PostgreSQL, webserver, API) are removed or stopped even when a
+step fails.
 
 Run::
 
