@@ -118,6 +118,13 @@ def create_app(
         s3 = config.s3
         owned = instance is None
         dagster_instance = instance or dg.DagsterInstance.get()
+        if owned:
+            # Pooled connections, as Dagster's webserver holds them: dagster-postgres otherwise
+            # opens a connection per query, which doubled the day lookup's cost on PostgreSQL
+            # (bench/scale.py). SQLite storage ignores this. A lookup never waits long: 15 s.
+            dagster_instance.optimize_for_webserver(
+                statement_timeout=15_000, pool_recycle=3600, max_overflow=20
+            )
         holder["state"] = ApiState(
             settings=config,
             engine=engine,
