@@ -52,7 +52,11 @@ CONFORMANCE = [
 
 @pytest.fixture
 def api_server(
-    recordings_env: dict[str, str], database_url: str, s3_client: Minio, tmp_path: Path
+    recordings_env: dict[str, str],
+    database_url: str,
+    s3_client: Minio,
+    dagster_home: Path,
+    tmp_path: Path,
 ) -> Iterator[LocalApiServer]:
     engine = create_db_engine(database_url)
     with session_scope(engine) as session:
@@ -63,9 +67,7 @@ def api_server(
     hour = day_hours(DAY)[4]
     key = archive_key("acme", hour)
     s3_client.put_object(recordings_env["RECORDINGS_ARCHIVE_BUCKET"], key, io.BytesIO(b"PK"), 2)
-    home = tmp_path / "dagster"
-    home.mkdir()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 ARCHIVE_ASSET_KEY,
@@ -84,7 +86,7 @@ def api_server(
         **recordings_env,
         "RECORDINGS_JWT_DEV_SECRET": JWT_SECRET,
         "RECORDINGS_LINK_KEYS": LINK_KEYS,
-        "DAGSTER_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
     }
     with LocalApiServer(port=free_port(), env=env, log_path=tmp_path / "api.log") as server:
         yield server
