@@ -33,8 +33,8 @@ from recordings.storage import S3Connection, ensure_bucket
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sqlite", "postgresql")
 BACKEND = os.environ.get("RECORDINGS_TEST_BACKEND", "sqlite")
-# Every test instance runs with the repository's dagster.yaml (queued runs, run retries) and,
-# on the PostgreSQL backend, PostgreSQL storage added to it.
+# Instances started from a DAGSTER_HOME (the CLI's, uvicorn's) get the repository's dagster.yaml
+# and, on the PostgreSQL backend, PostgreSQL storage added to it.
 REPO_DAGSTER_CONFIG: dict[str, Any] = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
 
 
@@ -243,32 +243,40 @@ def dagster_storage(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     _drop_database(admin_url, url)
 
 
-def dagster_config(storage: dict[str, Any]) -> dict[str, Any]:
-    return {**REPO_DAGSTER_CONFIG, **storage}
-
-
 def write_dagster_yaml(folder: Path, storage: dict[str, Any]) -> Path:
-    """The repository's dagster.yaml plus this run's storage, in `folder`."""
+    """The repository's dagster.yaml (queued runs, run retries) plus this run's storage."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "dagster.yaml"
-    path.write_text(yaml.safe_dump(dagster_config(storage), sort_keys=False))
+    path.write_text(yaml.safe_dump({**REPO_DAGSTER_CONFIG, **storage}, sort_keys=False))
     return path
 
 
 @pytest.fixture
 def dagster_home(tmp_path: Path, dagster_storage: dict[str, Any]) -> Path:
-    """A DAGSTER_HOME for processes a test starts (uvicorn, the CLI) or loads from config."""
+    """A DAGSTER_HOME holding the repository's dagster.yaml with this run's storage, for the
+    processes a test starts (uvicorn) or instances loaded from configuration."""
     home = tmp_path / "dagster"
     write_dagster_yaml(home, dagster_storage)
     return home
 
 
 @pytest.fixture
+def dagster_overrides() -> dict[str, Any]:
+    """Instance settings for `dagster_instance` on top of Dagster's test defaults (runs launched
+    in-process, no run retries); a module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
 def dagster_instance(
-    dagster_home: Path, dagster_storage: dict[str, Any]
+    tmp_path: Path, dagster_storage: dict[str, Any], dagster_overrides: dict[str, Any]
 ) -> Iterator[dg.DagsterInstance]:
-    """The test's Dagster instance (DAGSTER_HOME points at it while the test runs)."""
+    """The test's in-process Dagster instance, on this run's storage (DAGSTER_HOME points at its
+    folder while the test runs). On SQLite its storage is its own folder's; on PostgreSQL it is
+    the test's Dagster database, shared with `dagster_home` and the CLI's project instance."""
+    folder = tmp_path / "dagster_instance"
+    folder.mkdir()
     with dg.instance_for_test(
-        temp_dir=str(dagster_home), overrides=dagster_config(dagster_storage)
+        temp_dir=str(folder), overrides={**dagster_overrides, **dagster_storage}
     ) as instance:
         yield instance

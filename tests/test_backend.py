@@ -29,6 +29,6 @@ def test_every_dagster_instance_stores_in_the_backend(
     project_yaml = Path(recordings_env["RECORDINGS_PROJECT_DIR"]) / "dagster.yaml"
     config = yaml.safe_load(project_yaml.read_text())
     assert ("storage" in config) == (database_backend == "postgresql")
-    # The repository's settings are kept: queued runs, run retries.
+    # Processes get the repository's settings: queued runs, run retries.
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_retries"]["enabled"] is True
