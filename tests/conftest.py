@@ -98,7 +98,7 @@ def buckets(s3_client: Minio) -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def database_backend() -> str:
-    """ "sqlite" or "postgresql": this run's RECORDINGS_TEST_BACKEND."""
+    """This run's RECORDINGS_TEST_BACKEND: "sqlite" or "postgresql"."""
     return BACKEND
 
 
