@@ -1,17 +1,20 @@
 # The README's commands. `make demo` runs the main job on embedded defaults (local SeaweedFS S3,
-# SQLite) and leaves the Dagster UI running; `make test` runs every test. Both install what they
-# need first, so they work on a fresh machine.
+# SQLite) and leaves the Dagster UI running; `make test` runs every test on the embedded defaults
+# (SQLite), `make test-postgres` runs them on PostgreSQL (application database and Dagster
+# instance, on a throwaway local server). All install what they need first, so they work on a
+# fresh machine.
 
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 # Runtime: libopusenc (and friends) for the Opus encoder. Tests: unzip checks our ZIPs, and
-# PostgreSQL (production's database) runs the schema tests on a throwaway server.
+# PostgreSQL (production's database) runs on a throwaway server: the schema tests, and every test
+# under `make test-postgres`.
 SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql
 BENCH_PACKAGES := ffmpeg
 
-.PHONY: install system-deps bench-deps demo test test-fast lint bench clean-local stop
+.PHONY: install system-deps bench-deps demo test test-postgres test-fast lint bench clean-local stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +44,13 @@ demo: install
 	$(BIN)/recordings demo
 
 test: install
-	$(BIN)/pytest
+	RECORDINGS_TEST_BACKEND=sqlite $(BIN)/pytest
+
+test-postgres: install
+	RECORDINGS_TEST_BACKEND=postgresql $(BIN)/pytest
 
 test-fast: install
-	$(BIN)/pytest -m "not slow"
+	RECORDINGS_TEST_BACKEND=sqlite $(BIN)/pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,17 +2,27 @@
 
 The S3 server is started once per test session on free loopback ports with fresh credentials
 (identities enforced), so tests never touch a developer's demo server or data. Each test gets
-its own SQLite database file and its own buckets.
+its own buckets, its own application database and its own Dagster storage.
+
+One switch chooses the databases: `RECORDINGS_TEST_BACKEND=sqlite` (the default, the embedded
+defaults: a SQLite file per test, Dagster's SQLite storage in the instance folder) or
+`postgresql` (production's: one throwaway PostgreSQL server for the session, a fresh migrated
+application database per test, and a fresh database per test for every Dagster instance the
+test creates, in-process, through the CLI or in uvicorn processes). Tests that pick their
+databases themselves are marked `sqlite_run_only`: the PostgreSQL run skips them rather than
+repeat them.
 """
 
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 from minio import Minio
 
 from recordings.db.engine import create_db_engine
@@ -21,6 +31,31 @@ from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("sqlite", "postgresql")
+BACKEND = os.environ.get("RECORDINGS_TEST_BACKEND", "sqlite")
+# Instances started from a DAGSTER_HOME (the CLI's, uvicorn's) get the repository's dagster.yaml
+# and, on the PostgreSQL backend, PostgreSQL storage added to it.
+REPO_DAGSTER_CONFIG: dict[str, Any] = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if BACKEND not in BACKENDS:
+        raise pytest.UsageError(
+            f"RECORDINGS_TEST_BACKEND={BACKEND!r}; choose one of {', '.join(BACKENDS)}"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"recordings test backend: {BACKEND} (RECORDINGS_TEST_BACKEND)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND == "sqlite":
+        return
+    skip = pytest.mark.skip(reason="picks its own databases: the SQLite run (make test) covers it")
+    for item in items:
+        if item.get_closest_marker("sqlite_run_only"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -61,11 +96,25 @@ def buckets(s3_client: Minio) -> tuple[str, str]:
     return source, archive
 
 
+@pytest.fixture(scope="session")
+def database_backend() -> str:
+    """This run's RECORDINGS_TEST_BACKEND: "sqlite" or "postgresql"."""
+    return BACKEND
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh, migrated SQLite database, whatever the backend."""
     url = f"sqlite:///{tmp_path / 'recordings.db'}"
     upgrade_database(url)
     return url
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str:
+    """This run's application database for one test: fresh and migrated, SQLite or PostgreSQL
+    (RECORDINGS_TEST_BACKEND)."""
+    return request.getfixturevalue("sqlite_url" if BACKEND == "sqlite" else "postgres_url")
 
 
 @pytest.fixture
@@ -80,17 +129,18 @@ def recordings_env(
     monkeypatch: pytest.MonkeyPatch,
     s3_connection: S3Connection,
     database_url: str,
+    dagster_storage: dict[str, Any],
     buckets: tuple[str, str],
     tmp_path: Path,
 ) -> dict[str, str]:
     """The RECORDINGS_* environment that Dagster's EnvVar-bound resources read.
 
-    The CLI's project folder is a fresh one holding only the repository's dagster.yaml, so a
-    developer's `.env` in the checkout is never read by tests.
+    The CLI's project folder is a fresh one holding only the repository's dagster.yaml (with
+    this run's Dagster storage), so a developer's `.env` in the checkout is never read by tests.
     """
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", project / "dagster.yaml")
+    write_dagster_yaml(project, dagster_storage)
     env = {
         "RECORDINGS_PROJECT_DIR": str(project),
         "RECORDINGS_DATABASE_URL": database_url,
@@ -125,16 +175,108 @@ def postgres_admin_url() -> Iterator[str]:
         yield url
 
 
+def _create_database(admin_url: str, prefix: str, template: str | None = None) -> str:
+    """A new database on the session's server (a copy of `template` if given); its URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
+    finally:
+        admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_database(admin_url: str, url: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{sa.make_url(url).database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A fresh, migrated database on the session's PostgreSQL server."""
-    name = f"recordings_{secrets.token_hex(4)}"
-    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    """A fresh, migrated database on the session's PostgreSQL server, whatever the backend."""
+    url = _create_database(postgres_admin_url, "recordings")
     upgrade_database(url)
     yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    _drop_database(postgres_admin_url, url)
+
+
+def _dagster_postgres_url(url: str) -> str:
+    # The driver is named, as in production's instance file: SQLAlchemy 2.1 maps a bare
+    # postgresql:// to psycopg 3, with which dagster-postgres cannot write events (its
+    # `NOTIFY run_events, %(id)s` is refused); it is written for psycopg2.
+    return (
+        sa.make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture(scope="session")
+def dagster_postgres_template(postgres_admin_url: str) -> str:
+    """A database holding Dagster's empty tables, copied for each test's instance: copying
+    takes a tenth of the time dagster-postgres takes to create them."""
+    url = _create_database(postgres_admin_url, "dagster_template")
+    storage = {"storage": {"postgres": {"postgres_url": _dagster_postgres_url(url)}}}
+    with dg.instance_for_test(overrides=storage) as instance:
+        instance.get_runs(limit=1)
+    name = sa.make_url(url).database
+    assert name is not None
+    return name
+
+
+@pytest.fixture
+def dagster_storage(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The `storage` section of this test's Dagster instances: none on SQLite (Dagster's
+    default, SQLite files in the instance folder), a fresh PostgreSQL database on PostgreSQL.
+    A test's instances (in-process, the CLI's, uvicorn's) all share it, like a deployment."""
+    if BACKEND == "sqlite":
+        yield {}
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    template = request.getfixturevalue("dagster_postgres_template")
+    url = _create_database(admin_url, "dagster", template=template)
+    yield {"storage": {"postgres": {"postgres_url": _dagster_postgres_url(url)}}}
+    _drop_database(admin_url, url)
+
+
+def write_dagster_yaml(folder: Path, storage: dict[str, Any]) -> Path:
+    """The repository's dagster.yaml (queued runs, run retries) plus this run's storage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "dagster.yaml"
+    path.write_text(yaml.safe_dump({**REPO_DAGSTER_CONFIG, **storage}, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, dagster_storage: dict[str, Any]) -> Path:
+    """A DAGSTER_HOME holding the repository's dagster.yaml with this run's storage, for the
+    processes a test starts (uvicorn) or instances loaded from configuration."""
+    home = tmp_path / "dagster"
+    write_dagster_yaml(home, dagster_storage)
+    return home
+
+
+@pytest.fixture
+def dagster_overrides() -> dict[str, Any]:
+    """Instance settings for `dagster_instance` on top of Dagster's test defaults (runs launched
+    in-process, no run retries); a module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def dagster_instance(
+    tmp_path: Path, dagster_storage: dict[str, Any], dagster_overrides: dict[str, Any]
+) -> Iterator[dg.DagsterInstance]:
+    """The test's in-process Dagster instance, on this run's storage (DAGSTER_HOME points at its
+    folder while the test runs). On SQLite its storage is its own folder's; on PostgreSQL it is
+    the test's Dagster database, shared with `dagster_home` and the CLI's project instance."""
+    folder = tmp_path / "dagster_instance"
+    folder.mkdir()
+    with dg.instance_for_test(
+        temp_dir=str(folder), overrides={**dagster_overrides, **dagster_storage}
+    ) as instance:
+        yield instance

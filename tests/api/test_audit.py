@@ -46,6 +46,7 @@ def app_settings(api_settings: Callable[..., ApiSettings]) -> ApiSettings:
 @pytest.fixture
 def client(
     app_settings: ApiSettings,
+    dagster_instance: dg.DagsterInstance,
     engine: sa.Engine,
     s3_client: Minio,
     recordings_env: dict[str, str],
@@ -63,7 +64,7 @@ def client(
             io.BytesIO(b"PK"),
             2,
         )
-    with dg.instance_for_test() as instance, TestClient(create_app(app_settings, instance)) as c:
+    with TestClient(create_app(app_settings, dagster_instance)) as c:
         yield c
 
 

@@ -53,8 +53,12 @@ def _token(tenant: str | None = "acme", permissions: list[str] | None = None) ->
 
 @pytest.fixture
 def archived_day(
-    tmp_path: Path, recordings_env: dict[str, str], engine: sa.Engine, s3_client: Minio
-) -> Iterator[tuple[dg.DagsterInstance, date]]:
+    tmp_path: Path,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+    s3_client: Minio,
+    dagster_instance: dg.DagsterInstance,
+) -> tuple[dg.DagsterInstance, date]:
     day = (datetime.now(UTC) - timedelta(days=1)).date()
     source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
     with session_scope(engine) as session:
@@ -77,14 +81,12 @@ def archived_day(
             audio_format="WAV",
             channels=1,
         )
-    (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
-        (request,) = nightly_run_requests(instance, ["acme"], day)
-        with dg.execute_job(
-            dg.reconstructable(hourly_archives_job_def), instance=instance, tags=request.tags
-        ) as result:
-            assert result.success
-        yield instance, day
+    (request,) = nightly_run_requests(dagster_instance, ["acme"], day)
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def), instance=dagster_instance, tags=request.tags
+    ) as result:
+        assert result.success
+    return dagster_instance, day
 
 
 @pytest.fixture

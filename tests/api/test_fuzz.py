@@ -35,6 +35,7 @@ from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development
 from recordings_api.archives.services import ARCHIVE_ASSET_KEY
 from recordings_api.local_server import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
+from tests.api.test_text_parameters import NUL_BYTES_BREAK_POSTGRESQL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,7 +53,11 @@ CONFORMANCE = [
 
 @pytest.fixture
 def api_server(
-    recordings_env: dict[str, str], database_url: str, s3_client: Minio, tmp_path: Path
+    recordings_env: dict[str, str],
+    database_url: str,
+    s3_client: Minio,
+    dagster_home: Path,
+    tmp_path: Path,
 ) -> Iterator[LocalApiServer]:
     engine = create_db_engine(database_url)
     with session_scope(engine) as session:
@@ -63,9 +68,7 @@ def api_server(
     hour = day_hours(DAY)[4]
     key = archive_key("acme", hour)
     s3_client.put_object(recordings_env["RECORDINGS_ARCHIVE_BUCKET"], key, io.BytesIO(b"PK"), 2)
-    home = tmp_path / "dagster"
-    home.mkdir()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 ARCHIVE_ASSET_KEY,
@@ -84,7 +87,7 @@ def api_server(
         **recordings_env,
         "RECORDINGS_JWT_DEV_SECRET": JWT_SECRET,
         "RECORDINGS_LINK_KEYS": LINK_KEYS,
-        "DAGSTER_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
     }
     with LocalApiServer(port=free_port(), env=env, log_path=tmp_path / "api.log") as server:
         yield server
@@ -128,8 +131,14 @@ def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, url: str) 
     return True
 
 
-def test_no_operation_breaks_its_schema_or_errors(api_server: LocalApiServer) -> None:
+def test_no_operation_breaks_its_schema_or_errors(
+    api_server: LocalApiServer, database_backend: str
+) -> None:
     schema = schemathesis.openapi.from_url(f"{api_server.url}/schema/openapi.json")
+    if database_backend == "postgresql" and NUL_BYTES_BREAK_POSTGRESQL:
+        # A known application bug, pinned by test_text_parameters.py: leave NUL bytes out until
+        # it is fixed, so the rest of the fuzzing still runs on PostgreSQL.
+        schema.config.generation.update(allow_x00=False)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 11
     negative = 0

@@ -34,12 +34,16 @@ def _auth(permission: str, subject: str = "host-admin") -> dict[str, str]:
 
 
 @pytest.fixture
-def client(api_settings: Callable[..., ApiSettings], engine: sa.Engine) -> Iterator[TestClient]:
+def client(
+    api_settings: Callable[..., ApiSettings],
+    dagster_instance: dg.DagsterInstance,
+    engine: sa.Engine,
+) -> Iterator[TestClient]:
     with session_scope(engine) as session:
         ensure_tenant(session, "acme")
         set_recording_settings(session, "acme", changed_by="seed", enabled=True, retention_days=7)
     settings = api_settings()
-    with dg.instance_for_test() as instance, TestClient(create_app(settings, instance)) as test:
+    with TestClient(create_app(settings, dagster_instance)) as test:
         yield test
 
 

@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.app import create_app
+from recordings_api.local_server import free_port
 from recordings_api.settings import ApiSettings
 from tests.api.conftest import JWT_SECRET
 
@@ -20,16 +21,20 @@ DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 def test_an_unreachable_database_is_a_503_that_says_so(
-    api_settings: Callable[..., ApiSettings], tmp_path: Path
+    api_settings: Callable[..., ApiSettings],
+    dagster_instance: dg.DagsterInstance,
+    database_backend: str,
+    tmp_path: Path,
 ) -> None:
-    unreachable = f"sqlite:///{tmp_path / 'missing-folder' / 'recordings.db'}"
+    if database_backend == "sqlite":
+        unreachable = f"sqlite:///{tmp_path / 'missing-folder' / 'recordings.db'}"
+    else:  # a loopback port nothing listens on
+        unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/recordings"
     token = mint_development_token(
         JWT_SECRET, subject="c", tenant_id="acme", permissions=[READ_PERMISSION]
     )
-    with (
-        dg.instance_for_test() as instance,
-        TestClient(create_app(api_settings(database_url=unreachable), instance)) as client,
-    ):
+    app = create_app(api_settings(database_url=unreachable), dagster_instance)
+    with TestClient(app) as client:
         response = client.get(
             "/api/v1/daily-conversation-audio-recordings",
             params={"utcDay": DAY.isoformat()},
@@ -39,6 +44,7 @@ def test_an_unreachable_database_is_a_503_that_says_so(
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
     assert response.headers["retry-after"] == "30"
-    assert "Traceback" not in response.text and "sqlite" not in response.text.lower()
+    assert "Traceback" not in response.text
+    assert not [leak for leak in ("sqlite", "postgres", "psycopg") if leak in response.text.lower()]
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"].startswith("unreachable")

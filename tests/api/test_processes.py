@@ -2,7 +2,8 @@
 
 50 download requests arrive at once, split over two API processes, for one tenant whose limit
 is 10 an hour: exactly 10 are redirected, 40 get 429 with Retry-After, and all 50 are in the
-audit log. On SQLite and on PostgreSQL.
+audit log. On SQLite and on PostgreSQL (the PostgreSQL run only repeats the PostgreSQL case, with
+the Dagster instance on PostgreSQL too, as deployed).
 """
 
 import io
@@ -31,31 +32,28 @@ LINK_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_database(request: pytest.FixtureRequest, database_url: str) -> str:
-    if request.param == "sqlite":
-        return database_url
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite_run_only), "postgresql"])
+def shared_database(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
 
 
 @pytest.fixture
 def two_api_processes(
-    recordings_env: dict[str, str], shared_database: str, tmp_path: Path
+    recordings_env: dict[str, str], shared_database: str, dagster_home: Path, tmp_path: Path
 ) -> Iterator[list[LocalApiServer]]:
-    (tmp_path / "dagster").mkdir()
     env = {
         **recordings_env,
         "RECORDINGS_DATABASE_URL": shared_database,
         "RECORDINGS_JWT_DEV_SECRET": JWT_SECRET,
         "RECORDINGS_LINK_KEYS": LINK_KEYS,
-        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "DAGSTER_HOME": str(dagster_home),
     }
     servers = [
         LocalApiServer(port=free_port(), env=env, log_path=tmp_path / f"api-{i}.log")
         for i in range(2)
     ]
     try:
-        # One after the other: the first creates the (empty) Dagster instance's tables.
+        # One after the other: on SQLite the first creates the (empty) Dagster instance's tables.
         for server in servers:
             server.start()
             server.wait_ready()

@@ -35,22 +35,24 @@ def _materialize(instance: dg.DagsterInstance, tenant: str, hour_index: int, sha
     )
 
 
-def test_a_rebuilt_hour_is_never_served_from_the_cache() -> None:
+def test_a_rebuilt_hour_is_never_served_from_the_cache(
+    dagster_instance: dg.DagsterInstance,
+) -> None:
+    instance = dagster_instance
     cache = EvidenceCache()
-    with dg.instance_for_test() as instance:
-        _materialize(instance, "acme", 3, "a" * 64)
-        _materialize(instance, "globex", 3, "b" * 64)
-        first = day_statuses(instance, "acme", DAY, 7, cache=cache)
-        assert [s.status for s in first].count("available") == 1
-        assert first[3].evidence is not None and first[3].evidence.sha256 == "a" * 64
-        assert first[3].evidence.object_key == archive_key("acme", day_hours(DAY)[3])
-        assert len(cache) == 1  # globex's evidence was not even read
-        again = day_statuses(instance, "acme", DAY, 7, cache=cache)
-        assert again == first
-        _materialize(instance, "acme", 3, "c" * 64)  # the hour is rebuilt
-        rebuilt = day_statuses(instance, "acme", DAY, 7, cache=cache)
-        assert rebuilt[3].evidence is not None and rebuilt[3].evidence.sha256 == "c" * 64
-        assert day_statuses(instance, "acme", DAY, 7) == rebuilt  # same as without a cache
+    _materialize(instance, "acme", 3, "a" * 64)
+    _materialize(instance, "globex", 3, "b" * 64)
+    first = day_statuses(instance, "acme", DAY, 7, cache=cache)
+    assert [s.status for s in first].count("available") == 1
+    assert first[3].evidence is not None and first[3].evidence.sha256 == "a" * 64
+    assert first[3].evidence.object_key == archive_key("acme", day_hours(DAY)[3])
+    assert len(cache) == 1  # globex's evidence was not even read
+    again = day_statuses(instance, "acme", DAY, 7, cache=cache)
+    assert again == first
+    _materialize(instance, "acme", 3, "c" * 64)  # the hour is rebuilt
+    rebuilt = day_statuses(instance, "acme", DAY, 7, cache=cache)
+    assert rebuilt[3].evidence is not None and rebuilt[3].evidence.sha256 == "c" * 64
+    assert day_statuses(instance, "acme", DAY, 7) == rebuilt  # same as without a cache
 
 
 def test_the_cache_keeps_the_most_recently_used_within_its_bound() -> None:
@@ -66,11 +68,10 @@ def test_the_cache_keeps_the_most_recently_used_within_its_bound() -> None:
 
 @pytest.mark.parametrize(("age_days", "retention", "expired"), [(1, 1, False), (2, 1, True)])
 def test_days_beyond_retention_are_expired_without_a_lookup(
-    age_days: int, retention: int, expired: bool
+    dagster_instance: dg.DagsterInstance, age_days: int, retention: int, expired: bool
 ) -> None:
     today = DAY + timedelta(days=1)
     day = today - timedelta(days=age_days)
     now = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)
-    with dg.instance_for_test() as instance:
-        statuses = day_statuses(instance, "acme", day, retention, now)
+    statuses = day_statuses(dagster_instance, "acme", day, retention, now)
     assert ({s.status for s in statuses} == {"expired"}) == expired

@@ -45,12 +45,9 @@ def test_the_hourly_window_is_bounded_to_retention_plus_yesterday() -> None:
     assert len(keys) == 8 * 24 + now.hour
 
 
-def test_the_instance_config_enables_run_retries(tmp_path) -> None:
-    import shutil
-    from pathlib import Path
-
-    shutil.copy(Path(__file__).parents[2] / "dagster.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+def test_the_instance_config_enables_run_retries(dagster_home: Path) -> None:
+    # dagster_home holds the repository's dagster.yaml (plus the test run's storage).
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert instance.run_retries_enabled
         assert instance.run_retries_max_retries == 2
 

@@ -1,13 +1,13 @@
 """A tenant-day end to end through Dagster: the nightly run's shape, a failing hour, a retry.
 
 Runs execute `hourly_archives_job` with the schedule's own run request on a real Dagster
-instance, real SeaweedFS and a real SQLite database; the per-hour materialization metadata is
+instance, real SeaweedFS and a real database; the per-hour materialization metadata is
 read back the way the API will read it.
 """
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -39,11 +39,13 @@ METADATA_KEYS = {
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    overrides = {"run_retries": {"enabled": True, "max_retries": 2}}
-    (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster"), overrides=overrides) as inst:
-        yield inst
+def dagster_overrides() -> dict[str, Any]:
+    return {"run_retries": {"enabled": True, "max_retries": 2}}
+
+
+@pytest.fixture
+def instance(dagster_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    return dagster_instance
 
 
 def _yesterday() -> date:

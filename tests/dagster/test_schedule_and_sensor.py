@@ -4,7 +4,6 @@ Both read the real application database; the Dagster instance is a real (tempora
 dynamic partitions are really registered.
 """
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -22,9 +21,8 @@ TICK = datetime(2025, 12, 13, 0, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
+def instance(dagster_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    return dagster_instance
 
 
 @pytest.fixture

@@ -57,11 +57,12 @@ def _audit_counts(url: str, tenant_id: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_run_only
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_fifty_concurrent_requests_from_two_processes_get_exactly_ten(
     dialect: str, request: pytest.FixtureRequest
 ) -> None:
-    url = request.getfixturevalue("database_url" if dialect == "sqlite" else "postgres_url")
+    url = request.getfixturevalue("sqlite_url" if dialect == "sqlite" else "postgres_url")
     assert _two_processes(url, "acme") == 10
     assert _audit_counts(url, "acme") == {GRANTED: 10, RATE_LIMITED: 40}
     # Another tenant's limit is its own.

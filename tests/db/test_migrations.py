@@ -22,9 +22,10 @@ def _differences(url: str) -> list[object]:
         engine.dispose()
 
 
+@pytest.mark.sqlite_run_only
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_migrations_match_the_models(dialect: str, request: pytest.FixtureRequest) -> None:
-    url = request.getfixturevalue("database_url" if dialect == "sqlite" else "postgres_url")
+    url = request.getfixturevalue("sqlite_url" if dialect == "sqlite" else "postgres_url")
     assert _differences(url) == []
 
 

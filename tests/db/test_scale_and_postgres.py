@@ -81,11 +81,12 @@ def _plan(engine: sa.Engine) -> str:
         return "\n".join(str(row[-1]) for row in rows)
 
 
+@pytest.mark.sqlite_run_only
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_one_tenant_hour_among_a_million_rows_is_an_index_range_scan(
     dialect: str, request: pytest.FixtureRequest
 ) -> None:
-    url = request.getfixturevalue("database_url" if dialect == "sqlite" else "postgres_url")
+    url = request.getfixturevalue("sqlite_url" if dialect == "sqlite" else "postgres_url")
     engine = _fill(url)
     try:
         plan = _plan(engine)
@@ -101,6 +102,7 @@ def test_one_tenant_hour_among_a_million_rows_is_an_index_range_scan(
         engine.dispose()
 
 
+@pytest.mark.sqlite_run_only
 def test_postgres_enforces_retention_range_and_keeps_utc(postgres_url: str) -> None:
     engine = create_db_engine(postgres_url)
     try:
