@@ -54,6 +54,14 @@ def _lock_tenant(session: Session, tenant_id: str) -> None:
     # SQLite: the transaction already holds the database's write lock (BEGIN IMMEDIATE).
 
 
+def _text(value: str | None, limit: int) -> str | None:
+    """Text as the audit log stores it: at most `limit` characters, NUL bytes (which
+    PostgreSQL text cannot hold) made visible as U+FFFD rather than failing the request."""
+    if not value:
+        return None
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
 def audit(
     session: Session,
     context: AttemptContext,
@@ -69,14 +77,14 @@ def audit(
             occurred_at=now or utcnow(),
             action=action,
             tenant_id=context.tenant_id or None,
-            client_subject=(context.client_subject or "")[:200] or None,
+            client_subject=_text(context.client_subject, 200),
             utc_day=context.utc_day,
             hour=context.hour,
             object_key=context.object_key,
             outcome=outcome,
             status_code=status,
-            client_address=context.client_address,
-            user_agent=(context.user_agent or "")[:400] or None,
+            client_address=_text(context.client_address, 64),
+            user_agent=_text(context.user_agent, 400),
         )
     )
 

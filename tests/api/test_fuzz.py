@@ -35,7 +35,6 @@ from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development
 from recordings_api.archives.services import ARCHIVE_ASSET_KEY
 from recordings_api.local_server import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
-from tests.api.test_text_parameters import NUL_BYTES_BREAK_POSTGRESQL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -131,14 +130,8 @@ def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, url: str) 
     return True
 
 
-def test_no_operation_breaks_its_schema_or_errors(
-    api_server: LocalApiServer, database_backend: str
-) -> None:
+def test_no_operation_breaks_its_schema_or_errors(api_server: LocalApiServer) -> None:
     schema = schemathesis.openapi.from_url(f"{api_server.url}/schema/openapi.json")
-    if database_backend == "postgresql" and NUL_BYTES_BREAK_POSTGRESQL:
-        # A known application bug, pinned by test_text_parameters.py: leave NUL bytes out until
-        # it is fixed, so the rest of the fuzzing still runs on PostgreSQL.
-        schema.config.generation.update(allow_x00=False)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 11
     negative = 0

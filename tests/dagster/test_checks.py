@@ -2,7 +2,6 @@
 and that each fails, with what is wrong, when the archives are not what was recorded."""
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,13 +20,6 @@ from tests.dagster.test_pipeline import _run_day, _seed
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as test_instance:
-        yield test_instance
 
 
 def _check_results(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
@@ -82,11 +74,10 @@ def test_checks_pass_warn_and_fail_for_the_right_reasons(
     assert any("SHA-256" in p for p in problems[archive_partition_key("acme", day_hours(DAY)[3])])
 
 
-def test_the_checks_schedule_judges_yesterday() -> None:
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=datetime(2026, 3, 20, 6, tzinfo=UTC)
-        )
-        request = integrity_checks_schedule(context)
+def test_the_checks_schedule_judges_yesterday(instance: dg.DagsterInstance) -> None:
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=datetime(2026, 3, 20, 6, tzinfo=UTC)
+    )
+    request = integrity_checks_schedule(context)
     assert isinstance(request, dg.RunRequest)
     assert request.tags["recordings/utc_day"] == "2026-03-19"

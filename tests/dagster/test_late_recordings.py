@@ -4,7 +4,6 @@ materialization records the SHA-256 it replaces. Outside retention, or for a ten
 feature off, nothing is rebuilt."""
 
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,13 +25,6 @@ from tests.dagster.test_pipeline import _run_day
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as test_instance:
-        yield test_instance
 
 
 def _register(

@@ -43,11 +43,6 @@ def dagster_overrides() -> dict[str, Any]:
     return {"run_retries": {"enabled": True, "max_retries": 2}}
 
 
-@pytest.fixture
-def instance(dagster_instance: dg.DagsterInstance) -> dg.DagsterInstance:
-    return dagster_instance
-
-
 def _yesterday() -> date:
     return (datetime.now(UTC) - timedelta(days=1)).date()
 

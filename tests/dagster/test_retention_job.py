@@ -3,9 +3,7 @@ and run metadata, the API then says `expired` (also after retention is raised ag
 schedule asks for today's cleanup, and a cleanup that cannot reach its bucket fails the run."""
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -25,13 +23,6 @@ pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).date()
 SHA = "5a" * 32
-
-
-@pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
-    (tmp_path / "dagster").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as test_instance:
-        yield test_instance
 
 
 def _archive(instance: dg.DagsterInstance, client: Minio, bucket: str, age: int) -> str:
@@ -99,11 +90,10 @@ def test_deletions_are_observed_reported_and_stay_expired(
     assert _run(instance).success  # nothing more to delete, nothing resurrected
 
 
-def test_the_schedule_asks_for_todays_cleanup() -> None:
+def test_the_schedule_asks_for_todays_cleanup(instance: dg.DagsterInstance) -> None:
     moment = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=moment)
-        request = retention_schedule(context)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=moment)
+    request = retention_schedule(context)
     assert isinstance(request, dg.RunRequest)
     assert request.run_config["ops"]["apply_archive_retention"]["config"]["today"] == "2026-03-20"
     assert request.run_key == "retention|2026-03-20"

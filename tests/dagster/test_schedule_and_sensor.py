@@ -21,11 +21,6 @@ TICK = datetime(2025, 12, 13, 0, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def instance(dagster_instance: dg.DagsterInstance) -> dg.DagsterInstance:
-    return dagster_instance
-
-
-@pytest.fixture
 def tenants(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
         for tenant_id, enabled in (("acme", True), ("globex", True), ("initech", False)):
