@@ -414,7 +414,9 @@ class Webserver:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=REPO,
+                # Not the repository: Dagster reads `.env` from the working directory, and a
+                # developer's `.env` (the demo's DAGSTER_HOME) would win over this instance.
+                cwd=self.log_path.parent,
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
