@@ -3,6 +3,7 @@
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -135,3 +136,40 @@ class MinioObjectStore:
 
     def upload_archive(self, key: str, stream: io.RawIOBase) -> str:
         return upload_stream(self.client, self.archive_bucket, key, stream)
+
+
+@dataclass(frozen=True)
+class AbortedUpload:
+    key: str
+    upload_id: str
+    initiated: datetime | None
+
+
+def abort_stale_uploads(
+    client: Minio, bucket: str, prefix: str, *, older_than: timedelta, now: datetime
+) -> list[AbortedUpload]:
+    """Abort the incomplete multipart uploads under `prefix` started before `now - older_than`.
+
+    A worker killed in the middle of an archive upload (SIGKILL, a lost pod) cannot abort its
+    multipart upload: the parts stay in the bucket, invisible at the key but stored (and paid
+    for) until someone aborts them. Nothing is ever visible at the key, so this is housekeeping,
+    not repair; `older_than` must exceed the longest possible hour build so that no upload in
+    progress is aborted. minio-py has no public call for listing incomplete uploads, hence its
+    `_list_multipart_uploads` / `_abort_multipart_upload` (the version is pinned).
+    """
+    cutoff = now - older_than
+    aborted: list[AbortedUpload] = []
+    key_marker: str | None = None
+    upload_marker: str | None = None
+    while True:
+        page = client._list_multipart_uploads(
+            bucket, prefix=prefix, key_marker=key_marker, upload_id_marker=upload_marker
+        )
+        for upload in page.uploads:
+            initiated = upload.initiated_time
+            if upload.object_name and upload.upload_id and initiated and initiated < cutoff:
+                client._abort_multipart_upload(bucket, upload.object_name, upload.upload_id)
+                aborted.append(AbortedUpload(upload.object_name, upload.upload_id, initiated))
+        if not page.is_truncated:
+            return aborted
+        key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker

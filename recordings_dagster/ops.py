@@ -8,15 +8,19 @@ kept, held by a legal hold, failed). Any failure fails the run after the other t
 so the daemon's run retries try again.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
 from recordings.keys import archive_partition_key
 from recordings.retention import TenantCleanup, apply_retention
+from recordings.storage import abort_stale_uploads
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
+
+# Far longer than any hour's build: an upload this old has no worker left to complete it.
+STALE_UPLOAD_AGE = timedelta(hours=24)
 
 
 class RetentionConfig(dg.Config):
@@ -98,11 +102,37 @@ def apply_archive_retention(
             f"{report.tenant_id}: retention {report.retention_days} d, deleted "
             f"{len(report.deleted)}, kept {report.kept}, held {len(report.held)}"
         )
+    # Housekeeping in the same daily pass: parts of uploads a killed worker could not abort.
+    housekeeping_failures: list[tuple[str, str, str]] = []
+    aborted = []
+    try:
+        aborted = abort_stale_uploads(
+            object_store.client(),
+            object_store.archive_bucket,
+            "tenants/",
+            older_than=STALE_UPLOAD_AGE,
+            now=datetime.now(UTC),
+        )
+    except Exception as exc:  # reported with the run's other failures
+        housekeeping_failures.append(("*", "incomplete uploads", f"{type(exc).__name__}: {exc}"))
+    for upload in aborted:
+        context.log.warning(
+            f"aborted an incomplete upload of {upload.key} started {upload.initiated} "
+            "(a worker stopped mid-upload; nothing was ever visible at the key)"
+        )
     failures = [(r.tenant_id, key, reason) for r in reports for key, reason in r.failures]
+    failures += housekeeping_failures
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} archive(s) could not be deleted; the run will be "
             "retried. First: " + "; ".join(f"{t}: {k}: {r}" for t, k, r in failures[:3]),
             metadata={**_summary(reports), "failures": dg.MetadataValue.json(failures)},
         )
-    return dg.Output(None, metadata={**_summary(reports), "today": today.isoformat()})
+    return dg.Output(
+        None,
+        metadata={
+            **_summary(reports),
+            "today": today.isoformat(),
+            "stale_uploads_aborted": len(aborted),
+        },
+    )

@@ -93,3 +93,31 @@ def test_dotenv_never_overrides_the_environment(
     assert os.environ["RECORDINGS_TEST_B"] == "quoted"
     assert loaded == {"RECORDINGS_TEST_B": "quoted"}
     monkeypatch.delenv("RECORDINGS_TEST_B")
+
+
+def test_stale_incomplete_uploads_are_aborted_and_fresh_ones_kept(
+    s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from recordings.storage import abort_stale_uploads
+
+    archive = buckets[1]
+    stale_key = "tenants/acme/daily-conversation-audio-recordings/2026/01/01/00.zip"
+    other_key = "sources/acme/call.wav"  # outside the prefix: never touched
+    stale = s3_client._create_multipart_upload(archive, stale_key, {})
+    outside = s3_client._create_multipart_upload(archive, other_key, {})
+    now = datetime.now(UTC)
+    # Nothing is old enough yet: an upload in progress is never aborted.
+    assert (
+        abort_stale_uploads(s3_client, archive, "tenants/", older_than=timedelta(hours=24), now=now)
+        == []
+    )
+    later = now + timedelta(hours=25)
+    aborted = abort_stale_uploads(
+        s3_client, archive, "tenants/", older_than=timedelta(hours=24), now=later
+    )
+    assert [(a.key, a.upload_id) for a in aborted] == [(stale_key, stale)]
+    remaining = s3_client._list_multipart_uploads(archive).uploads
+    assert [(u.object_name, u.upload_id) for u in remaining] == [(other_key, outside)]
+    s3_client._abort_multipart_upload(archive, other_key, outside)

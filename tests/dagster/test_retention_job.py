@@ -117,3 +117,23 @@ def test_a_cleanup_that_cannot_list_fails_the_run_with_the_cause(
     assert user_failure is not None
     assert "could not be deleted" in (user_failure.description or "")
     assert "NoSuchBucket" in (user_failure.description or "")
+
+
+def test_the_daily_pass_aborts_uploads_a_killed_worker_left_behind(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    s3_client: Minio,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import recordings_dagster.ops
+
+    bucket = recordings_env["RECORDINGS_ARCHIVE_BUCKET"]
+    key = archive_key("acme", day_hours(TODAY - timedelta(days=1))[2])
+    s3_client._create_multipart_upload(bucket, key, {})  # a worker died mid-upload
+    monkeypatch.setattr(recordings_dagster.ops, "STALE_UPLOAD_AGE", timedelta(0))
+    result = _run(instance)
+    assert result.success
+    (output,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT]
+    assert output.step_output_data is not None
+    assert output.step_output_data.metadata["stale_uploads_aborted"].value == 1
+    assert s3_client._list_multipart_uploads(bucket, prefix="tenants/").uploads == []
