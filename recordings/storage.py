@@ -25,6 +25,15 @@ class SourceObjectMissingError(LookupError):
     """The referenced source object does not exist (the recording is listed as missing)."""
 
 
+class SourceObjectTooLargeError(ValueError):
+    """The source object is larger than the configured limit (listed as too_large)."""
+
+
+DEFAULT_MAX_SOURCE_BYTES = 4 * 1024**3
+"""4 GiB: a four-hour stereo 48 kHz 16-bit WAV is 2.8 GB. Each recording in flight is copied
+to local scratch whole, so this bounds the scratch space a build can need."""
+
+
 @dataclass(frozen=True)
 class S3Connection:
     """How to reach the object store; built from settings or a Dagster resource."""
@@ -65,10 +74,14 @@ def ensure_bucket(client: Minio, bucket: str) -> None:
                 raise
 
 
-def download_object(client: Minio, bucket: str, key: str, destination: Path) -> int:
+def download_object(
+    client: Minio, bucket: str, key: str, destination: Path, *, max_bytes: int | None = None
+) -> int:
     """Stream `bucket/key` to `destination` in chunks; return the byte count.
 
-    Raises `SourceObjectMissingError` when the object does not exist. Every other failure
+    Raises `SourceObjectMissingError` when the object does not exist and
+    `SourceObjectTooLargeError` when it is bigger than `max_bytes` (checked against the
+    announced length before anything is written, and again while streaming). Every other failure
     (outage, missing bucket, denied access) propagates: it is not evidence that the recording
     is gone, so the hour must fail and be retried rather than be archived without it.
     """
@@ -80,10 +93,21 @@ def download_object(client: Minio, bucket: str, key: str, destination: Path) -> 
         raise
     written = 0
     try:
+        announced = int(response.headers.get("content-length") or 0)
+        if max_bytes is not None and announced > max_bytes:
+            raise SourceObjectTooLargeError(
+                f"s3://{bucket}/{key} is {announced} bytes, over the {max_bytes}-byte limit "
+                "(RECORDINGS_MAX_SOURCE_BYTES)"
+            )
         with destination.open("wb") as out:
             for chunk in response.stream(DOWNLOAD_CHUNK):
                 out.write(chunk)
                 written += len(chunk)
+                if max_bytes is not None and written > max_bytes:
+                    raise SourceObjectTooLargeError(
+                        f"s3://{bucket}/{key} is over the {max_bytes}-byte limit "
+                        "(RECORDINGS_MAX_SOURCE_BYTES)"
+                    )
     finally:
         response.close()
         response.release_conn()
@@ -130,9 +154,12 @@ class MinioObjectStore:
 
     client: Minio
     archive_bucket: str
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
 
     def download(self, bucket: str, key: str, destination: Path) -> int:
-        return download_object(self.client, bucket, key, destination)
+        return download_object(
+            self.client, bucket, key, destination, max_bytes=self.max_source_bytes
+        )
 
     def upload_archive(self, key: str, stream: io.RawIOBase) -> str:
         return upload_stream(self.client, self.archive_bucket, key, stream)

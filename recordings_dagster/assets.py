@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
+import sqlalchemy.exc
 
 from recordings.archive.hourly import HourArchive, HourJob, build_hour_archives
 from recordings.catalog import SourceRecording, is_enabled, recordings_in_hour
@@ -24,6 +25,8 @@ from recordings.keys import (
     hour_partition_key,
     parse_archive_partition_key,
 )
+from recordings.leases import HourLeases, LeaseLostError
+from recordings.outages import describe_failure
 from recordings_dagster.partitions import archive_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource, ObjectStoreResource
 
@@ -49,20 +52,34 @@ def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
         "recording_count": archive.recording_count,
         "conversation_count": archive.conversation_count,
         "failed_recording_count": archive.failed_recording_count,
+        "truncated_recording_count": len(archive.truncated),
         "audio_seconds": dg.MetadataValue.float(archive.audio_seconds),
         "tenant_id": archive.tenant_id,
         "hour_start": archive.hour.isoformat(),
         "generated_at": archive.generated_at.isoformat(),
         "failure_reasons": dg.MetadataValue.json(reasons),
     }
-    if archive.failed:
-        rows = "\n".join(
-            f"| {f.recording.recording_id} | {f.recording.conversation_id} | {f.reason} | "
-            f"{f.detail.replace('|', '/')} |"
+    if archive.failed or archive.truncated:
+        rows = [
+            (f.recording.recording_id, f.recording.conversation_id, f.reason, f.detail)
             for f in archive.failed
-        )
+        ] + [
+            (
+                a.recording.recording_id,
+                a.recording.conversation_id,
+                "truncated (archived)",
+                f"{a.conversion.encoded_seconds:.3f} s archived of "
+                f"{a.conversion.source.duration_seconds:.3f} s; the file ends before its "
+                "header says",
+            )
+            for a in archive.truncated
+        ]
         metadata["failed_recordings"] = dg.MetadataValue.md(
-            "| recording | conversation | reason | detail |\n| --- | --- | --- | --- |\n" + rows
+            "| recording | conversation | reason | detail |\n| --- | --- | --- | --- |\n"
+            + "\n".join(
+                f"| {rec} | {conv} | {reason} | {detail.replace('|', '/')} |"
+                for rec, conv, reason, detail in rows
+            )
         )
     return metadata
 
@@ -131,11 +148,39 @@ def hourly_conversation_audio_archive(
             "redoing only the others"
         )
     tenants = sorted({parse_archive_partition_key(key)[0] for key in partition_keys})
-    with database.session() as session:
-        disabled = {tenant_id for tenant_id in tenants if not is_enabled(session, tenant_id)}
+    try:
+        with database.session() as session:
+            disabled = {t for t in tenants if not is_enabled(session, t)}
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        # Nothing was built yet; the run's retry (queued by the daemon) starts over.
+        raise dg.Failure(
+            description=f"no hour was archived: {describe_failure(exc)}",
+            metadata={"archived_hours": 0, "cause": describe_failure(exc)},
+        ) from exc
+
+    def holder_finished(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is None or run.is_finished
+
+    def announce_wait(tenant_id: str, hour: datetime, holder: str) -> None:
+        context.log.warning(
+            f"{archive_partition_key(tenant_id, hour)} is being archived by run {holder}; "
+            "waiting for it to finish, then this run archives the hour again"
+        )
+
+    leases = HourLeases(
+        engine=database.engine(),
+        holder=context.run_id,
+        holder_finished=holder_finished,
+        lease_seconds=archive_build.hour_lease_seconds,
+        on_wait=announce_wait,
+    )
 
     def loader(tenant_id: str, hour: datetime) -> Callable[[], list[SourceRecording]]:
         def load() -> list[SourceRecording]:
+            # Held from before the recordings are selected until the materialization is
+            # recorded below: another run of this hour waits (see recordings/leases.py).
+            leases.acquire(tenant_id, hour)
             with database.session() as session:
                 return recordings_in_hour(session, tenant_id, hour)
 
@@ -155,44 +200,58 @@ def hourly_conversation_audio_archive(
         temp_dir=archive_build.temp_path(),
         run_id=context.run_id,
     )
-    for index, (job, outcome) in enumerate(outcomes, start=1):
-        partition_key = archive_partition_key(job.tenant_id, job.hour)
-        progress = f"[{index}/{len(jobs)}] {partition_key}"
-        try:
-            if isinstance(outcome, Exception):
-                raise outcome
-            metadata = hour_metadata(outcome, object_store.archive_bucket)
-            replaced = _recorded_sha256(previous.get(partition_key))
-            if replaced is not None:
-                # The earlier archive of this hour was replaced (atomically, at the same key):
-                # a rebuild after late recordings, a backfill or a manual re-run.
-                metadata["replaces_sha256"] = replaced
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            failed_hours[partition_key] = message
-            context.log.error(
-                f"{progress} failed, other hours continue; the run will fail and be retried. "
-                f"Cause: {message}"
+    try:
+        for index, (job, outcome) in enumerate(outcomes, start=1):
+            partition_key = archive_partition_key(job.tenant_id, job.hour)
+            progress = f"[{index}/{len(jobs)}] {partition_key}"
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                if not leases.holds(job.tenant_id, job.hour):
+                    raise LeaseLostError(
+                        "this run stopped refreshing the hour's lease for longer than "
+                        f"{archive_build.hour_lease_seconds} s and another run took the hour "
+                        "over; its archive may have replaced this one, so this one is not recorded"
+                    )
+                metadata = hour_metadata(outcome, object_store.archive_bucket)
+                replaced = _recorded_sha256(previous.get(partition_key))
+                if replaced is not None:
+                    # The earlier archive of this hour was replaced (atomically, at the same
+                    # key): a rebuild after late recordings, a backfill or a manual re-run.
+                    metadata["replaces_sha256"] = replaced
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=ARCHIVE_ASSET_KEY,
+                        partition=partition_key,
+                        metadata=metadata,
+                        tags={
+                            f"dagster/partition/{TENANT_DIMENSION}": job.tenant_id,
+                            f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(job.hour),
+                        },
+                    )
+                )
+            except Exception as exc:
+                message = describe_failure(exc)
+                failed_hours[partition_key] = message
+                context.log.error(
+                    f"{progress} failed, other hours continue; the run will fail and be "
+                    f"retried. Cause: {message}"
+                )
+                continue
+            finally:
+                # Only now may another run of this hour select its recordings and upload.
+                leases.release(job.tenant_id, job.hour)
+            archived += 1
+            level = context.log.warning if outcome.failed else context.log.info
+            level(
+                f"{progress}: {outcome.recording_count} recordings archived, "
+                f"{outcome.failed_recording_count} not archivable "
+                f"{outcome.failure_reasons() or ''}, {outcome.size_bytes} bytes -> "
+                f"{outcome.object_key}"
             )
-            continue
-        archived += 1
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=ARCHIVE_ASSET_KEY,
-                partition=partition_key,
-                metadata=metadata,
-                tags={
-                    f"dagster/partition/{TENANT_DIMENSION}": job.tenant_id,
-                    f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(job.hour),
-                },
-            )
-        )
-        level = context.log.warning if outcome.failed else context.log.info
-        level(
-            f"{progress}: {outcome.recording_count} recordings archived, "
-            f"{outcome.failed_recording_count} not archivable {outcome.failure_reasons() or ''}, "
-            f"{outcome.size_bytes} bytes -> {outcome.object_key}"
-        )
+    finally:
+        outcomes.close()
+        leases.close()
     if disabled:
         context.log.warning(
             f"feature disabled for {sorted(disabled)}: their hours were not archived "

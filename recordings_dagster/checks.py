@@ -179,8 +179,8 @@ def archives_intact(
 @dg.asset_check(
     asset=hourly_conversation_audio_archive,
     name="unarchivable_recordings",
-    description="Recordings of the day that could not be archived (missing, empty, corrupt, "
-    "unsupported), with the count and the reasons.",
+    description="Recordings of the day that could not be archived (missing, too large, empty, "
+    "corrupt, unsupported), with the count and the reasons.",
 )
 def unarchivable_recordings(
     context: dg.AssetCheckExecutionContext, database: DatabaseResource

@@ -12,8 +12,9 @@ from pydantic import PrivateAttr
 from sqlalchemy.orm import Session
 
 from recordings.db.engine import create_db_engine, session_scope
+from recordings.leases import DEFAULT_LEASE_SECONDS
 from recordings.settings import DEFAULT_S3_REGION
-from recordings.storage import MinioObjectStore, S3Connection
+from recordings.storage import DEFAULT_MAX_SOURCE_BYTES, MinioObjectStore, S3Connection
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -59,8 +60,11 @@ class ObjectStoreResource(dg.ConfigurableResource):
     def client(self) -> Minio:
         return self.connection().client()
 
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
+    """A source recording larger than this is listed as `too_large` instead of archived."""
+
     def archive_store(self) -> MinioObjectStore:
-        return MinioObjectStore(self.client(), self.archive_bucket)
+        return MinioObjectStore(self.client(), self.archive_bucket, self.max_source_bytes)
 
 
 def usable_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -85,6 +89,9 @@ class ArchiveBuildResource(dg.ConfigurableResource):
 
     workers: int = 0  # 0: one per CPU this process may use (affinity and container quota)
     temp_dir: str | None = None
+    hour_lease_seconds: int = DEFAULT_LEASE_SECONDS
+    """A run building an hour that stops refreshing its lease this long loses it to the next
+    run of that hour (see `recordings/leases.py`); a finished holder's lease goes at once."""
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else usable_cpus()
@@ -104,6 +111,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             archive_bucket=dg.EnvVar("RECORDINGS_ARCHIVE_BUCKET"),
             # Not secrets, and optional: read when the code location loads.
             region=os.environ.get("RECORDINGS_S3_REGION") or DEFAULT_S3_REGION,
+            max_source_bytes=int(
+                os.environ.get("RECORDINGS_MAX_SOURCE_BYTES") or DEFAULT_MAX_SOURCE_BYTES
+            ),
         ),
         "archive_build": ArchiveBuildResource(
             workers=int(os.environ.get("RECORDINGS_BUILD_WORKERS") or 0)

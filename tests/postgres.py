@@ -31,24 +31,25 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextmanager
-def temporary_postgres() -> Iterator[str]:
-    """Start a private PostgreSQL server; yield an admin SQLAlchemy URL to it."""
-    bindir = postgres_bindir()
-    root = Path(tempfile.mkdtemp(prefix="recordings-pg-"))
-    data = root / "data"
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    try:
+class PostgresServer:
+    """A private PostgreSQL cluster on a free loopback port, which a test may stop and start
+    again (an outage) keeping its data."""
+
+    def __init__(self) -> None:
+        self.bindir = postgres_bindir()
+        self.root = Path(tempfile.mkdtemp(prefix="recordings-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
         subprocess.run(
             [
-                *prefix,
-                str(bindir / "initdb"),
+                *self.prefix,
+                str(self.bindir / "initdb"),
                 "-D",
-                str(data),
+                str(self.data),
                 "--auth=trust",
                 "-U",
                 "postgres",
@@ -59,28 +60,44 @@ def temporary_postgres() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
         subprocess.run(
-            [
-                *prefix,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "server.log"),
-                "-w",
-                "-o",
-                f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "start",
-            ],
-            check=True,
+            [*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
+            check=check,
             capture_output=True,
         )
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def start(self) -> None:
+        self._pg_ctl(
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
+
+    def stop(self) -> None:
+        """Stop at once, dropping every connection (`-m immediate`: a crash, not a shutdown)."""
+        if (self.data / "postmaster.pid").exists():
+            self._pg_ctl("-m", "immediate", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def temporary_postgres() -> Iterator[str]:
+    """Start a private PostgreSQL server; yield an admin SQLAlchemy URL to it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server.admin_url
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                check=False,
-                capture_output=True,
-            )
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()

@@ -7,9 +7,9 @@ The flow is a pipeline with bounded state at every stage:
 
 At most `workers * 2` recordings are in flight, each as files on local disk (never whole in
 memory), and the upload buffers one 16 MiB part at a time. A recording that cannot be archived
-(missing, empty, corrupt, unsupported) is listed in `metadata.json` with the reason. Any other
-failure (object store or database outage) fails the hour: an archive silently missing audio
-because of a transient error would be worse than no archive, and the hour is retried.
+(missing, too large, empty, corrupt, unsupported) is listed in `metadata.json` with the reason.
+Any other failure (object store or database outage) fails the hour: an archive silently missing
+audio because of a transient error would be worse than no archive, and the hour is retried.
 """
 
 import hashlib
@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ from recordings.archive.zipstream import IteratorReader, ZipMember, stream_zip
 from recordings.audio.convert import ConversionResult, SourceAudioError, convert_to_opus
 from recordings.catalog import SourceRecording
 from recordings.keys import archive_key, hour_start, zip_entry_name
-from recordings.storage import SourceObjectMissingError
+from recordings.storage import SourceObjectMissingError, SourceObjectTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ class ObjectStore(Protocol):
     """What the builder needs from S3 (a real client in production and tests)."""
 
     def download(self, bucket: str, key: str, destination: Path) -> int:
-        """Copy an object to a local file; raise SourceObjectMissingError if it is absent."""
+        """Copy an object to a local file; raise SourceObjectMissingError if it is absent and
+        SourceObjectTooLargeError if it is over the size limit."""
         ...
 
     def upload_archive(self, key: str, stream: io.RawIOBase) -> str:
@@ -65,7 +66,7 @@ class ArchivedRecording:
 @dataclass(frozen=True)
 class FailedRecording:
     recording: SourceRecording
-    reason: str  # missing | empty | corrupt | unsupported
+    reason: str  # missing | too_large | empty | corrupt | unsupported
     detail: str
 
 
@@ -99,6 +100,12 @@ class HourArchive:
     def audio_seconds(self) -> float:
         return round(float(sum(a.conversion.encoded_seconds for a in self.archived)), 3)
 
+    @property
+    def truncated(self) -> tuple[ArchivedRecording, ...]:
+        """Recordings archived with less audio than their header declared (cut off in
+        transfer): what was there is in the ZIP, flagged `truncated` in metadata.json."""
+        return tuple(a for a in self.archived if a.conversion.truncated)
+
     def failure_reasons(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for failure in self.failed:
@@ -131,6 +138,8 @@ def _prepare(recording: SourceRecording, store: ObjectStore, workdir: Path) -> _
             store.download(recording.bucket, recording.object_key, source_path)
         except SourceObjectMissingError as exc:
             return _Prepared(FailedRecording(recording, "missing", str(exc)))
+        except SourceObjectTooLargeError as exc:
+            return _Prepared(FailedRecording(recording, "too_large", str(exc)))
         try:
             conversion = convert_to_opus(
                 source_path,
@@ -383,7 +392,7 @@ def build_hour_archives(
     temp_dir: Path | None = None,
     run_id: str | None = None,
     hours_in_flight: int = HOURS_IN_FLIGHT,
-) -> Iterator[tuple[HourJob, HourArchive | Exception]]:
+) -> Generator[tuple[HourJob, HourArchive | Exception]]:
     """Build many hours, yielding `(job, archive or the exception that failed it)` in job order.
 
     Two hours are in flight at once over one shared pool of conversion threads: while an hour

@@ -245,3 +245,23 @@ class ArchiveDeletion(Base):
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     run_id: Mapped[str | None] = mapped_column(sa.String(64))  # the Dagster run that deleted it
+
+
+class ArchiveHourLease(Base):
+    """Which run is building a tenant-hour's archive right now (one row per hour being built).
+
+    Two runs of the same hour (a backfill overlapping the nightly run) would otherwise both
+    upload to the same key, and the object left at the key could be one run's while the latest
+    Dagster materialization (the evidence the API and the checks read) is the other's. The
+    lease makes them take turns: the holder keeps it from selecting the recordings until its
+    materialization is recorded, refreshing `renewed_at` while it works (see
+    `recordings/leases.py`).
+    """
+
+    __tablename__ = "archive_hour_leases"
+
+    tenant_id: Mapped[str] = mapped_column(sa.String(63), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(64))  # the Dagster run id
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -40,6 +40,7 @@ READERS: Mapping[str, frozenset[str]] = {
     "RECORDINGS_S3_SECRET_KEY": frozenset({CLI, CODE, API}),
     "RECORDINGS_S3_REGION": frozenset({CLI, CODE, API}),
     "RECORDINGS_BUILD_WORKERS": frozenset({CODE}),
+    "RECORDINGS_MAX_SOURCE_BYTES": frozenset({CODE}),
     "RECORDINGS_ARCHIVE_BUCKET": frozenset({CLI, CODE, API}),
     "RECORDINGS_SOURCE_BUCKET": frozenset({CLI}),
     "RECORDINGS_PROJECT_DIR": frozenset({CLI}),
