@@ -178,19 +178,23 @@ def hourly_conversation_audio_archive(
 
     def loader(tenant_id: str, hour: datetime) -> Callable[[], list[SourceRecording]]:
         def load() -> list[SourceRecording]:
-            # Held from before the recordings are selected until the materialization is
-            # recorded below: another run of this hour waits (see recordings/leases.py).
-            leases.acquire(tenant_id, hour)
             with database.session() as session:
                 return recordings_in_hour(session, tenant_id, hour)
 
         return load
 
+    def claim(tenant_id: str, hour: datetime) -> Callable[[], None]:
+        # Held from before the recordings are selected until the materialization is recorded
+        # below: another run of this hour waits (see recordings/leases.py).
+        return lambda: leases.acquire(tenant_id, hour)
+
     jobs = []
     for partition_key in partition_keys:
         tenant_id, hour = parse_archive_partition_key(partition_key)
         if partition_key not in skip and tenant_id not in disabled:
-            jobs.append(HourJob(tenant_id, hour, loader(tenant_id, hour)))
+            jobs.append(
+                HourJob(tenant_id, hour, loader(tenant_id, hour), claim=claim(tenant_id, hour))
+            )
     failed_hours: dict[str, str] = {}
     archived = 0
     outcomes = build_hour_archives(
@@ -214,7 +218,11 @@ def hourly_conversation_audio_archive(
                         "over; its archive may have replaced this one, so this one is not recorded"
                     )
                 metadata = hour_metadata(outcome, object_store.archive_bucket)
-                replaced = _recorded_sha256(previous.get(partition_key))
+                # Read now, under the lease: another run may have archived the hour since this
+                # run started (and this one waited for it).
+                replaced = _recorded_sha256(
+                    latest_archive_records(context.instance, [partition_key]).get(partition_key)
+                )
                 if replaced is not None:
                     # The earlier archive of this hour was replaced (atomically, at the same
                     # key): a rebuild after late recordings, a backfill or a manual re-run.

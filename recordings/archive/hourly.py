@@ -374,11 +374,13 @@ def build_hour_archive(
 
 @dataclass(frozen=True)
 class HourJob:
-    """One tenant-hour to build; `load` reads its recordings (in the builder's thread)."""
+    """One tenant-hour to build; `load` reads its recordings (in the builder's thread), after
+    `claim` (if any) returns: the caller's chance to wait for another run of the same hour."""
 
     tenant_id: str
     hour: datetime
     load: Callable[[], Sequence[SourceRecording]]
+    claim: Callable[[], None] | None = None
 
 
 HOURS_IN_FLIGHT = 2
@@ -407,6 +409,8 @@ def build_hour_archives(
     ):
 
         def build(job: HourJob) -> HourArchive:
+            if job.claim is not None:
+                job.claim()
             # `generated_at` is when the hour's recordings were selected: a recording
             # registered later is not in this archive (the late-recordings sensor's test).
             selected_at = datetime.now(UTC)
