@@ -141,6 +141,7 @@ class ProcessFigures:
     pid: int
     rss_before_kb: int
     peak_kb: int  # VmHWM
+    cpu_seconds: float  # user + system during the load
     answered: Counter[str] = field(default_factory=Counter)  # endpoint -> answers
 
 
@@ -152,6 +153,7 @@ class LoadReport:
     finished_at: float
     endpoints: list[Endpoint]
     processes: list[ProcessFigures]
+    machine_busy_seconds: float  # CPU seconds of every core during the load, all processes
     checks: list[Check]
 
     @property
@@ -165,6 +167,18 @@ def _proc_kb(pid: int | str, name: str) -> int:
         if line.startswith(f"{name}:"):
             return int(line.split()[1])
     raise RuntimeError(f"/proc/{pid}/status has no {name}")
+
+
+def _cpu_seconds(pid: int | str) -> float:
+    """User + system CPU seconds of one process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core spent busy (anything but idle and iowait) since boot."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _reset_own_peak() -> bool:
@@ -503,6 +517,10 @@ def run(args: argparse.Namespace) -> LoadReport:
         rss_before = [_proc_kb(server.pid, "VmRSS") for server in servers]
         own_before = _proc_kb("self", "VmRSS")
         own_reset = _reset_own_peak()
+        s3_pid = s3.running_pid() or 0
+        pids: list[int | str] = [*(server.pid for server in servers), "self", s3_pid]
+        cpu_before = [_cpu_seconds(pid) for pid in pids]
+        machine_before = _machine_busy_seconds()
 
         links = Endpoint("links", [links_path], frozenset({200}))
         downloads = Endpoint("downloads", download_paths, frozenset({307, 429}))
@@ -513,9 +531,11 @@ def run(args: argparse.Namespace) -> LoadReport:
         measure_from, stop_at, finished_at = generate_load(
             [server.url for server in servers], [links, downloads], [auth, {}], args
         )
+        machine_busy = _machine_busy_seconds() - machine_before
+        cpu = [_cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
         progress(f"load done ({finished_at - stop_at:.1f} s to drain); checking")
         processes = [
-            ProcessFigures(f"API process {i + 1}", s.pid, before, _proc_kb(s.pid, "VmHWM"))
+            ProcessFigures(f"API process {i + 1}", s.pid, before, _proc_kb(s.pid, "VmHWM"), cpu[i])
             for i, (s, before) in enumerate(zip(servers, rss_before, strict=True))
         ]
         processes.append(
@@ -524,7 +544,11 @@ def run(args: argparse.Namespace) -> LoadReport:
                 os.getpid(),
                 own_before,
                 _proc_kb("self", "VmHWM"),
+                cpu[-2],
             )
+        )
+        processes.append(
+            ProcessFigures("SeaweedFS (S3)", s3_pid, 0, _proc_kb(s3_pid, "VmHWM"), cpu[-1])
         )
         for endpoint_ in (links, downloads):
             for process, _ in endpoint_.answers:
@@ -537,7 +561,14 @@ def run(args: argparse.Namespace) -> LoadReport:
         checks = check(links, downloads, tenants, args.limit, audit, spans)
         progress("stopping the S3 server")
     return LoadReport(
-        args, measure_from, stop_at, finished_at, [links, downloads], processes, checks
+        args,
+        measure_from,
+        stop_at,
+        finished_at,
+        [links, downloads],
+        processes,
+        machine_busy,
+        checks,
     )
 
 
@@ -588,20 +619,36 @@ def render(report: LoadReport) -> str:
         f"{args.clients} clients on 2 cores. In all, warm-up and drain included: {total:,} "
         f"requests, the last answered {report.finished_at - report.stop_at:.1f} s after the end.",
         "",
-        "| process | answered (links / downloads) | RSS before the load | peak RSS (VmHWM) |",
-        "| --- | ---: | ---: | ---: |",
+        "| process | answered (links / downloads) | CPU during the load | RSS before the load "
+        "| peak RSS (VmHWM) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
+    wall = report.finished_at - (report.measure_from - args.warmup)
     for process in report.processes:
         answered = (
             f"{process.answered['links']:,} / {process.answered['downloads']:,}"
             if process.answered
             else "-"
         )
+        before = f"{process.rss_before_kb / 1024:.1f} MB" if process.rss_before_kb else "-"
         lines.append(
-            f"| {process.label} | {answered} | {process.rss_before_kb / 1024:.1f} MB "
-            f"| {process.peak_kb / 1024:.1f} MB |"
+            f"| {process.label} | {answered} "
+            f"| {process.cpu_seconds:.1f} s ({process.cpu_seconds / wall:.2f} cores) "
+            f"| {before} | {process.peak_kb / 1024:.1f} MB |"
         )
-    lines.append("")
+    ours = sum(process.cpu_seconds for process in report.processes)
+    api = [p for p in report.processes if p.answered]
+    answers = sum(p.answered.total() for p in api)
+    lines += [
+        "",
+        f"During the load ({wall:.1f} s, warm-up and drain included) the machine's "
+        f"{os.cpu_count()} cores were busy {report.machine_busy_seconds / wall:.2f} cores on "
+        f"average: this bench's processes {ours / wall:.2f}, everything else "
+        f"{max(0.0, report.machine_busy_seconds - ours) / wall:.2f}. The API processes answered "
+        f"{answers / max(0.01, sum(p.cpu_seconds for p in api)):.0f} requests per CPU second "
+        "of theirs (a figure less sensitive to the machine's other load than requests/s).",
+        "",
+    ]
     lines += [f"{'PASS' if c.passed else 'FAIL'}: {c.name} ({c.detail})" for c in report.checks]
     return "\n".join(lines)
 
