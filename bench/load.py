@@ -29,7 +29,9 @@ granted rows per tenant being min(rows, limit) within one window.
 
 Peak memory: `VmHWM` of each API process over its life (startup included), and of this load
 generator over the load only (its peak is reset through `/proc/self/clear_refs` first, since
-seeding the day runs Dagster in this process).
+seeding the day runs Dagster in this process). CPU seconds of each process during the load, and
+the machine's busy cores, say how much of the two cores the API actually got: other work on the
+machine lowers requests/s, and requests per API CPU second much less.
 
 Run::
 
