@@ -423,6 +423,7 @@ class RunFigures:
     retries: list[dg.DagsterRun]
     failed: list[dg.DagsterRun]
     first_enqueued: float
+    last_first_enqueued: float
     last_ended: float
     overlap_all: int
     overlap_per_tenant: int
@@ -460,6 +461,9 @@ def run_figures(instance: dg.DagsterInstance, day: date) -> RunFigures:
         retries=[run for run in runs if PARENT_RUN_ID_TAG in run.tags],
         failed=[run for run in runs if run.status == dg.DagsterRunStatus.FAILURE],
         first_enqueued=min(enqueued[run_id] for run_id in night_ids if run_id in enqueued),
+        last_first_enqueued=max(
+            enqueued.get(run.run_id, 0.0) for run in runs if PARENT_RUN_ID_TAG not in run.tags
+        ),
         last_ended=max(ended.get(run_id, now) for run_id in night_ids),
         overlap_all=max_overlap(list(spans.values())),
         overlap_per_tenant=max((max_overlap(s) for s in per_tenant.values()), default=0),
@@ -710,12 +714,15 @@ def night(args: argparse.Namespace) -> Outcome:
             s3.start(timeout=120)  # to verify what is stored
 
         progress("reading the run records and verifying every archive in S3")
+        if not night_runs(instance, day):
+            failures.append("the daemon launched no run for the night; see daemon.log")
+            return Outcome([("tenants", str(args.tenants))], failures)
         figures = run_figures(instance, day)
         archives = archive_figures(instance, client, keys, folder / "verify")
 
     # --- checks
     n = args.tenants
-    first_tenants = Counter(run.tags.get(TENANT_TAG) for run in figures.first_attempts)
+    first_tenants = Counter(run.tags.get(TENANT_TAG, "") for run in figures.first_attempts)
     if sorted(first_tenants) != sorted(names) or set(first_tenants.values()) != {1}:
         failures.append(f"first attempts per tenant are not one each: {dict(first_tenants)}")
     if archives.materialized != len(keys):
@@ -793,6 +800,10 @@ def night(args: argparse.Namespace) -> Outcome:
             "the night",
             f"{day} (the daemon evaluated the {tick:%Y-%m-%d %H:%M} UTC tick "
             f"{figures.first_enqueued - daemon_started:.1f} s after it started)",
+        ),
+        (
+            "the tick's submissions: first to last first-attempt run enqueued",
+            _minutes(figures.last_first_enqueued - figures.first_enqueued),
         ),
         (
             "runs launched: first attempts + retries",
