@@ -124,33 +124,61 @@ class LoadResult:
         return percentile(self.latencies, fraction) * 1000
 
 
-async def _client(
-    host: str,
-    port: int,
-    requests: Iterator[bytes],
-    measure_from: float,
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its answer, as the load generator saw them."""
+
+    tag: int  # which request: its index in the caller's list
+    started: float  # perf_counter seconds
+    finished: float
+    status: int
+    headers: dict[str, str]  # names in lower case
+
+
+def encode_requests(
+    url: str, paths: Sequence[str], headers: dict[str, str], user_agent: str = "bench-api"
+) -> list[bytes]:
+    """Keep-alive HTTP/1.1 GET requests for `paths` on `url`'s host, ready to write."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    common = [f"Host: {host}:{port}", f"User-Agent: {user_agent}"]
+    common += [f"{name}: {value}" for name, value in headers.items()]
+    return [
+        ("\r\n".join([f"GET {path} HTTP/1.1", *common]) + "\r\n\r\n").encode("latin-1")
+        for path in paths
+    ]
+
+
+async def keep_alive_client(
+    url: str,
+    requests: Iterator[tuple[int, bytes]],
     stop_at: float,
-    result: LoadResult,
+    answered: Callable[[Exchange], None],
+    timeout: float | None = None,
 ) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    """Send `requests` back to back on one keep-alive connection to `url` until `stop_at` (or
+    until `requests` runs out), reporting each answer to `answered`; the body is read and
+    dropped. A request that takes longer than `timeout` raises TimeoutError, a dropped
+    connection OSError or IncompleteReadError: the caller decides what those mean."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
     try:
-        while time.perf_counter() < stop_at:
+        while time.perf_counter() < stop_at and (item := next(requests, None)) is not None:
+            tag, request = item
             started = time.perf_counter()
-            writer.write(next(requests))
-            await writer.drain()
-            status = int((await reader.readuntil(b"\r\n")).split()[1])
-            length = 0
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-                elif name.strip().lower() == "transfer-encoding":
+            async with asyncio.timeout(timeout):
+                writer.write(request)
+                await writer.drain()
+                status = int((await reader.readuntil(b"\r\n")).split()[1])
+                headers: dict[str, str] = {}
+                while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                if "transfer-encoding" in headers:
                     raise RuntimeError("chunked responses are not expected here")
-            if length:
-                await reader.readexactly(length)
-            if started >= measure_from:
-                result.latencies.append(time.perf_counter() - started)
-                result.statuses[status] += 1
+                if length := int(headers.get("content-length", 0)):
+                    await reader.readexactly(length)
+            answered(Exchange(tag, started, time.perf_counter(), status, headers))
     finally:
         writer.close()
 
@@ -160,26 +188,21 @@ def load(
 ) -> LoadResult:
     """`clients` keep-alive connections requesting `paths` in turn, back to back, for
     `seconds` (after one second of warm-up that is not measured)."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    extra = [f"{name}: {value}" for name, value in headers.items()]
-    encoded = [
-        (
-            "\r\n".join(
-                [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: bench-api", *extra]
-            )
-            + "\r\n\r\n"
-        ).encode("latin-1")
-        for path in paths
-    ]
-    requests = itertools.cycle(encoded)  # shared: one event loop, no locking needed
+    # shared: one event loop, no locking needed
+    requests = itertools.cycle(list(enumerate(encode_requests(url, paths, headers))))
     result = LoadResult(clients, seconds)
 
     async def run() -> None:
         now = time.perf_counter()
         measure_from, stop_at = now + 1.0, now + 1.0 + seconds
+
+        def answered(exchange: Exchange) -> None:
+            if exchange.started >= measure_from:
+                result.latencies.append(exchange.finished - exchange.started)
+                result.statuses[exchange.status] += 1
+
         await asyncio.gather(
-            *(_client(host, port, requests, measure_from, stop_at, result) for _ in range(clients))
+            *(keep_alive_client(url, requests, stop_at, answered) for _ in range(clients))
         )
 
     asyncio.run(run())
