@@ -180,7 +180,7 @@ def archives_intact(
     asset=hourly_conversation_audio_archive,
     name="unarchivable_recordings",
     description="Recordings of the day that could not be archived (missing, too large, empty, "
-    "corrupt, unsupported), with the count and the reasons.",
+    "corrupt, unsupported) or were archived truncated, with the counts and the reasons.",
 )
 def unarchivable_recordings(
     context: dg.AssetCheckExecutionContext, database: DatabaseResource
@@ -197,19 +197,26 @@ def unarchivable_recordings(
             if isinstance(hour_reasons, dict):
                 reasons.update({str(k): int(v) for k, v in hour_reasons.items()})
     total = sum(by_tenant.values())
+    truncated = sum(
+        int(archive.metadata.get("truncated_recording_count", 0) or 0) for archive in archives
+    )
+    problems = [f"{n} {r}" for r, n in reasons.most_common()]
+    summary = (
+        f"{day}: every recording was archived whole"
+        if total == 0 and truncated == 0
+        else f"{day}: {total} recording(s) could not be archived"
+        + (f" ({', '.join(problems)})" if problems else "")
+        + (f", {truncated} archived truncated (less audio than their header declares)")
+        + "; each is listed with its reason in its hour's metadata.json"
+    )
     return dg.AssetCheckResult(
-        passed=total == 0,
+        passed=total == 0 and truncated == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{day}: every recording was archived"
-            if total == 0
-            else f"{day}: {total} recording(s) could not be archived "
-            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}); each is listed with "
-            "its reason in its hour's metadata.json"
-        ),
+        description=summary,
         metadata={
             "utc_day": day.isoformat(),
             "unarchivable_recordings": total,
+            "truncated_recordings": truncated,
             "reasons": dg.MetadataValue.json(dict(reasons)),
             "by_tenant": dg.MetadataValue.json(dict(by_tenant.most_common(MAX_LISTED))),
         },
