@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql
 BENCH_PACKAGES := ffmpeg
 
-.PHONY: install system-deps bench-deps demo test test-postgres test-fast lint bench clean-local stop
+.PHONY: install system-deps bench-deps demo test test-postgres test-fast test-resilience lint bench clean-local stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test-postgres: install
 
 test-fast: install
 	RECORDINGS_TEST_BACKEND=sqlite $(BIN)/pytest -m "not slow"
+
+# The reliability suite alone (docs/RELIABILITY.md): faults, hostile input, load. `make test`
+# and `make test-postgres` run it too.
+test-resilience: install
+	RECORDINGS_TEST_BACKEND=sqlite $(BIN)/pytest -m resilience
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.sqlite_run_only]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.sqlite_run_only,
+    pytest.mark.resilience,
+]
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

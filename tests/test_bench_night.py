@@ -13,7 +13,12 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.sqlite_run_only]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.sqlite_run_only,
+    pytest.mark.resilience,
+]
 
 
 def test_a_small_night_with_an_outage_passes_every_check(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from recordings_api.archives.services import ARCHIVE_ASSET_KEY
 from recordings_api.local_server import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 LINK_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, test only
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()

@@ -15,7 +15,7 @@ from recordings_api.local_server import free_port
 from recordings_api.settings import ApiSettings
 from tests.api.conftest import JWT_SECRET
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 

@@ -26,7 +26,7 @@ from recordings.links import LinkSigner, parse_link_keys
 from recordings_api.local_server import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 LINK_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, test only
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()

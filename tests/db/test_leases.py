@@ -12,7 +12,7 @@ from recordings.db.engine import exclusive_session
 from recordings.db.models import ArchiveHourLease
 from recordings.leases import HourLeases, try_acquire
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
 HOUR = datetime(2026, 11, 25, 5, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 1, tzinfo=UTC)
