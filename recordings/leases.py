@@ -10,8 +10,10 @@ So a run takes the hour's lease before selecting its recordings and gives it bac
 materialization is recorded; a second run waits for it (and then builds the hour again, from
 what the database holds by then). The holder refreshes the lease while it works. A lease is
 taken over when its holder's run has finished (failed, canceled: `holder_finished`) or it has
-not been refreshed for `lease_seconds` (a worker killed with SIGKILL refreshes nothing and its
-run may stay "started" until run monitoring notices).
+not been refreshed for `lease_seconds` (a worker killed with SIGKILL refreshes nothing). The
+refreshes double as the worker's heartbeat: `silent_holders` finds runs whose worker is gone
+while Dagster still shows them started (the default run launcher cannot check its workers), and
+the stalled-runs sensor fails them so that their retry comes.
 
 Lock order cannot deadlock: a run releases hour `k` after recording hours `< k` only, and every
 run orders its hours the same way (sorted partition keys).
@@ -185,3 +187,25 @@ class HourLeases:
                 sqlalchemy.exc.SQLAlchemyError
             ) as exc:  # a database blip: try again next interval
                 log.warning("could not refresh %d hour leases: %s", len(held), exc)
+
+
+@dataclass(frozen=True)
+class SilentHolder:
+    """A run holding hour leases that it has not refreshed lately."""
+
+    holder: str
+    last_renewed_at: datetime
+    hours: int
+
+
+def silent_holders(session: Session, *, now: datetime, silent_for: timedelta) -> list[SilentHolder]:
+    """Runs whose every lease went unrefreshed for `silent_for`: their worker has stopped
+    (killed, out of memory, lost node), since a live one refreshes every fifth of a lease."""
+    last = sa.func.max(ArchiveHourLease.renewed_at)
+    rows = session.execute(
+        sa.select(ArchiveHourLease.holder, last, sa.func.count())
+        .group_by(ArchiveHourLease.holder)
+        .having(last < now - silent_for)
+        .order_by(ArchiveHourLease.holder)
+    ).all()
+    return [SilentHolder(holder, renewed, count) for holder, renewed, count in rows]

@@ -11,13 +11,17 @@ from recordings_dagster.schedules import (
     nightly_archives_schedule,
     retention_schedule,
 )
-from recordings_dagster.sensors import late_recordings_sensor, tenant_partitions_sensor
+from recordings_dagster.sensors import (
+    late_recordings_sensor,
+    stalled_archive_runs_sensor,
+    tenant_partitions_sensor,
+)
 
 defs = dg.Definitions(
     assets=[hourly_conversation_audio_archive],
     asset_checks=ARCHIVE_CHECKS,
     jobs=[hourly_archives_job, retention_job, integrity_checks_job],
     schedules=[nightly_archives_schedule, retention_schedule, integrity_checks_schedule],
-    sensors=[tenant_partitions_sensor, late_recordings_sensor],
+    sensors=[tenant_partitions_sensor, late_recordings_sensor, stalled_archive_runs_sensor],
     resources=default_resources(),
 )

@@ -1,6 +1,7 @@
-"""Sensors: the `tenants` dynamic partitions in step with the application database, and late
-recordings re-archived."""
+"""Sensors: the `tenants` dynamic partitions in step with the application database, late
+recordings re-archived, and runs whose worker died failed so that their retry comes."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -9,11 +10,12 @@ import sqlalchemy as sa
 from recordings.catalog import enabled_tenant_ids, recordings_registered_since, tenant_ids
 from recordings.db.models import TenantRecordingSettings
 from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
+from recordings.leases import silent_holders
 from recordings.retention import is_kept
 from recordings_dagster.assets import latest_archive_records
 from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
-from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 
 TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
 
@@ -135,4 +137,63 @@ def late_recordings_sensor(
         run_requests=requests,
         cursor=cursor.isoformat(),
         skip_reason=None if requests else "no archived hour received a late recording",
+    )
+
+
+STALLED_CURSOR_VERSION = 1
+
+
+@dg.sensor(
+    name="stalled_archive_runs_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Fails an archive run whose worker has stopped refreshing its hour leases (killed, out "
+        "of memory, lost node) while Dagster still shows it started, so that its retry comes; "
+        "a run is failed only when it was silent at two evaluations in a row."
+    ),
+)
+def stalled_archive_runs_sensor(
+    context: dg.SensorEvaluationContext,
+    database: DatabaseResource,
+    archive_build: ArchiveBuildResource,
+) -> dg.SkipReason:
+    now = datetime.now(UTC)
+    with database.session() as session:
+        silent = silent_holders(
+            session, now=now, silent_for=timedelta(seconds=archive_build.hour_lease_seconds)
+        )
+    # Silent at the previous evaluation too, with no refresh since: not a database blip that
+    # delayed the refresher (which refreshes every fifth of a lease once it can again).
+    previous = json.loads(context.cursor) if context.cursor else {}
+    seen_before = previous.get("silent", {}) if previous.get("v") == STALLED_CURSOR_VERSION else {}
+    failed: list[str] = []
+    for holder in silent:
+        if seen_before.get(holder.holder) != holder.last_renewed_at.isoformat():
+            continue
+        run = context.instance.get_run_by_id(holder.holder)
+        if run is None or run.status != dg.DagsterRunStatus.STARTED:
+            continue  # finished runs' leases are taken over by the next run of the hour
+        message = (
+            f"the run's worker stopped refreshing its {holder.hours} hour lease(s) at "
+            f"{holder.last_renewed_at.isoformat()} (killed, out of memory or its node lost); "
+            "marking the run failed so that its retry archives the hours it did not finish"
+        )
+        context.instance.report_run_failed(run, message)
+        context.log.warning(f"run {holder.holder}: {message}")
+        failed.append(holder.holder)
+    context.update_cursor(
+        json.dumps(
+            {
+                "v": STALLED_CURSOR_VERSION,
+                "silent": {h.holder: h.last_renewed_at.isoformat() for h in silent},
+            }
+        )
+    )
+    if failed:
+        return dg.SkipReason(f"failed {len(failed)} stalled run(s): {', '.join(failed)}")
+    return dg.SkipReason(
+        f"no stalled run ({len(silent)} silent lease holder(s) being watched)"
+        if silent
+        else "no stalled run"
     )

@@ -7,12 +7,14 @@ monitoring has marked the dead run failed, takes the hour over and writes a corr
 
 import os
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from minio import Minio
 from minio.error import S3Error
 
@@ -21,6 +23,8 @@ from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.storage import abort_stale_uploads
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.ops import STALE_UPLOAD_AGE
+from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_dagster.sensors import stalled_archive_runs_sensor
 from tests.resilience.support import (
     assert_latest_evidence_matches_objects,
     materializations,
@@ -34,6 +38,11 @@ from tests.resilience.support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+@pytest.fixture
+def dagster_overrides() -> dict[str, object]:
+    return {"run_retries": {"enabled": True, "max_retries": 2}}
 
 
 def test_a_worker_killed_mid_upload_leaves_nothing_visible_and_the_next_attempt_is_correct(
@@ -72,11 +81,25 @@ def test_a_worker_killed_mid_upload_leaves_nothing_visible_and_the_next_attempt_
         holder = connection.execute(sa.select(ArchiveHourLease.holder)).scalar()
     assert holder == killed_run, "the dead run still holds the hour"
 
-    # Run monitoring marks a run whose worker died as failed; the daemon then retries it. The
-    # retry takes the dead run's lease over at once (its holder has finished).
+    # Dagster still shows the run started (the default run launcher cannot check a worker's
+    # health). The stalled-runs sensor sees its leases go unrefreshed at two evaluations in a
+    # row (lease lifetime 1 s here, 300 s in production) and fails it; the daemon then retries
+    # it, and the retry takes the dead run's lease over at once (its holder has finished).
     run = dagster_instance.get_run_by_id(killed_run)
     assert run is not None and run.status == dg.DagsterRunStatus.STARTED
-    dagster_instance.report_run_failed(run, "run worker was killed (SIGKILL)")
+    resources = {
+        "database": DatabaseResource(url=recordings_env["RECORDINGS_DATABASE_URL"]),
+        "archive_build": ArchiveBuildResource(hour_lease_seconds=1),
+    }
+    time.sleep(1.5)
+    with dg.build_sensor_context(instance=dagster_instance, resources=resources) as context:
+        first_look = stalled_archive_runs_sensor(context)
+        assert "1 silent lease holder" in str(first_look.skip_message)  # type: ignore[union-attr]
+        second_look = stalled_archive_runs_sensor(context)
+    assert str(second_look.skip_message) == f"failed 1 stalled run(s): {killed_run}"  # type: ignore[union-attr]
+    run = dagster_instance.get_run_by_id(killed_run)
+    assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+    assert should_retry(run, dagster_instance)
     with dg.execute_job(
         dg.reconstructable(hourly_archives_job_def),
         instance=dagster_instance,
