@@ -212,7 +212,7 @@ def seed(folder: Path, engine_url: str, background_tenants: int, day: date) -> N
                 session_id=f"s{hour.hour}",
                 recording_id=f"r{hour.hour}",
                 bucket=SOURCE_BUCKET,
-                object_key=f"bench/{hour.hour}.wav",
+                object_key=f"tenants/{TENANT}/bench/{hour.hour}.wav",
                 started_at=hour + timedelta(minutes=7),
                 duration_seconds=5.0,
                 audio_format="WAV",
@@ -321,9 +321,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             progress("seeding the database and archiving the benchmark day with the real job")
             seed(folder, database_url, args.tenants, day)
             for hour in day_hours(day):
-                client.fput_object(
-                    SOURCE_BUCKET, f"bench/{hour.hour}.wav", str(folder / "call.wav")
-                )
+                key = f"tenants/{TENANT}/bench/{hour.hour}.wav"
+                client.fput_object(SOURCE_BUCKET, key, str(folder / "call.wav"))
             with dg.DagsterInstance.get() as instance:
                 (outcome,) = materialize_day(instance, day, [TENANT])
                 if not outcome.success:
