@@ -8,6 +8,7 @@ event loop would make every client wait for the slowest request.
 """
 
 import logging
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -38,15 +39,21 @@ BASE = "/api/v1/daily-conversation-audio-recordings"
 DOWNLOADS = f"{BASE}/downloads"
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_day(value: str | None) -> date:
     if not value:
         raise ApiError(400, "missing_day", "utcDay is required, e.g. ?utcDay=2025-12-12")
+    # Only YYYY-MM-DD in ASCII digits: `date.fromisoformat` also reads ISO week dates
+    # (2026-W01-1 is 2025-12-29) and the basic format (20260101), which would answer a day
+    # the client did not write.
+    if not _DAY.fullmatch(value):
+        raise ApiError(400, "invalid_day", f"utcDay {value!r} must be written YYYY-MM-DD")
     try:
         day = date.fromisoformat(value)
     except ValueError:
         raise ApiError(400, "invalid_day", f"utcDay {value!r} is not a date (YYYY-MM-DD)") from None
-    if len(value) != 10:
-        raise ApiError(400, "invalid_day", f"utcDay {value!r} must be written YYYY-MM-DD")
     if day >= datetime.now(UTC).date():
         raise ApiError(400, "day_not_over", f"{day} is not over yet (UTC); ask for a past day")
     return day

@@ -40,6 +40,7 @@ from recordings_api.settings import ApiSettings
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
 from tests.api.conftest import JWT_SECRET
+from tests.api.conftest import api_settings as api_settings  # the API tests' fixture, shared
 from tests.conftest import BACKEND, _create_database, _dagster_postgres_url, _drop_database
 
 LINKS = "/api/v1/daily-conversation-audio-recordings"
@@ -223,7 +224,7 @@ def token(tenant: object = "acme", permissions: list[str] | None = None, **claim
 
 
 def bearer(tenant: object = "acme", **claims: object) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(tenant, **claims)}"}
+    return {"Authorization": f"Bearer {token(tenant, None, **claims)}"}
 
 
 def host_bearer() -> dict[str, str]:
