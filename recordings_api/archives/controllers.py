@@ -146,6 +146,33 @@ class DayLinksController(Controller):
         return body
 
     @staticmethod
+    def _refuse_another_tenants_token(
+        api: ApiState, request: Request, link_tenant: str, address: str | None, agent: str | None
+    ) -> None:
+        """A link needs no token, but a client that sends one says who it acts for: a valid
+        token of another tenant presenting this link is refused, so that one tenant's client
+        can neither spend another tenant's downloads nor be recorded as that tenant's. It is
+        audited under the token's tenant, without the link's hour or object."""
+        if "authorization" not in request.headers:
+            return
+        try:
+            principal = authenticate(request, api.settings.tokens)
+        except ApiError:
+            return  # not a credential: the link alone decides, as without a header
+        if principal.tenant_id is None or principal.tenant_id == link_tenant:
+            return
+        error = ApiError(
+            403,
+            "link_foreign_tenant",
+            "this download link belongs to another tenant than the bearer token sent with it",
+        )
+        context = AttemptContext(
+            principal.tenant_id, principal.subject, client_address=address, user_agent=agent
+        )
+        _record(api, context, "download", error)
+        raise error
+
+    @staticmethod
     def _tenant_with_permission(api: ApiState, principal: Principal) -> str:
         permission = api.settings.tokens.read_permission
         if not principal.tenant_id or not principal.has(permission):
@@ -184,7 +211,8 @@ class DayLinksController(Controller):
         operation_id="downloadDailyConversationAudioRecording",
         summary="Redirect to one hourly archive (signed link, counted, audited)",
         description="The `url` of an available hour. Needs no bearer token: the link itself is "
-        "the credential, bound to one tenant's one archive. Each success counts against the "
+        "the credential, bound to one tenant's one archive (sent with another tenant's bearer "
+        "token, it is refused). Each success counts against the "
         "tenant's downloads per rolling hour and redirects to a presigned S3 URL valid a few "
         "minutes, so the bytes come straight from the object store.",
         status_code=307,
@@ -207,6 +235,7 @@ class DayLinksController(Controller):
                 api, AttemptContext("", client_address=address, user_agent=agent), "download", error
             )
             raise error from None
+        self._refuse_another_tenants_token(api, request, grant.tenant_id, address, agent)
         context = AttemptContext(
             grant.tenant_id,
             grant.issued_to,
