@@ -219,6 +219,11 @@ def timed(call: Callable[[], object], repeats: int) -> list[float]:
     return times
 
 
+def bench_source_key(hour: datetime) -> str:
+    """Where `seed` registers the benchmark tenant's recording of `hour` (inside its prefix)."""
+    return f"tenants/{TENANT}/bench/{hour.hour}.wav"
+
+
 def seed(folder: Path, engine_url: str, background_tenants: int, day: date) -> None:
     engine = create_db_engine(engine_url)
     wav = folder / "call.wav"
@@ -235,7 +240,7 @@ def seed(folder: Path, engine_url: str, background_tenants: int, day: date) -> N
                 session_id=f"s{hour.hour}",
                 recording_id=f"r{hour.hour}",
                 bucket=SOURCE_BUCKET,
-                object_key=f"bench/{hour.hour}.wav",
+                object_key=bench_source_key(hour),
                 started_at=hour + timedelta(minutes=7),
                 duration_seconds=5.0,
                 audio_format="WAV",
@@ -344,9 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             progress("seeding the database and archiving the benchmark day with the real job")
             seed(folder, database_url, args.tenants, day)
             for hour in day_hours(day):
-                client.fput_object(
-                    SOURCE_BUCKET, f"bench/{hour.hour}.wav", str(folder / "call.wav")
-                )
+                client.fput_object(SOURCE_BUCKET, bench_source_key(hour), str(folder / "call.wav"))
             with dg.DagsterInstance.get() as instance:
                 (outcome,) = materialize_day(instance, day, [TENANT])
                 if not outcome.success:

@@ -68,6 +68,7 @@ from api import (
     SOURCE_BUCKET,
     TENANT,
     Exchange,
+    bench_source_key,
     download_links,
     encode_requests,
     keep_alive_client,
@@ -484,7 +485,7 @@ def run(args: argparse.Namespace) -> LoadReport:
         progress("seeding the database and archiving a day with the real job")
         seed(folder, database_url, 0, day)
         for hour in day_hours(day):
-            client.fput_object(SOURCE_BUCKET, f"bench/{hour.hour}.wav", str(folder / "call.wav"))
+            client.fput_object(SOURCE_BUCKET, bench_source_key(hour), str(folder / "call.wav"))
         with _environment(env), dg.DagsterInstance.get() as instance:
             (outcome,) = materialize_day(instance, day, [TENANT])
         if not outcome.success:

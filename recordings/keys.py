@@ -101,6 +101,30 @@ def source_key(
     )
 
 
+def tenant_source_prefix(tenant_id: str) -> str:
+    """Every source recording of a tenant lives under this prefix (see `source_key`)."""
+    return f"tenants/{validate_tenant_id(tenant_id)}/"
+
+
+_UNSAFE_KEY_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def is_tenant_source_key(tenant_id: str, key: str) -> bool:
+    """Whether `key` names an object inside `tenant_id`'s own prefix, and only there.
+
+    Recording rows come from the conversation platform's database, so the archive builder
+    checks each source key before reading it with credentials that can read every tenant's
+    objects: it must lie under `tenants/{tenant}/` with no empty, `.` or `..` segment (an HTTP
+    client or a server may resolve those, and `tenants/acme/../globex/x` would then be
+    globex's), no backslash and no control character.
+    """
+    prefix = tenant_source_prefix(tenant_id)
+    if not key.startswith(prefix) or _UNSAFE_KEY_CHARACTERS.search(key):
+        return False
+    segments = key[len(prefix) :].split("/")
+    return all(segment not in {"", ".", ".."} for segment in segments)
+
+
 def zip_entry_name(conversation_id: str, session_id: str, recording_id: str) -> str:
     """`{conversationId}/{sessionId}/{recordingId}.opus` inside the hourly ZIP."""
     return (

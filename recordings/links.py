@@ -137,6 +137,12 @@ class LinkSigner:
             claims = json.loads(payload)
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise LinkError("malformed", "the download link is malformed") from None
+        # Base64 leaves the low bits of a segment's last character unused and decoding skips
+        # characters outside the alphabet, so several strings decode to the same bytes; only
+        # the one encoding we issue is accepted, so that changing any character of a link
+        # refuses it (a link is a credential, and its copies must not be told apart by luck).
+        if _b64encode(payload) != payload_text or _b64encode(mac) != mac_text:
+            raise LinkError("malformed", "the download link is malformed")
         if not isinstance(claims, dict):
             raise LinkError("malformed", "the download link is malformed")
         key_id = claims.get("kid")

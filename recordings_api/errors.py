@@ -46,7 +46,8 @@ ERROR_DESCRIPTIONS = {
     "valid, wrongly signed or for another issuer/audience (`WWW-Authenticate: Bearer`), or a "
     "download link that is expired, tampered with or signed by a retired key (`link_*`).",
     403: "Authenticated but not allowed: the token lacks the tenant or the permission "
-    "(`permission_missing`), or the tenant's feature is disabled (`feature_disabled`).",
+    "(`permission_missing`), the tenant's feature is disabled (`feature_disabled`), or a "
+    "download link was sent with another tenant's bearer token (`link_foreign_tenant`).",
     404: "The tenant does not exist (`unknown_tenant`).",
     410: "The archive was deleted by the tenant's retention (`archive_gone`).",
     429: "More than the tenant's download limit in the last hour (`rate_limited`); "

@@ -1,8 +1,11 @@
-"""Small helpers shared by the controllers: times on the wire, who is asking."""
+"""Small helpers shared by the controllers: times on the wire, who is asking, tenant ids."""
 
 from datetime import UTC, datetime
 
 from litestar import Request
+
+from recordings.keys import InvalidIdentifierError, validate_tenant_id
+from recordings_api.errors import ApiError
 
 
 def iso_utc(moment: datetime) -> str:
@@ -14,3 +17,13 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
     """The client's address and user agent, as the audit log records them."""
     address = request.client.host if request.client else None
     return address, request.headers.get("user-agent")
+
+
+def checked_tenant_id(tenant_id: str) -> str:
+    """A tenant id from a host request, or a 400: ids are slugs (see `recordings.keys`), so
+    anything else (a path segment, odd Unicode) names no tenant and is refused before any
+    lookup, even if a row with that id was written into the database behind our back."""
+    try:
+        return validate_tenant_id(tenant_id)
+    except InvalidIdentifierError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None

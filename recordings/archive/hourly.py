@@ -7,9 +7,14 @@ The flow is a pipeline with bounded state at every stage:
 
 At most `workers * 2` recordings are in flight, each as files on local disk (never whole in
 memory), and the upload buffers one 16 MiB part at a time. A recording that cannot be archived
-(missing, too large, empty, corrupt, unsupported) is listed in `metadata.json` with the reason.
-Any other failure (object store or database outage) fails the hour: an archive silently missing
-audio because of a transient error would be worse than no archive, and the hour is retried.
+(missing, too large, empty, corrupt, unsupported) is listed in `metadata.json` with the reason,
+and so is one the builder refuses to touch: ids that are unsafe as ZIP entry names
+(`invalid_id`) or a source object outside the tenant's own prefix (`foreign_source`): recording
+rows come from another system's database, and one bad row must neither leak another tenant's
+audio into this archive, nor write outside the work folder, nor fail the whole hour again at
+every retry. Any other failure (object store or database outage) fails the hour: an archive
+silently missing audio because of a transient error would be worse than no archive, and the hour
+is retried.
 """
 
 import hashlib
@@ -32,7 +37,14 @@ from recordings import __version__
 from recordings.archive.zipstream import IteratorReader, ZipMember, stream_zip
 from recordings.audio.convert import ConversionResult, SourceAudioError, convert_to_opus
 from recordings.catalog import SourceRecording
-from recordings.keys import archive_key, hour_start, zip_entry_name
+from recordings.keys import (
+    InvalidIdentifierError,
+    archive_key,
+    hour_start,
+    is_tenant_source_key,
+    tenant_source_prefix,
+    zip_entry_name,
+)
 from recordings.storage import SourceObjectMissingError, SourceObjectTooLargeError
 
 log = logging.getLogger(__name__)
@@ -66,7 +78,7 @@ class ArchivedRecording:
 @dataclass(frozen=True)
 class FailedRecording:
     recording: SourceRecording
-    reason: str  # missing | too_large | empty | corrupt | unsupported
+    reason: str  # missing | too_large | empty | corrupt | unsupported | invalid_id | foreign_source
     detail: str
 
 
@@ -129,10 +141,34 @@ def ogg_serial(recording_id: str) -> int:
     return int.from_bytes(hashlib.sha256(recording_id.encode()).digest()[:4], "big", signed=True)
 
 
-def _prepare(recording: SourceRecording, store: ObjectStore, workdir: Path) -> _Prepared:
-    """Download and convert one recording; expected source problems become a FailedRecording."""
-    source_path = workdir / f"{recording.recording_id}.src"
-    opus_path = workdir / f"{recording.recording_id}.opus"
+def _refusal(tenant_id: str, recording: SourceRecording) -> FailedRecording | None:
+    """Why the builder must not touch `recording` at all, if it must not."""
+    try:
+        zip_entry_name(recording.conversation_id, recording.session_id, recording.recording_id)
+    except InvalidIdentifierError as exc:
+        return FailedRecording(recording, "invalid_id", f"not archived: {exc}")
+    if not is_tenant_source_key(tenant_id, recording.object_key):
+        return FailedRecording(
+            recording,
+            "foreign_source",
+            f"not read: source object {recording.object_key!r} is not inside the tenant's own "
+            f"prefix {tenant_source_prefix(tenant_id)!r} (or has an empty, '.' or '..' segment, "
+            "a backslash or a control character)",
+        )
+    return None
+
+
+def _prepare(
+    tenant_id: str, sequence: int, recording: SourceRecording, store: ObjectStore, workdir: Path
+) -> _Prepared:
+    """Download and convert one recording; expected source problems become a FailedRecording.
+
+    Work files are named by the recording's place in the hour, never by its id."""
+    refused = _refusal(tenant_id, recording)
+    if refused is not None:
+        return _Prepared(refused)
+    source_path = workdir / f"{sequence}.src"
+    opus_path = workdir / f"{sequence}.opus"
     try:
         try:
             store.download(recording.bucket, recording.object_key, source_path)
@@ -300,18 +336,20 @@ def build_hour_archive(
 
     def members() -> Iterator[ZipMember]:
         pending: deque[Future[_Prepared]] = deque()
-        queue = iter(ordered)
+        queue = enumerate(ordered)
         with _own_pool_unless(conversions, workers) as pool:
             try:
-                for recording in queue:
-                    pending.append(pool.submit(_prepare, recording, store, workdir))
+                for sequence, recording in queue:
+                    pending.append(
+                        pool.submit(_prepare, tenant_id, sequence, recording, store, workdir)
+                    )
                     if len(pending) >= window:
                         break
                 while pending:
                     prepared = pending.popleft().result()
-                    next_recording = next(queue, None)
-                    if next_recording is not None:
-                        pending.append(pool.submit(_prepare, next_recording, store, workdir))
+                    following = next(queue, None)
+                    if following is not None:
+                        pending.append(pool.submit(_prepare, tenant_id, *following, store, workdir))
                     outcome = prepared.outcome
                     if isinstance(outcome, FailedRecording):
                         log.warning(

@@ -8,6 +8,7 @@ event loop would make every client wait for the slowest request.
 """
 
 import logging
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
@@ -38,15 +39,21 @@ BASE = "/api/v1/daily-conversation-audio-recordings"
 DOWNLOADS = f"{BASE}/downloads"
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_day(value: str | None) -> date:
     if not value:
         raise ApiError(400, "missing_day", "utcDay is required, e.g. ?utcDay=2025-12-12")
+    # Only YYYY-MM-DD in ASCII digits: `date.fromisoformat` also reads ISO week dates
+    # (2026-W01-1 is 2025-12-29) and the basic format (20260101), which would answer a day
+    # the client did not write.
+    if not _DAY.fullmatch(value):
+        raise ApiError(400, "invalid_day", f"utcDay {value!r} must be written YYYY-MM-DD")
     try:
         day = date.fromisoformat(value)
     except ValueError:
         raise ApiError(400, "invalid_day", f"utcDay {value!r} is not a date (YYYY-MM-DD)") from None
-    if len(value) != 10:
-        raise ApiError(400, "invalid_day", f"utcDay {value!r} must be written YYYY-MM-DD")
     if day >= datetime.now(UTC).date():
         raise ApiError(400, "day_not_over", f"{day} is not over yet (UTC); ask for a past day")
     return day
@@ -139,6 +146,33 @@ class DayLinksController(Controller):
         return body
 
     @staticmethod
+    def _refuse_another_tenants_token(
+        api: ApiState, request: Request, link_tenant: str, address: str | None, agent: str | None
+    ) -> None:
+        """A link needs no token, but a client that sends one says who it acts for: a valid
+        token of another tenant presenting this link is refused, so that one tenant's client
+        can neither spend another tenant's downloads nor be recorded as that tenant's. It is
+        audited under the token's tenant, without the link's hour or object."""
+        if "authorization" not in request.headers:
+            return
+        try:
+            principal = authenticate(request, api.settings.tokens)
+        except ApiError:
+            return  # not a credential: the link alone decides, as without a header
+        if principal.tenant_id is None or principal.tenant_id == link_tenant:
+            return
+        error = ApiError(
+            403,
+            "link_foreign_tenant",
+            "this download link belongs to another tenant than the bearer token sent with it",
+        )
+        context = AttemptContext(
+            principal.tenant_id, principal.subject, client_address=address, user_agent=agent
+        )
+        _record(api, context, "download", error)
+        raise error
+
+    @staticmethod
     def _tenant_with_permission(api: ApiState, principal: Principal) -> str:
         permission = api.settings.tokens.read_permission
         if not principal.tenant_id or not principal.has(permission):
@@ -177,7 +211,8 @@ class DayLinksController(Controller):
         operation_id="downloadDailyConversationAudioRecording",
         summary="Redirect to one hourly archive (signed link, counted, audited)",
         description="The `url` of an available hour. Needs no bearer token: the link itself is "
-        "the credential, bound to one tenant's one archive. Each success counts against the "
+        "the credential, bound to one tenant's one archive (sent with another tenant's bearer "
+        "token, it is refused). Each success counts against the "
         "tenant's downloads per rolling hour and redirects to a presigned S3 URL valid a few "
         "minutes, so the bytes come straight from the object store.",
         status_code=307,
@@ -200,6 +235,7 @@ class DayLinksController(Controller):
                 api, AttemptContext("", client_address=address, user_agent=agent), "download", error
             )
             raise error from None
+        self._refuse_another_tenants_token(api, request, grant.tenant_id, address, agent)
         context = AttemptContext(
             grant.tenant_id,
             grant.issued_to,

@@ -20,15 +20,22 @@ from recordings_api.audit.schemas import AuditEntry, AuditPage
 from recordings_api.auth import authenticate, requires_permission
 from recordings_api.errors import ApiError, error_responses
 from recordings_api.state import ApiState
-from recordings_api.wire import iso_utc
+from recordings_api.wire import checked_tenant_id, iso_utc
 
 MAX_PAGE = 1000
 
 
-def _utc(moment: datetime | None) -> datetime | None:
+def _utc(moment: datetime | None, name: str) -> datetime | None:
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable instant
+        raise ApiError(
+            400, "invalid_request", f"{name} is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -49,12 +56,13 @@ class AuditFilter:
             if not self.cursor.isdigit() or int(self.cursor) < 1:
                 raise ApiError(400, "invalid_cursor", "cursor must be a previous page's nextCursor")
             before_id = int(self.cursor)
-        if self.since is not None and self.until is not None and self.since >= self.until:
+        since, until = _utc(self.since, "since"), _utc(self.until, "until")
+        if since is not None and until is not None and since >= until:
             raise ApiError(400, "invalid_request", "since must be earlier than until")
         return AuditQuery(
             tenant_id=tenant_id,
-            since=self.since,
-            until=self.until,
+            since=since,
+            until=until,
             action=self.action,
             outcome=self.outcome,
             before_id=before_id,
@@ -87,7 +95,7 @@ def provide_audit_filter(
         QueryParameter(description="The previous page's nextCursor", max_length=20),
     ] = None,
 ) -> AuditFilter:
-    return AuditFilter(_utc(since), _utc(until), action, outcome, limit, cursor)
+    return AuditFilter(since, until, action, outcome, limit, cursor)
 
 
 def _entry(row: DownloadAuditEntry) -> AuditEntry:
@@ -170,4 +178,6 @@ class HostAuditController(Controller):
     ) -> AuditPage:
         principal = authenticate(request, api.settings.tokens)
         requires_permission(principal, api.settings.tokens.host_permission)
+        if tenant_id:
+            checked_tenant_id(tenant_id)
         return _page(api, audit_filter.query(tenant_id or None))

@@ -28,7 +28,7 @@ from recordings_api.host.schemas import (
     RecordingSettingsList,
 )
 from recordings_api.state import ApiState
-from recordings_api.wire import iso_utc
+from recordings_api.wire import checked_tenant_id, iso_utc
 
 TENANT_SETTINGS = "/tenants/{tenant_id:str}/daily-conversation-audio-recordings/settings"
 TenantId = Annotated[str, PathParameter(description="The tenant's id", max_length=63)]
@@ -87,6 +87,7 @@ class HostSettingsController(Controller):
         self, request: Request, api: NamedDependency[ApiState], tenant_id: TenantId
     ) -> RecordingSettings:
         _host(request, api)
+        checked_tenant_id(tenant_id)
         with session_scope(api.engine) as session:
             row = session.get(TenantRecordingSettings, tenant_id)
             if row is None:
@@ -115,6 +116,7 @@ class HostSettingsController(Controller):
         data: JSONBody[RecordingSettingsChange],
     ) -> RecordingSettings:
         actor = _host(request, api)
+        checked_tenant_id(tenant_id)
         if data.enabled is None and data.retention_days is None and data.legal_hold is None:
             raise ApiError(
                 400, "invalid_settings", "send at least one of enabled, retentionDays, legalHold"
@@ -153,6 +155,7 @@ class HostSettingsController(Controller):
         ] = 100,
     ) -> RecordingSettingsHistory:
         _host(request, api)
+        checked_tenant_id(tenant_id)
         try:
             with session_scope(api.engine) as session:
                 changes = [
@@ -196,6 +199,8 @@ class HostSettingsController(Controller):
         ] = None,
     ) -> ArchiveDeletionPage:
         _host(request, api)
+        if tenant_id:
+            checked_tenant_id(tenant_id)
         if cursor is not None and (not cursor.isdigit() or int(cursor) < 1):
             raise ApiError(400, "invalid_cursor", "cursor must be a previous page's nextCursor")
         with session_scope(api.engine) as session:

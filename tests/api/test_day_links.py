@@ -67,7 +67,7 @@ def archived_day(
             set_recording_settings(session, tenant, changed_by="test", enabled=True)
         wav = tmp_path / "call.wav"
         write_conversation(wav, FORMATS["wav-ulaw"], 3.0, 8000, 1, seed=1)
-        s3_client.fput_object(source, "acme/call.wav", str(wav))
+        s3_client.fput_object(source, "tenants/acme/call.wav", str(wav))
         register_recording(
             session,
             tenant_id="acme",
@@ -75,7 +75,7 @@ def archived_day(
             session_id="s1",
             recording_id="r1",
             bucket=source,
-            object_key="acme/call.wav",
+            object_key="tenants/acme/call.wav",
             started_at=day_hours(day)[5] + timedelta(minutes=3),
             duration_seconds=3.0,
             audio_format="WAV",
@@ -460,7 +460,7 @@ def test_an_hour_whose_run_failed_is_failed_until_a_retry_is_coming(
             session_id="g9-s1",
             recording_id="g9-r1",
             bucket=recordings_env["RECORDINGS_SOURCE_BUCKET"] + "-missing",  # the hour fails
-            object_key="globex/g9.wav",
+            object_key="tenants/globex/g9.wav",
             started_at=failing_hour + timedelta(minutes=1),
             duration_seconds=2.0,
             audio_format="WAV",
