@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from dagster._serdes import serialize_value
 from minio import Minio
 
@@ -31,6 +32,7 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.engine import session_scope
 from recordings.keys import archive_partition_key, day_hours, parse_archive_key
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_run_requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +119,25 @@ def start_run_process(
         start_new_session=True,
     )
     return process, log
+
+
+def retry_like_the_daemon(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    """Re-execute a failed run the way the daemon's run retries do (from failure, with the
+    parent's tags and the next `dagster/retry_number`), after checking that the daemon would
+    retry it; return the retry run."""
+    run = instance.get_run_by_id(run_id)
+    assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+    assert should_retry(run, instance), "the daemon must retry this run"
+    retry_number = int(run.tags.get("dagster/retry_number", "0")) + 1
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def),
+        instance=instance,
+        reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
+        tags={**run.tags, "dagster/retry_number": str(retry_number)},
+    ) as result:
+        retry = instance.get_run_by_id(result.run_id)
+    assert retry is not None
+    return retry
 
 
 def run_id_of(log: Path, timeout: float = 120.0) -> str:

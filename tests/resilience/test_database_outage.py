@@ -13,7 +13,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from litestar.testing import TestClient
 from minio import Minio
 
@@ -25,13 +24,14 @@ from recordings.keys import archive_partition_key, day_hours
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
-from recordings_dagster.execution import _failure_message, hourly_archives_job_def
+from recordings_dagster.execution import _failure_message
 from tests.api.conftest import JWT_SECRET
 from tests.postgres import PostgresServer
 from tests.resilience.support import (
     assert_latest_evidence_matches_objects,
     materializations,
     range_tags,
+    retry_like_the_daemon,
     run_id_of,
     seed_hours,
     start_run_process,
@@ -74,22 +74,6 @@ def app_database(
         server.remove()
 
 
-def _retry(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
-    """Re-execute a failed run from failure the way the daemon's run retries do; return it."""
-    run = instance.get_run_by_id(run_id)
-    assert run is not None and should_retry(run, instance), "the daemon must retry this run"
-    retry_number = int(run.tags.get("dagster/retry_number", "0")) + 1
-    with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
-        instance=instance,
-        reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
-        tags={**run.tags, "dagster/retry_number": str(retry_number)},
-    ) as result:
-        retried = instance.get_run_by_id(result.run_id)
-    assert retried is not None
-    return retried
-
-
 def test_a_database_outage_mid_run_fails_clearly_and_the_retries_recover(
     dagster_instance: dg.DagsterInstance,
     recordings_env: dict[str, str],
@@ -126,14 +110,14 @@ def test_a_database_outage_mid_run_fails_clearly_and_the_retries_recover(
     assert "RECORDINGS_DATABASE_URL" in message
 
     # The first retry comes while the database is still down: it fails at once, saying so.
-    still_down = _retry(dagster_instance, first_run)
+    still_down = retry_like_the_daemon(dagster_instance, first_run)
     assert still_down.status == dg.DagsterRunStatus.FAILURE
     assert (_failure_message(dagster_instance, still_down.run_id) or "").startswith(
         "no hour was archived: the application database is unreachable"
     )
 
     server.start()
-    recovered = _retry(dagster_instance, still_down.run_id)
+    recovered = retry_like_the_daemon(dagster_instance, still_down.run_id)
     assert recovered.status == dg.DagsterRunStatus.SUCCESS
     retried = materializations(dagster_instance, [recovered.run_id])
     assert set(retried) == set(partitions) - set(first_pass)

@@ -14,14 +14,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from minio import Minio
 from minio.error import S3Error
 
 from recordings.db.models import ArchiveHourLease
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.storage import abort_stale_uploads
-from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.ops import STALE_UPLOAD_AGE
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 from recordings_dagster.sensors import stalled_archive_runs_sensor
@@ -29,6 +27,7 @@ from tests.resilience.support import (
     assert_latest_evidence_matches_objects,
     materializations,
     range_tags,
+    retry_like_the_daemon,
     run_id_of,
     seed_hours,
     start_run_process,
@@ -99,15 +98,9 @@ def test_a_worker_killed_mid_upload_leaves_nothing_visible_and_the_next_attempt_
     assert str(second_look.skip_message) == f"failed 1 stalled run(s): {killed_run}"  # type: ignore[union-attr]
     run = dagster_instance.get_run_by_id(killed_run)
     assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
-    assert should_retry(run, dagster_instance)
-    with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
-        instance=dagster_instance,
-        reexecution_options=dg.ReexecutionOptions.from_failure(killed_run, dagster_instance),
-        tags={**run.tags, "dagster/retry_number": "1"},
-    ) as retry:
-        assert retry.success
-        retry_run = retry.run_id
+    retry = retry_like_the_daemon(dagster_instance, killed_run)
+    assert retry.status == dg.DagsterRunStatus.SUCCESS
+    retry_run = retry.run_id
     partition = archive_partition_key("acme", hour)
     assert list(materializations(dagster_instance)) == [partition]
     assert [r.run_id for r in materializations(dagster_instance)[partition]] == [retry_run]

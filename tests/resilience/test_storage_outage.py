@@ -11,17 +11,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from minio import Minio
 
 from recordings.keys import archive_partition_key, day_hours, tenant_archive_prefix
 from recordings.local_s3 import LocalS3Server
-from recordings_dagster.execution import _failure_message, hourly_archives_job_def
+from recordings_dagster.execution import _failure_message
 from tests.resilience.support import (
     ArchiveWatcher,
     assert_latest_evidence_matches_objects,
     materializations,
     range_tags,
+    retry_like_the_daemon,
     run_id_of,
     seed_hours,
     start_run_process,
@@ -68,9 +68,6 @@ def test_an_s3_outage_mid_run_is_retried_and_every_hour_lands_exactly_once(
         first_pass = materializations(dagster_instance, [first_run])
         assert 3 <= len(first_pass) < 24
 
-        run = dagster_instance.get_run_by_id(first_run)
-        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
-        assert should_retry(run, dagster_instance), "the daemon must retry this run"
         message = _failure_message(dagster_instance, first_run) or ""
         assert f"{24 - len(first_pass)} of 24 hours failed" in message
         assert "the object store is unreachable or failing" in message
@@ -78,15 +75,9 @@ def test_an_s3_outage_mid_run_is_retried_and_every_hour_lands_exactly_once(
         assert recordings_env["RECORDINGS_S3_SECRET_KEY"] not in message
 
         server.start()
-        # The retry, as the daemon launches it: a re-execution of the failed run, its tags.
-        with dg.execute_job(
-            dg.reconstructable(hourly_archives_job_def),
-            instance=dagster_instance,
-            reexecution_options=dg.ReexecutionOptions.from_failure(first_run, dagster_instance),
-            tags={**run.tags, "dagster/retry_number": "1"},
-        ) as retry:
-            assert retry.success
-            retry_run = retry.run_id
+        retry = retry_like_the_daemon(dagster_instance, first_run)
+        assert retry.status == dg.DagsterRunStatus.SUCCESS
+        retry_run = retry.run_id
         wait_for(lambda: watcher.polls > 0 and len(watcher.seen) >= 24, 60, "every archive")
 
     retried = materializations(dagster_instance, [retry_run])

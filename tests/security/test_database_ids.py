@@ -26,7 +26,7 @@ from recordings.db.models import AudioFile, Conversation, ConversationSession, T
 from recordings.keys import InvalidIdentifierError, source_key
 from recordings.storage import MinioObjectStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
 HOUR = datetime(2025, 12, 12, 13, tzinfo=UTC)
 GLOBEX_KEY = source_key("globex", "g1", "g1-s1", "g1-r1", "wav")

@@ -26,7 +26,7 @@ from tests.security.conftest import (
     link_path,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 REFUSED_LINK_CODES = {"link_malformed", "link_tampered", "link_unknown_key"}

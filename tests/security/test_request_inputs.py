@@ -36,7 +36,7 @@ from tests.security.conftest import (
     token,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 HOST_SETTINGS = "/api/v1/host/tenants/{}/daily-conversation-audio-recordings/settings"

@@ -35,7 +35,7 @@ from tests.security.conftest import (
     link_path,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 A, B = "acme", "globex"
 HOST_SETTINGS = f"/api/v1/host/tenants/{B}/daily-conversation-audio-recordings/settings"
