@@ -19,7 +19,7 @@ from recordings.db.models import (
     TenantRecordingSettingsChange,
     utcnow,
 )
-from recordings.keys import hour_start, validate_object_id, validate_tenant_id
+from recordings.keys import hour_start, is_valid_tenant_id, validate_object_id, validate_tenant_id
 
 
 class CatalogError(ValueError):
@@ -164,7 +164,20 @@ def tenant_ids(session: Session) -> list[str]:
 
 
 def enabled_tenant_ids(session: Session) -> list[str]:
-    """Tenants whose daily recordings feature is on, in a stable order."""
+    """Tenants whose daily recordings feature is on, in a stable order.
+
+    Only valid tenant ids: a row written behind our back with an id that is not one (a path,
+    odd Unicode, a `|`) could not be a partition key, and must not stop every other tenant's
+    night; `unusable_tenant_ids` names such rows for the operator."""
+    return [t for t in _enabled_ids(session) if is_valid_tenant_id(t)]
+
+
+def unusable_tenant_ids(session: Session) -> list[str]:
+    """Enabled tenants whose id is not a valid tenant id (skipped by the night; fix the rows)."""
+    return [t for t in _enabled_ids(session) if not is_valid_tenant_id(t)]
+
+
+def _enabled_ids(session: Session) -> list[str]:
     query = (
         sa.select(TenantRecordingSettings.tenant_id)
         .where(TenantRecordingSettings.enabled.is_(True))

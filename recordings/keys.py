@@ -29,6 +29,10 @@ def validate_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
+def is_valid_tenant_id(tenant_id: str) -> bool:
+    return _TENANT_ID.fullmatch(tenant_id) is not None
+
+
 def validate_object_id(kind: str, value: str) -> str:
     """Return `value` if it is a safe conversation, session or recording id."""
     if not _OBJECT_ID.fullmatch(value) or ".." in value:

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from recordings.catalog import enabled_tenant_ids
+from recordings.catalog import enabled_tenant_ids, unusable_tenant_ids
 from recordings.keys import archive_partition_key, day_hours
 from recordings_dagster.jobs import hourly_archives_job, integrity_checks_job, retention_job
 from recordings_dagster.partitions import tenant_partitions
@@ -70,6 +70,12 @@ def nightly_archives_schedule(
     day = previous_utc_day(scheduled)
     with database.session() as session:
         tenant_ids = enabled_tenant_ids(session)
+        unusable = unusable_tenant_ids(session)
+    for tenant_id in unusable:
+        context.log.error(
+            f"tenant {tenant_id!r} is enabled but its id is not a valid tenant id (1-63 "
+            "lowercase letters, digits or '-'); it gets no run: fix or remove its rows"
+        )
     if not tenant_ids:
         return dg.SkipReason(f"no tenant has daily recordings enabled; nothing to do for {day}")
     context.log.info(f"requesting {len(tenant_ids)} tenant-day runs for {day}")

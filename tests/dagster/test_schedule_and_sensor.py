@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.db.models import Tenant
+from recordings.db.models import Tenant, TenantRecordingSettings
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_archives_schedule
 from recordings_dagster.sensors import tenant_partitions_sensor
@@ -50,6 +50,31 @@ def test_schedule_requests_one_ranged_run_per_enabled_tenant_for_yesterday(
     assert acme.run_key == "2025-12-12|acme"
     assert acme.job_name == "hourly_archives_job"
     # The schedule registers tenants the sensor has not seen yet, so the range is valid.
+    assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
+
+
+def test_an_invalid_tenant_row_costs_only_itself_its_night(
+    instance: dg.DagsterInstance, database_url: str, engine: sa.Engine, tenants: None
+) -> None:
+    """A tenant row written behind our back with an id that cannot be a partition key (here
+    with the multi-partition separator and a path) gets no run, and the others still do."""
+    with session_scope(engine) as session:
+        for bad in ("evil|2025-12-12-00:00", "../globex"):
+            session.add(Tenant(id=bad, name=bad))
+            session.flush()
+            session.add(
+                TenantRecordingSettings(
+                    tenant_id=bad, enabled=True, retention_days=7, updated_by="platform"
+                )
+            )
+    requests = _schedule_requests(instance, database_url)
+    assert isinstance(requests, list)
+    assert sorted(r.tags["recordings/tenant"] for r in requests) == ["acme", "globex"]
+    assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
+    with dg.build_sensor_context(
+        instance=instance, resources={"database": DatabaseResource(url=database_url)}
+    ) as context:
+        tenant_partitions_sensor(context)
     assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
 
 
