@@ -21,7 +21,6 @@ run orders its hours the same way (sorted partition keys).
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,10 @@ DEFAULT_LEASE_SECONDS = 300
 
 class LeaseLostError(RuntimeError):
     """Another run took over an hour this run was building (this run stopped refreshing)."""
+
+
+class LeaseWaitAbandonedError(RuntimeError):
+    """This run stopped waiting for an hour another run holds (it is failing or canceled)."""
 
 
 def try_acquire(
@@ -97,6 +100,7 @@ class HourLeases:
     _held: set[tuple[str, datetime]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _abandon: threading.Event = field(default_factory=threading.Event)
     _refresher: threading.Thread | None = None
 
     def acquire(self, tenant_id: str, hour: datetime) -> None:
@@ -121,7 +125,10 @@ class HourLeases:
             if not announced and self.on_wait is not None:
                 self.on_wait(tenant_id, hour, other)
                 announced = True
-            time.sleep(self.poll_seconds)
+            if self._abandon.wait(self.poll_seconds):
+                raise LeaseWaitAbandonedError(
+                    f"stopped waiting for {tenant_id} {hour.isoformat()}, held by run {other}"
+                )
         with self._lock:
             self._held.add((tenant_id, hour))
             if self._refresher is None:
@@ -129,6 +136,11 @@ class HourLeases:
                     target=self._refresh_until_closed, name="hour-leases", daemon=True
                 )
                 self._refresher.start()
+
+    def abandon_waits(self) -> None:
+        """Make every `acquire` still waiting give up (the run is stopping: a cancel must not
+        wait for another run's hour). Leases already held are kept until `close()`."""
+        self._abandon.set()
 
     def holds(self, tenant_id: str, hour: datetime) -> bool:
         """Whether the database still names this run as the hour's holder (it could have been

@@ -258,6 +258,10 @@ def hourly_conversation_audio_archive(
                 f"{outcome.object_key}"
             )
     finally:
+        # Stopping early (an error, a cancel): hours waiting for another run give up at once;
+        # hours being built finish or fail before their leases are given back, so no other run
+        # uploads while one of ours still might.
+        leases.abandon_waits()
         outcomes.close()
         leases.close()
     if disabled:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from recordings.db.engine import exclusive_session
 from recordings.db.models import ArchiveHourLease
-from recordings.leases import HourLeases, try_acquire
+from recordings.leases import HourLeases, LeaseWaitAbandonedError, try_acquire
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
@@ -102,4 +102,34 @@ def test_a_second_run_waits_for_the_release_and_a_held_lease_is_refreshed(
     assert second.holds("acme", HOUR) and not first.holds("acme", HOUR)
     first.close()
     second.close()  # releases what it still holds
+    assert _holder(engine) is None
+
+
+def test_a_stopping_run_stops_waiting_but_keeps_what_it_holds(engine: sa.Engine) -> None:
+    """A cancel must not wait for another run's hour; hours already held stay held until the
+    run has finished with them (`close`)."""
+    other = HourLeases(engine, "run-a", holder_finished=lambda _: False)
+    stopping = HourLeases(engine, "run-b", holder_finished=lambda _: False, poll_seconds=0.05)
+    other.acquire("acme", HOUR)
+    stopping.acquire("globex", HOUR)
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            stopping.acquire("acme", HOUR)
+        except LeaseWaitAbandonedError as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)
+    stopping.abandon_waits()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    assert [str(e) for e in outcome] == [
+        f"stopped waiting for acme {HOUR.isoformat()}, held by run run-a"
+    ]
+    assert stopping.holds("globex", HOUR) and other.holds("acme", HOUR)
+    stopping.close()
+    other.close()
     assert _holder(engine) is None
