@@ -219,6 +219,34 @@ def timed(call: Callable[[], object], repeats: int) -> list[float]:
     return times
 
 
+def bench_environment(
+    *,
+    folder: Path,
+    home: Path,
+    database_url: str,
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    source_bucket: str = SOURCE_BUCKET,
+    archive_bucket: str = ARCHIVE_BUCKET,
+) -> dict[str, str]:
+    """The environment a local benchmark setup gives its processes (the CLI's, Dagster's and the
+    API's): application database, S3 and buckets, development token secret and link keys,
+    project folder and Dagster home. Each benchmark adds its own extras."""
+    return {
+        "RECORDINGS_DATABASE_URL": database_url,
+        "RECORDINGS_S3_ENDPOINT": endpoint,
+        "RECORDINGS_S3_ACCESS_KEY": access_key,
+        "RECORDINGS_S3_SECRET_KEY": secret_key,
+        "RECORDINGS_SOURCE_BUCKET": source_bucket,
+        "RECORDINGS_ARCHIVE_BUCKET": archive_bucket,
+        "RECORDINGS_JWT_DEV_SECRET": "bench-" + "s" * 40,
+        "RECORDINGS_LINK_KEYS": LINK_KEYS,
+        "RECORDINGS_PROJECT_DIR": str(folder),
+        "DAGSTER_HOME": str(home),
+    }
+
+
 def bench_source_key(hour: datetime) -> str:
     """Where `seed` registers the benchmark tenant's recording of `hour` (inside its prefix)."""
     return f"tenants/{TENANT}/bench/{hour.hour}.wav"
@@ -333,16 +361,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             home.mkdir()
             shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
             env = {
-                "RECORDINGS_DATABASE_URL": database_url,
-                "RECORDINGS_S3_ENDPOINT": endpoint,
-                "RECORDINGS_S3_ACCESS_KEY": access_key,
-                "RECORDINGS_S3_SECRET_KEY": secret_key,
-                "RECORDINGS_SOURCE_BUCKET": SOURCE_BUCKET,
-                "RECORDINGS_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
-                "RECORDINGS_JWT_DEV_SECRET": "bench-" + "s" * 40,
-                "RECORDINGS_LINK_KEYS": LINK_KEYS,
-                "RECORDINGS_PROJECT_DIR": str(folder),
-                "DAGSTER_HOME": str(home),
+                **bench_environment(
+                    folder=folder,
+                    home=home,
+                    database_url=database_url,
+                    endpoint=endpoint,
+                    access_key=access_key,
+                    secret_key=secret_key,
+                ),
                 "PYTHONPATH": str(REPO / "bench"),
             }
             os.environ.update(env)

@@ -62,12 +62,12 @@ import httpx
 import sqlalchemy as sa
 from api import (
     ARCHIVE_BUCKET,
-    LINK_KEYS,
     LINKS,
     REPO,
     SOURCE_BUCKET,
     TENANT,
     Exchange,
+    bench_environment,
     bench_source_key,
     download_links,
     encode_requests,
@@ -470,17 +470,15 @@ def run(args: argparse.Namespace) -> LoadReport:
         home.mkdir()
         shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
         env = {
-            "RECORDINGS_DATABASE_URL": database_url,
-            "RECORDINGS_S3_ENDPOINT": endpoint,
-            "RECORDINGS_S3_ACCESS_KEY": access_key,
-            "RECORDINGS_S3_SECRET_KEY": secret_key,
-            "RECORDINGS_SOURCE_BUCKET": SOURCE_BUCKET,
-            "RECORDINGS_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
-            "RECORDINGS_JWT_DEV_SECRET": "bench-" + "s" * 40,
-            "RECORDINGS_LINK_KEYS": LINK_KEYS,
+            **bench_environment(
+                folder=folder,
+                home=home,
+                database_url=database_url,
+                endpoint=endpoint,
+                access_key=access_key,
+                secret_key=secret_key,
+            ),
             "RECORDINGS_DOWNLOAD_LIMIT": str(args.limit),
-            "RECORDINGS_PROJECT_DIR": str(folder),
-            "DAGSTER_HOME": str(home),
         }
         progress("seeding the database and archiving a day with the real job")
         seed(folder, database_url, 0, day)

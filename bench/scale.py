@@ -92,7 +92,7 @@ import dagster as dg
 import httpx
 import sqlalchemy as sa
 import yaml
-from api import LINK_KEYS, load, percentile, progress, timed  # bench/api.py
+from api import bench_environment, load, percentile, progress, timed  # bench/api.py
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
@@ -563,16 +563,16 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
             (home / "dagster.yaml").write_text(_instance_yaml(None), encoding="utf-8")
         upgrade_database(database_url)
         env = {
-            "RECORDINGS_DATABASE_URL": database_url,
-            "RECORDINGS_S3_ENDPOINT": endpoint,
-            "RECORDINGS_S3_ACCESS_KEY": access_key,
-            "RECORDINGS_S3_SECRET_KEY": secret_key,
-            "RECORDINGS_SOURCE_BUCKET": SOURCE_BUCKET,
-            "RECORDINGS_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
-            "RECORDINGS_JWT_DEV_SECRET": "bench-" + "s" * 40,
-            "RECORDINGS_LINK_KEYS": LINK_KEYS,
-            "RECORDINGS_PROJECT_DIR": str(folder),
-            "DAGSTER_HOME": str(home),
+            **bench_environment(
+                folder=folder,
+                home=home,
+                database_url=database_url,
+                endpoint=endpoint,
+                access_key=access_key,
+                secret_key=secret_key,
+                source_bucket=SOURCE_BUCKET,
+                archive_bucket=ARCHIVE_BUCKET,
+            ),
             # The API processes import `scale` (the pooled factory); the repository first, so
             # that this checkout's code runs and not the one the virtualenv was installed from.
             "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "bench")]),

@@ -164,26 +164,27 @@ def tenant_ids(session: Session) -> list[str]:
 
 
 def enabled_tenant_ids(session: Session) -> list[str]:
-    """Tenants whose daily recordings feature is on, in a stable order.
-
-    Only valid tenant ids: a row written behind our back with an id that is not one (a path,
-    odd Unicode, a `|`) could not be a partition key, and must not stop every other tenant's
-    night; `unusable_tenant_ids` names such rows for the operator."""
-    return [t for t in _enabled_ids(session) if is_valid_tenant_id(t)]
+    """Tenants whose daily recordings feature is on, in a stable order (valid ids only: see
+    `enabled_tenant_ids_and_unusable`)."""
+    return enabled_tenant_ids_and_unusable(session)[0]
 
 
-def unusable_tenant_ids(session: Session) -> list[str]:
-    """Enabled tenants whose id is not a valid tenant id (skipped by the night; fix the rows)."""
-    return [t for t in _enabled_ids(session) if not is_valid_tenant_id(t)]
+def enabled_tenant_ids_and_unusable(session: Session) -> tuple[list[str], list[str]]:
+    """Enabled tenants with a valid id, and enabled tenants whose id is not one.
 
-
-def _enabled_ids(session: Session) -> list[str]:
+    A row written behind our back with an id that is not a tenant id (a path, odd Unicode, a
+    `|`) could not be a partition key and must not stop every other tenant's night: it is
+    skipped, and the second list names it for the operator."""
     query = (
         sa.select(TenantRecordingSettings.tenant_id)
         .where(TenantRecordingSettings.enabled.is_(True))
         .order_by(TenantRecordingSettings.tenant_id)
     )
-    return list(session.scalars(query))
+    usable: list[str] = []
+    unusable: list[str] = []
+    for tenant_id in session.scalars(query):
+        (usable if is_valid_tenant_id(tenant_id) else unusable).append(tenant_id)
+    return usable, unusable
 
 
 def is_enabled(session: Session, tenant_id: str) -> bool:

@@ -19,18 +19,19 @@ class InvalidIdentifierError(ValueError):
     """An id would be unsafe in an object key, a ZIP entry name or a partition key."""
 
 
+def is_valid_tenant_id(tenant_id: str) -> bool:
+    """Whether `tenant_id` is a lowercase slug (a-z, 0-9, '-', at most 63 characters)."""
+    return _TENANT_ID.fullmatch(tenant_id) is not None
+
+
 def validate_tenant_id(tenant_id: str) -> str:
-    """Return `tenant_id` if it is a lowercase slug (a-z, 0-9, '-', at most 63 characters)."""
-    if not _TENANT_ID.fullmatch(tenant_id):
+    """Return `tenant_id` if it is a valid tenant id (`is_valid_tenant_id`), else raise."""
+    if not is_valid_tenant_id(tenant_id):
         raise InvalidIdentifierError(
             f"tenant id {tenant_id!r} is invalid: use 1-63 lowercase letters, digits or '-', "
             "starting and ending with a letter or digit"
         )
     return tenant_id
-
-
-def is_valid_tenant_id(tenant_id: str) -> bool:
-    return _TENANT_ID.fullmatch(tenant_id) is not None
 
 
 def validate_object_id(kind: str, value: str) -> str:

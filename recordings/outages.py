@@ -10,6 +10,10 @@ import sqlalchemy.exc
 import urllib3.exceptions
 from minio.error import S3Error, ServerError
 
+DATABASE_OUTAGES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+"""Driver errors that mean the database could not be reached or dropped the connection (not a
+bad statement); the API answers them with 503, runs name them in their failure."""
+
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -18,7 +22,7 @@ def _first_line(exc: BaseException) -> str:
 
 def describe_failure(exc: BaseException) -> str:
     """One line for a log or a run failure: what was unreachable and what happens next."""
-    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+    if isinstance(exc, DATABASE_OUTAGES):
         cause = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
         return (
             f"the application database is unreachable ({cause}); check that it is up and "

@@ -17,6 +17,8 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.openapi.datastructures import ResponseSpec
 from minio.error import MinioException
 
+from recordings.outages import DATABASE_OUTAGES
+
 logger = logging.getLogger("recordings_api")
 
 
@@ -111,7 +113,7 @@ def _unavailable(request: Request, exc: Exception, code: str, what: str) -> Resp
 
 
 def database_error_handler(request: Request, exc: sqlalchemy.exc.DBAPIError) -> Response:
-    if not isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+    if not isinstance(exc, DATABASE_OUTAGES):
         return unexpected_error_handler(request, exc)
     return _unavailable(request, exc, "database_unavailable", "the application database")
 

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from recordings.catalog import enabled_tenant_ids, unusable_tenant_ids
+from recordings.catalog import enabled_tenant_ids_and_unusable
 from recordings.keys import archive_partition_key, day_hours
 from recordings_dagster.jobs import hourly_archives_job, integrity_checks_job, retention_job
 from recordings_dagster.partitions import tenant_partitions
@@ -69,8 +69,7 @@ def nightly_archives_schedule(
     scheduled = context.scheduled_execution_time or datetime.now(UTC)
     day = previous_utc_day(scheduled)
     with database.session() as session:
-        tenant_ids = enabled_tenant_ids(session)
-        unusable = unusable_tenant_ids(session)
+        tenant_ids, unusable = enabled_tenant_ids_and_unusable(session)
     for tenant_id in unusable:
         context.log.error(
             f"tenant {tenant_id!r} is enabled but its id is not a valid tenant id (1-63 "

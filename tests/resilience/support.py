@@ -17,7 +17,7 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -294,7 +294,3 @@ def wait_for(
             )
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def hour_of(partition_key: str) -> datetime:
-    return datetime.fromisoformat(partition_key.split("|", 1)[0].replace(" ", "T") + "+00:00")
