@@ -6,9 +6,10 @@ its own databases (SQLite), hence `sqlite_run_only`.
 """
 
 import importlib
-from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO_ROOT
 
 pytestmark = [
     pytest.mark.integration,
@@ -17,7 +18,7 @@ pytestmark = [
     pytest.mark.resilience,
 ]
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+BENCH = REPO_ROOT / "bench"
 
 
 def test_load_bench_runs_and_finds_the_limit_and_the_audit_exact(

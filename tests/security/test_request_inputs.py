@@ -5,7 +5,7 @@ Unicode, malformed and out-of-range dates and times, odd Authorization headers: 
 4xx JSON error with a stable code, never a 5xx, and a refusal changes nothing. Oversized
 queries and headers are sent to a real uvicorn process, which must refuse them and keep
 serving. (NUL bytes: tests/api/test_text_parameters.py; signature, expiry, audience and issuer
-attacks: tests/test_tokens.py and tests/api/test_day_links.py.)
+attacks: tests/domain/test_tokens.py and tests/api/test_day_links.py.)
 """
 
 import socket
