@@ -19,13 +19,13 @@ from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
 from tests.api.conftest import JWT_SECRET
+from tests.support import DAY
 
 pytestmark = pytest.mark.integration
 
 LINKS = "/api/v1/daily-conversation-audio-recordings"
 TENANT_AUDIT = f"{LINKS}/audit"
 HOST_AUDIT = "/api/v1/host/daily-conversation-audio-recordings/audit"
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 def _auth(tenant: str | None, permission: str = READ_PERMISSION) -> dict[str, str]:

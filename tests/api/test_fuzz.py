@@ -10,7 +10,6 @@ schemathesis's strict "reject anything outside the schema" check is not applied.
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -35,11 +34,11 @@ from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development
 from recordings_api.archives.services import ARCHIVE_ASSET_KEY
 from recordings_api.local_server import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 LINK_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, test only
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 EXAMPLES = 40  # per operation and mode: 11 operations x 2 modes x 40 = 880 requests
 CONFORMANCE = [
     not_a_server_error,

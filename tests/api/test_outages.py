@@ -2,7 +2,6 @@
 stack trace; /health/ready names it too."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -14,10 +13,9 @@ from recordings_api.app import create_app
 from recordings_api.local_server import free_port
 from recordings_api.settings import ApiSettings
 from tests.api.conftest import JWT_SECRET
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 def test_an_unreachable_database_is_a_503_that_says_so(

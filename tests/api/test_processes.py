@@ -25,11 +25,11 @@ from recordings.keys import archive_key, day_hours
 from recordings.links import LinkSigner, parse_link_keys
 from recordings_api.local_server import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 LINK_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, test only
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 @pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite_run_only), "postgresql"])

@@ -13,8 +13,7 @@ from recordings_api.archives.services import (
     EvidenceCache,
     day_statuses,
 )
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
+from tests.support import DAY
 
 
 def _materialize(instance: dg.DagsterInstance, tenant: str, hour_index: int, sha: str) -> None:

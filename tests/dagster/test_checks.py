@@ -2,7 +2,7 @@
 and that each fails, with what is wrong, when the archives are not what was recorded."""
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,10 +16,9 @@ from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings_dagster.definitions import defs
 from recordings_dagster.schedules import integrity_checks_schedule
 from tests.dagster.test_pipeline import _run_day, _seed
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 def _check_results(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:

@@ -4,7 +4,7 @@ materialization records the SHA-256 it replaces. Outside retention, or for a ten
 feature off, nothing is rebuilt."""
 
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -21,10 +21,9 @@ from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.sensors import late_recordings_sensor
 from tests.dagster.test_pipeline import _run_day
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 def _register(

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import zipfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -21,10 +21,10 @@ from recordings.keys import archive_partition_key, day_hours
 from recordings_dagster.definitions import defs
 from recordings_dagster.execution import hourly_archives_job_def
 from tests.resilience.support import materializations, metadata_of, range_tags
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 LIMIT = 4 * 1024 * 1024
 
 

@@ -1,7 +1,7 @@
 """Two runs of the same hour at once (a backfill overlapping the nightly run): one correct
 archive, and the evidence Dagster holds last is the archive at the key, never a mix."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -22,10 +22,9 @@ from tests.resilience.support import (
     start_run_process,
     wait_for,
 )
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 def _lease_holder(engine: sa.Engine, hour: datetime) -> str | None:

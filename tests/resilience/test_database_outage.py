@@ -7,7 +7,6 @@ database is down, and both recover without a restart once it is back.
 """
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -37,6 +36,7 @@ from tests.resilience.support import (
     start_run_process,
     wait_for,
 )
+from tests.support import DAY
 
 pytestmark = [
     pytest.mark.integration,
@@ -44,8 +44,6 @@ pytestmark = [
     pytest.mark.resilience,
     pytest.mark.sqlite_run_only,  # brings its own PostgreSQL server, whatever the backend
 ]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 @pytest.fixture

@@ -33,10 +33,9 @@ from tests.resilience.support import (
     start_run_process,
     wait_for,
 )
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and the daemon would retry it; the retry archives exactly the hours that failed.
 every hour is archived exactly once, and nothing but complete archives was ever visible.
 """
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -27,10 +26,9 @@ from tests.resilience.support import (
     start_run_process,
     wait_for,
 )
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
-
-DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 
 
 @pytest.fixture
