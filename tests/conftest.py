@@ -261,9 +261,12 @@ def dagster_home(tmp_path: Path, dagster_storage: dict[str, Any]) -> Path:
 
 
 @pytest.fixture
-def dagster_overrides() -> dict[str, Any]:
+def dagster_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Instance settings for `dagster_instance` on top of Dagster's test defaults (runs launched
-    in-process, no run retries); a module overrides this fixture to change them."""
+    in-process, no run retries). Tests marked `run_retries`, which retry failed runs the way the
+    daemon does, get run retries turned on (two), as the repository's dagster.yaml has them."""
+    if request.node.get_closest_marker("run_retries"):
+        return {"run_retries": {"enabled": True, "max_retries": 2}}
     return {}
 
 

@@ -7,7 +7,6 @@ read back the way the API will read it.
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -25,7 +24,7 @@ from recordings_dagster.assets import ARCHIVE_ASSET_KEY
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.run_retries]
 
 METADATA_KEYS = {
     "object_key",
@@ -36,11 +35,6 @@ METADATA_KEYS = {
     "failed_recording_count",
     "audio_seconds",
 }
-
-
-@pytest.fixture
-def dagster_overrides() -> dict[str, Any]:
-    return {"run_retries": {"enabled": True, "max_retries": 2}}
 
 
 def _yesterday() -> date:

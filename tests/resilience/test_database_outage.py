@@ -43,12 +43,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.resilience,
     pytest.mark.sqlite_run_only,  # brings its own PostgreSQL server, whatever the backend
+    pytest.mark.run_retries,
 ]
-
-
-@pytest.fixture
-def dagster_overrides() -> dict[str, object]:
-    return {"run_retries": {"enabled": True, "max_retries": 2}}
 
 
 @pytest.fixture

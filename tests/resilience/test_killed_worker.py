@@ -35,12 +35,12 @@ from tests.resilience.support import (
 )
 from tests.support import DAY
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
-
-
-@pytest.fixture
-def dagster_overrides() -> dict[str, object]:
-    return {"run_retries": {"enabled": True, "max_retries": 2}}
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.resilience,
+    pytest.mark.run_retries,
+]
 
 
 def test_a_worker_killed_mid_upload_leaves_nothing_visible_and_the_next_attempt_is_correct(

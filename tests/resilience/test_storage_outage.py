@@ -28,12 +28,12 @@ from tests.resilience.support import (
 )
 from tests.support import DAY
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
-
-
-@pytest.fixture
-def dagster_overrides() -> dict[str, object]:
-    return {"run_retries": {"enabled": True, "max_retries": 2}}
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.resilience,
+    pytest.mark.run_retries,
+]
 
 
 def test_an_s3_outage_mid_run_is_retried_and_every_hour_lands_exactly_once(
