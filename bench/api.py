@@ -42,7 +42,6 @@ import asyncio
 import io
 import itertools
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -59,28 +58,22 @@ import httpx
 from litestar import Litestar, get
 from litestar.response import Redirect
 from minio import Minio
+from stack import LINK_KEYS, elapsed, local_stack, progress, tenant_headers  # bench/stack.py
 
 from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.db.migrate import upgrade_database
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.links import LinkSigner, parse_link_keys
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
-from recordings.storage import S3Connection, ensure_bucket
-from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import ARCHIVE_ASSET_KEY, EvidenceCache, day_statuses
 from recordings_api.local_server import LocalApiServer, free_port
 from recordings_dagster.execution import materialize_day
 
-REPO = Path(__file__).resolve().parents[1]
 TENANT = "bench-tenant"
 SOURCE_BUCKET = "bench-sources"
 ARCHIVE_BUCKET = "bench-archives"
 LINKS = "/api/v1/daily-conversation-audio-recordings"
-LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only
 BARE_PATH = "/bench/bare-redirect"
-_STARTED = time.perf_counter()
 
 
 @get(BARE_PATH, include_in_schema=False, status_code=307)
@@ -98,10 +91,6 @@ def create_bench_app() -> Litestar:
     app = create_app()
     app.register(bare_redirect)
     return app
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -219,34 +208,6 @@ def timed(call: Callable[[], object], repeats: int) -> list[float]:
     return times
 
 
-def bench_environment(
-    *,
-    folder: Path,
-    home: Path,
-    database_url: str,
-    endpoint: str,
-    access_key: str,
-    secret_key: str,
-    source_bucket: str = SOURCE_BUCKET,
-    archive_bucket: str = ARCHIVE_BUCKET,
-) -> dict[str, str]:
-    """The environment a local benchmark setup gives its processes (the CLI's, Dagster's and the
-    API's): application database, S3 and buckets, development token secret and link keys,
-    project folder and Dagster home. Each benchmark adds its own extras."""
-    return {
-        "RECORDINGS_DATABASE_URL": database_url,
-        "RECORDINGS_S3_ENDPOINT": endpoint,
-        "RECORDINGS_S3_ACCESS_KEY": access_key,
-        "RECORDINGS_S3_SECRET_KEY": secret_key,
-        "RECORDINGS_SOURCE_BUCKET": source_bucket,
-        "RECORDINGS_ARCHIVE_BUCKET": archive_bucket,
-        "RECORDINGS_JWT_DEV_SECRET": "bench-" + "s" * 40,
-        "RECORDINGS_LINK_KEYS": LINK_KEYS,
-        "RECORDINGS_PROJECT_DIR": str(folder),
-        "DAGSTER_HOME": str(home),
-    }
-
-
 def bench_source_key(hour: datetime) -> str:
     """Where `seed` registers the benchmark tenant's recording of `hour` (inside its prefix)."""
     return f"tenants/{TENANT}/bench/{hour.hour}.wav"
@@ -343,79 +304,48 @@ def main(argv: Sequence[str] | None = None) -> None:
     today = datetime.now(UTC).date()
     day = today - timedelta(days=1)
     print(f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, one API process.")
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as name:
-        folder = Path(name)
-        access_key, secret_key = new_credentials()
-        s3 = LocalS3Server(folder / "s3", access_key, secret_key, LocalS3Ports.free())
-        api: LocalApiServer | None = None
-        try:
-            progress("starting the local S3 server")
-            s3.start()
-            endpoint = f"http://{s3.endpoint}"
-            client = S3Connection(endpoint, access_key, secret_key).client()
-            for bucket in (SOURCE_BUCKET, ARCHIVE_BUCKET):
-                ensure_bucket(client, bucket)
-            database_url = f"sqlite:///{folder / 'recordings.db'}"
-            upgrade_database(database_url)
-            home = folder / "dagster"
-            home.mkdir()
-            shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-            env = {
-                **bench_environment(
-                    folder=folder,
-                    home=home,
-                    database_url=database_url,
-                    endpoint=endpoint,
-                    access_key=access_key,
-                    secret_key=secret_key,
-                ),
-                "PYTHONPATH": str(REPO / "bench"),
-            }
-            os.environ.update(env)
-            progress("seeding the database and archiving the benchmark day with the real job")
-            seed(folder, database_url, args.tenants, day)
-            for hour in day_hours(day):
-                client.fput_object(SOURCE_BUCKET, bench_source_key(hour), str(folder / "call.wav"))
-            with dg.DagsterInstance.get() as instance:
-                (outcome,) = materialize_day(instance, day, [TENANT])
-                if not outcome.success:
-                    raise SystemExit(f"the benchmark day failed to archive: {outcome.failure}")
-                progress(f"padding the event log ({args.tenants} tenants x {args.days} days)")
-                padded = pad_event_log(instance, args.tenants, args.days, today)
-                progress("measuring the lookup alone")
-                available = timed(lambda: day_statuses(instance, TENANT, day, 7), args.repeats)
-                cache = EvidenceCache()
-                cached = timed(
-                    lambda: day_statuses(instance, TENANT, day, 7, cache=cache), args.repeats
-                )
-                pending = timed(
-                    lambda: day_statuses(instance, TENANT, day - timedelta(days=2), 7),
-                    args.repeats,
-                )
-                statuses = Counter(s.status for s in day_statuses(instance, TENANT, day, 7))
-            assert statuses == {"available": 24}, statuses
-            progress("starting the API (uvicorn, one process)")
-            api = LocalApiServer(
-                port=free_port(),
-                env=env,
-                log_path=folder / "api.log",
-                factory="api:create_bench_app",
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-api-") as name,
+        local_stack(
+            Path(name), source_bucket=SOURCE_BUCKET, archive_bucket=ARCHIVE_BUCKET
+        ) as local,
+    ):
+        folder, client = local.folder, local.s3.client
+        env = local.environment()
+        os.environ.update(env)
+        progress("seeding the database and archiving the benchmark day with the real job")
+        seed(folder, local.database_url, args.tenants, day)
+        for hour in day_hours(day):
+            client.fput_object(SOURCE_BUCKET, bench_source_key(hour), str(folder / "call.wav"))
+        with dg.DagsterInstance.get() as instance:
+            (outcome,) = materialize_day(instance, day, [TENANT])
+            if not outcome.success:
+                raise SystemExit(f"the benchmark day failed to archive: {outcome.failure}")
+            progress(f"padding the event log ({args.tenants} tenants x {args.days} days)")
+            padded = pad_event_log(instance, args.tenants, args.days, today)
+            progress("measuring the lookup alone")
+            available = timed(lambda: day_statuses(instance, TENANT, day, 7), args.repeats)
+            cache = EvidenceCache()
+            cached = timed(
+                lambda: day_statuses(instance, TENANT, day, 7, cache=cache), args.repeats
             )
-            api.start()
-            api.wait_ready()
-            token = mint_development_token(
-                env["RECORDINGS_JWT_DEV_SECRET"],
-                subject="bench-client",
-                tenant_id=TENANT,
-                permissions=[READ_PERMISSION],
+            pending = timed(
+                lambda: day_statuses(instance, TENANT, day - timedelta(days=2), 7),
+                args.repeats,
             )
-            auth = {"Authorization": f"Bearer {token}"}
+            statuses = Counter(s.status for s in day_statuses(instance, TENANT, day, 7))
+        assert statuses == {"available": 24}, statuses
+        progress("starting the API (uvicorn, one process)")
+        with LocalApiServer(
+            port=free_port(), env=env, log_path=folder / "api.log", factory="api:create_bench_app"
+        ) as api:
+            auth = tenant_headers(TENANT, subject="bench-client")
             links_path = f"{LINKS}?utcDay={day.isoformat()}"
             body = httpx.get(f"{api.url}{links_path}", headers=auth).json()
             assert urlsplit(body["hours"][0]["url"]).path.startswith(f"{LINKS}/downloads/")
             progress(f"{args.download_tenants} tenants with one archive each, for the downloads")
             download_paths = download_links(
-                database_url, client, args.download_tenants, day_hours(day)[0]
+                local.database_url, client, args.download_tenants, day_hours(day)[0]
             )
             links_results = []
             for clients in (1, 10, 50):
@@ -426,11 +356,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 progress(f"download endpoint and bare handler, {clients} clients")
                 downloads.append(load(api.url, download_paths, {}, clients, args.seconds))
                 bares.append(load(api.url, [BARE_PATH], {}, clients, args.seconds))
-        finally:
-            progress("stopping the API and the S3 server")
-            if api is not None:
-                api.stop()
-            s3.stop(timeout=3)
+            progress("stopping the API")
     report(available, cached, pending, links_results, downloads, bares, padded)
 
 
@@ -484,7 +410,7 @@ def report(
         f"\nLinks p50 at one client / lookup p50: {one_client:.2f} (target <= 2.0: {verdict}); "
         f"/ cached lookup p50: {against_cached:.2f}. Download / bare throughput: {ratios}."
     )
-    print(f"\n_Bench runtime: {time.perf_counter() - _STARTED:.0f} s._")
+    print(f"\n_Bench runtime: {elapsed():.0f} s._")
 
 
 if __name__ == "__main__":

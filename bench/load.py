@@ -47,7 +47,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -63,28 +62,22 @@ import sqlalchemy as sa
 from api import (
     ARCHIVE_BUCKET,
     LINKS,
-    REPO,
     SOURCE_BUCKET,
     TENANT,
     Exchange,
-    bench_environment,
     bench_source_key,
     download_links,
     encode_requests,
     keep_alive_client,
     percentile,
-    progress,
     seed,
 )
+from stack import local_stack, progress, tenant_headers  # bench/stack.py
 
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.db.migrate import upgrade_database
 from recordings.db.models import DownloadAuditEntry
 from recordings.downloads import GRANTED, RATE_LIMITED
 from recordings.keys import day_hours
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
-from recordings.storage import S3Connection, ensure_bucket
-from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.local_server import LocalApiServer, free_port
 from recordings_dagster.execution import materialize_day
 
@@ -454,32 +447,11 @@ def run(args: argparse.Namespace) -> LoadReport:
         tempfile.TemporaryDirectory(prefix="bench-load-") as name,
         contextlib.ExitStack() as stack,
     ):
-        folder = Path(name)
-        access_key, secret_key = new_credentials()
-        s3 = LocalS3Server(folder / "s3", access_key, secret_key, LocalS3Ports.free())
-        progress("starting the local S3 server")
-        s3.start()
-        stack.callback(s3.stop, timeout=3)
-        endpoint = f"http://{s3.endpoint}"
-        client = S3Connection(endpoint, access_key, secret_key).client()
-        for bucket in (SOURCE_BUCKET, ARCHIVE_BUCKET):
-            ensure_bucket(client, bucket)
-        database_url = f"sqlite:///{folder / 'recordings.db'}"
-        upgrade_database(database_url)
-        home = folder / "dagster"
-        home.mkdir()
-        shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **bench_environment(
-                folder=folder,
-                home=home,
-                database_url=database_url,
-                endpoint=endpoint,
-                access_key=access_key,
-                secret_key=secret_key,
-            ),
-            "RECORDINGS_DOWNLOAD_LIMIT": str(args.limit),
-        }
+        local = stack.enter_context(
+            local_stack(Path(name), source_bucket=SOURCE_BUCKET, archive_bucket=ARCHIVE_BUCKET)
+        )
+        folder, client, database_url = local.folder, local.s3.client, local.database_url
+        env = {**local.environment(), "RECORDINGS_DOWNLOAD_LIMIT": str(args.limit)}
         progress("seeding the database and archiving a day with the real job")
         seed(folder, database_url, 0, day)
         for hour in day_hours(day):
@@ -503,13 +475,7 @@ def run(args: argparse.Namespace) -> LoadReport:
             server.start()
             server.wait_ready()
             servers.append(server)
-        token = mint_development_token(
-            env["RECORDINGS_JWT_DEV_SECRET"],
-            subject="bench-load",
-            tenant_id=TENANT,
-            permissions=[READ_PERMISSION],
-        )
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = tenant_headers(TENANT, subject="bench-load")
         links_path = f"{LINKS}?utcDay={day.isoformat()}"
         for server in servers:
             hours = httpx.get(f"{server.url}{links_path}", headers=auth, timeout=60).json()["hours"]
@@ -518,7 +484,7 @@ def run(args: argparse.Namespace) -> LoadReport:
         rss_before = [_proc_kb(server.pid, "VmRSS") for server in servers]
         own_before = _proc_kb("self", "VmRSS")
         own_reset = _reset_own_peak()
-        s3_pid = s3.running_pid() or 0
+        s3_pid = local.s3.server.running_pid() or 0
         pids: list[int | str] = [*(server.pid for server in servers), "self", s3_pid]
         cpu_before = [_cpu_seconds(pid) for pid in pids]
         machine_before = _machine_busy_seconds()
@@ -560,7 +526,6 @@ def run(args: argparse.Namespace) -> LoadReport:
         audit = _audit_counts(database_url, baseline_id)
         spans = _grant_spans(database_url, baseline_id)
         checks = check(links, downloads, tenants, args.limit, audit, spans)
-        progress("stopping the S3 server")
     return LoadReport(
         args,
         measure_from,

@@ -68,7 +68,6 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -103,25 +102,23 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._grpc.client import DagsterGrpcClient
 from minio import Minio
+from stack import REPO, LocalS3, local_stack, progress, stop_process_group  # bench/stack.py
 
 import recordings
 from recordings.archive.verify import verify_archive
 from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.db.migrate import upgrade_database
 from recordings.demo import SOURCE_MIX
 from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
 from recordings.keys import source_key as make_source_key
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
-from recordings.storage import S3Connection, ensure_bucket, upload_file
+from recordings.storage import upload_file
 from recordings_api.local_server import free_port
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY, latest_archive_records
 from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.schedules import NIGHTLY_CRON, previous_utc_day
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCE_BUCKET = "night-sources"
 ARCHIVE_BUCKET = "night-archives"
 LOCATION = "recordings"
@@ -130,11 +127,6 @@ TENANT_TAG = "recordings/tenant"
 DAY_TAG = "recordings/utc_day"
 TENANT_LIMIT = 1  # deploy/dagster.prod.yaml: one run per tenant
 SAMPLE_SECONDS = 0.5
-_STARTED = time.monotonic()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.monotonic() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def tenant_name(index: int) -> str:
@@ -169,7 +161,6 @@ def seed(
 ) -> Seeded:
     """Tenants enabled, each with `per_tenant` recordings of `seconds` in distinct hours, cycling
     through the demo's formats; each format is synthesized once and uploaded per tenant."""
-    ensure_bucket(client, SOURCE_BUCKET)
     rng = random.Random(f"night:{day.isoformat()}")  # noqa: S311 - benchmark data
     files: dict[tuple[str, int, int], Path] = {}
     hours = day_hours(day)
@@ -262,16 +253,8 @@ class Process:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if not self.alive() or self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, timeout=20)
 
 
 def wait_for_code_server(server: Process, port: int, timeout: float = 180) -> None:
@@ -318,7 +301,7 @@ def store_schedule_states(instance: dg.DagsterInstance, workspace: Path, tick: d
 class Fault:
     """Stop the S3 server for `seconds`, then start it again on the same ports and data."""
 
-    s3: LocalS3Server
+    s3: LocalS3
     seconds: float
     stopped_at: float | None = None  # time.time()
     restarting_at: float | None = None
@@ -332,12 +315,12 @@ class Fault:
 
     def _run(self) -> None:
         try:
-            self.s3.stop(timeout=3)
+            self.s3.server.stop(timeout=3)
             self.stopped_at = time.time()
             progress(f"fault: S3 stopped; starting it again in {self.seconds:.0f} s")
             time.sleep(self.seconds)
             self.restarting_at = time.time()
-            self.s3.start(timeout=120)
+            self.s3.server.start(timeout=120)
             self.back_at = time.time()
             progress(f"fault: S3 answers again ({self.back_at - self.stopped_at:.1f} s down)")
         except Exception as exc:  # reported as a FAIL by the caller
@@ -574,46 +557,27 @@ def night(args: argparse.Namespace) -> Outcome:
             progress(f"keeping {folder}")
         else:
             stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        access_key, secret_key = new_credentials()
-        s3 = LocalS3Server(folder / "s3", access_key, secret_key, LocalS3Ports.free())
-        stack.callback(s3.stop, timeout=3)
-        progress("starting the local S3 server")
-        s3.start()
-        endpoint = f"http://{s3.endpoint}"
-        client = S3Connection(endpoint, access_key, secret_key).client()
-        ensure_bucket(client, ARCHIVE_BUCKET)
-        database_url = f"sqlite:///{folder / 'recordings.db'}"
-        upgrade_database(database_url)
+        local = stack.enter_context(
+            local_stack(
+                folder,
+                source_bucket=SOURCE_BUCKET,
+                archive_bucket=ARCHIVE_BUCKET,
+                dagster_yaml=instance_yaml(),
+            )
+        )
+        s3, client, database_url = local.s3, local.s3.client, local.database_url
         progress(f"seeding {args.tenants} tenants for {day}")
         (folder / "sources").mkdir()
         seeded = seed(
             database_url, client, names, day, args.recordings, args.seconds, folder / "sources"
         )
 
-        home = folder / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text(instance_yaml(), encoding="utf-8")
         port = free_port()
-        workspace = home / "workspace.yaml"
+        workspace = local.home / "workspace.yaml"
         workspace.write_text(workspace_yaml(port), encoding="utf-8")
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "DAGSTER_MAX_CONCURRENT_RUNS": str(args.max_concurrent),
-            "RECORDINGS_DATABASE_URL": database_url,
-            "RECORDINGS_S3_ENDPOINT": endpoint,
-            "RECORDINGS_S3_ACCESS_KEY": access_key,
-            "RECORDINGS_S3_SECRET_KEY": secret_key,
-            "RECORDINGS_SOURCE_BUCKET": SOURCE_BUCKET,
-            "RECORDINGS_ARCHIVE_BUCKET": ARCHIVE_BUCKET,
-            # This checkout's code in every process, runs included (the virtualenv may have
-            # been installed from another checkout).
-            "PYTHONPATH": os.pathsep.join(
-                [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-            ),
-        }
         os.environ["DAGSTER_MAX_CONCURRENT_RUNS"] = str(args.max_concurrent)
-        instance = stack.enter_context(dg.DagsterInstance.from_config(str(home)))
+        env = {**os.environ, **local.environment()}
+        instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None and queue.max_concurrent_runs == args.max_concurrent
         assert queue.tag_concurrency_limits == [
@@ -710,8 +674,8 @@ def night(args: argparse.Namespace) -> Outcome:
             fault.thread.join(timeout=180)
         if fault is not None and fault.error:
             failures.append(f"the fault could not be undone: {fault.error}")
-        if s3.running_pid() is None:
-            s3.start(timeout=120)  # to verify what is stored
+        if s3.server.running_pid() is None:
+            s3.server.start(timeout=120)  # to verify what is stored
 
         progress("reading the run records and verifying every archive in S3")
         if not night_runs(instance, day):

@@ -76,7 +76,6 @@ import io
 import json
 import logging
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -92,7 +91,7 @@ import dagster as dg
 import httpx
 import sqlalchemy as sa
 import yaml
-from api import bench_environment, load, percentile, progress, timed  # bench/api.py
+from api import load, percentile, timed  # bench/api.py
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
@@ -100,17 +99,14 @@ from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from litestar import Litestar
 from minio import Minio
+from stack import REPO, local_stack, progress, stop_process_group, tenant_headers  # bench/stack.py
 
 from recordings.archive.hourly import ArchivedRecording, FailedRecording, HourArchive
 from recordings.audio.convert import ConversionResult, SourceAudio
 from recordings.catalog import SourceRecording, ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.db.migrate import upgrade_database
 from recordings.db.models import ArchiveDeletion
 from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
-from recordings.storage import S3Connection, ensure_bucket
-from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import EvidenceCache, day_statuses
 from recordings_api.local_server import APP_FACTORY, LocalApiServer, free_port
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY, hour_metadata
@@ -118,7 +114,6 @@ from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_archives_schedule
 
-REPO = Path(__file__).resolve().parents[1]
 # `tests.postgres` (the throwaway PostgreSQL server the tests use) is imported from the
 # repository root, which is not on sys.path when this runs as `python bench/scale.py`
 # (sys.path[0] is then bench/, which is how `api` above is found).
@@ -456,16 +451,8 @@ class Webserver:
         raise RuntimeError(f"the webserver did not load the code location in {timeout:.0f} s")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, timeout=15)
 
 
 def count_materialized(answer: dict[str, Any]) -> dict[str, int]:
@@ -535,48 +522,28 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
         contextlib.ExitStack() as stack,
     ):
-        folder = Path(scratch)
-        access_key, secret_key = new_credentials()
-        s3 = LocalS3Server(folder / "s3", access_key, secret_key, LocalS3Ports.free())
-        progress(f"[{backend} {tenants}] starting the local S3 server")
-        stack.callback(s3.stop, timeout=3)
-        s3.start()
-        endpoint = f"http://{s3.endpoint}"
-        client = S3Connection(endpoint, access_key, secret_key).client()
-        for bucket in (ARCHIVE_BUCKET, SOURCE_BUCKET):
-            ensure_bucket(client, bucket)
-        home = folder / "dagster_home"
-        home.mkdir()
+        app_url: str | None = None  # PostgreSQL's; None: SQLite in the folder
         dagster_url: str | None = None
         if backend == "postgresql":
             from tests.postgres import temporary_postgres
 
             progress(f"[{backend} {tenants}] starting a throwaway PostgreSQL server")
             admin_url = stack.enter_context(temporary_postgres())
-            database_url = _database_url(admin_url, "recordings", "postgresql+psycopg")
+            app_url = _database_url(admin_url, "recordings", "postgresql+psycopg")
             # psycopg2, named: with SQLAlchemy 2.1 a plain `postgresql://` URL means psycopg 3,
             # under which dagster-postgres fails on its first event (`NOTIFY run_events, $1`).
             dagster_url = _database_url(admin_url, "dagster", "postgresql+psycopg2")
-            (home / "dagster.yaml").write_text(_instance_yaml(dagster_url), encoding="utf-8")
-        else:
-            database_url = f"sqlite:///{folder / 'recordings.db'}"
-            (home / "dagster.yaml").write_text(_instance_yaml(None), encoding="utf-8")
-        upgrade_database(database_url)
-        env = {
-            **bench_environment(
-                folder=folder,
-                home=home,
-                database_url=database_url,
-                endpoint=endpoint,
-                access_key=access_key,
-                secret_key=secret_key,
+        local = stack.enter_context(
+            local_stack(
+                Path(scratch),
                 source_bucket=SOURCE_BUCKET,
                 archive_bucket=ARCHIVE_BUCKET,
-            ),
-            # The API processes import `scale` (the pooled factory); the repository first, so
-            # that this checkout's code runs and not the one the virtualenv was installed from.
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "bench")]),
-        }
+                database_url=app_url,
+                dagster_yaml=_instance_yaml(dagster_url),
+            )
+        )
+        folder, client, database_url = local.folder, local.s3.client, local.database_url
+        env = local.environment()
         os.environ.update(env)
         instance = stack.enter_context(dg.DagsterInstance.get())
 
@@ -681,13 +648,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
             )
             held = timed(lambda: day_statuses(pooled, tenant, yesterday, RETENTION_DAYS), 100)
         figures["lookup_pooled_p50_ms"] = statistics.median(held) * 1000
-        token = mint_development_token(
-            env["RECORDINGS_JWT_DEV_SECRET"],
-            subject="bench-client",
-            tenant_id=tenant,
-            permissions=[READ_PERMISSION],
-        )
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = tenant_headers(tenant, subject="bench-client")
         path = f"{LINKS}?utcDay={yesterday.isoformat()}"
         for label, factory in (("links", APP_FACTORY), ("links_pooled", "scale:create_pooled_app")):
             progress(f"[{backend} {tenants}] the API ({factory}), 1 client, {seconds:.0f} s")

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 from minio import Minio
+from stack import LocalS3, elapsed, local_s3, progress  # bench/stack.py
 
 from recordings.archive.hourly import (
     METADATA_NAME,
@@ -73,8 +74,7 @@ from recordings.audio.convert import convert_to_opus
 from recordings.audio.synth import FORMATS, conversation, write_conversation
 from recordings.catalog import SourceRecording
 from recordings.keys import hour_start, source_key
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
-from recordings.storage import MinioObjectStore, S3Connection, ensure_bucket, upload_file
+from recordings.storage import MinioObjectStore, S3Connection, upload_file
 
 DAY = datetime(2025, 3, 12, tzinfo=UTC)
 DAY_TENANT = "bench-day"
@@ -106,12 +106,6 @@ HOUR_PATTERN_SECONDS = 60.0  # synthesized once per file, then written repeatedl
 
 UPLOAD_THREADS = 4
 OTHER_LOAD_WARNING_CORES = 0.2
-
-_STARTED = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - _STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def load_average() -> str:
@@ -305,10 +299,9 @@ def build_day(
     return wall, tuple(archives)
 
 
-def bench_day(
-    folder: Path, server: LocalS3Server, client: Minio, hour_count: int, repeats: int, workers: int
-) -> None:
-    s3_pid = server.running_pid()
+def bench_day(folder: Path, s3: LocalS3, hour_count: int, repeats: int, workers: int) -> None:
+    client = s3.client
+    s3_pid = s3.server.running_pid()
     if s3_pid is None:
         raise RuntimeError("the local S3 server is not running")
     progress(f"day: generating {hour_count} hours of sources")
@@ -518,9 +511,8 @@ def verify_archive(
     return size, len(names)
 
 
-def bench_memory(
-    folder: Path, server: LocalS3Server, client: Minio, hour_gb: float, workers: int
-) -> None:
+def bench_memory(folder: Path, s3: LocalS3, hour_gb: float, workers: int) -> None:
+    client = s3.client
     total_bytes = round(hour_gb * 10**9)
     progress(f"memory: generating and uploading a {hour_gb:g} GB hour")
     recordings = generate_and_upload_hour(client, folder, total_bytes)
@@ -530,9 +522,9 @@ def bench_memory(
     manifest.write_text(
         json.dumps(
             {
-                "endpoint": f"http://{server.endpoint}",
-                "access_key": server.access_key,
-                "secret_key": server.secret_key,
+                "endpoint": s3.connection.endpoint,
+                "access_key": s3.connection.access_key,
+                "secret_key": s3.connection.secret_key,
                 "archive_bucket": ARCHIVE_BUCKET,
                 "tenant_id": HOUR_TENANT,
                 "hour": DAY.isoformat(),
@@ -643,31 +635,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
         f"load average at start {load_average()}. Ratios are within this run."
     )
-    with tempfile.TemporaryDirectory(prefix="bench-tenant-day-", dir=args.temp_dir) as name:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tenant-day-", dir=args.temp_dir) as name,
+        local_s3(Path(name), [SOURCE_BUCKET, ARCHIVE_BUCKET]) as s3,
+    ):
         folder = Path(name)
-        access_key, secret_key = new_credentials()
-        server = LocalS3Server(
-            data_dir=folder / "s3",
-            access_key=access_key,
-            secret_key=secret_key,
-            ports=LocalS3Ports.free(),
-        )
-        try:
-            progress("starting the local S3 server")
-            server.start()
-            client = S3Connection(f"http://{server.endpoint}", access_key, secret_key).client()
-            ensure_bucket(client, SOURCE_BUCKET)
-            ensure_bucket(client, ARCHIVE_BUCKET)
-            if not args.skip_day:
-                bench_day(
-                    folder, server, client, 6 if args.quick else 24, args.repeats, args.workers
-                )
-            if not args.skip_memory:
-                bench_memory(folder, server, client, args.hour_gb, args.workers)
-        finally:
-            progress("stopping the local S3 server, removing temporary files")
-            server.stop(timeout=3)
-    print(f"\n_Bench runtime: {time.perf_counter() - _STARTED:.0f} s._")
+        if not args.skip_day:
+            bench_day(folder, s3, 6 if args.quick else 24, args.repeats, args.workers)
+        if not args.skip_memory:
+            bench_memory(folder, s3, args.hour_gb, args.workers)
+    print(f"\n_Bench runtime: {elapsed():.0f} s._")
 
 
 if __name__ == "__main__":

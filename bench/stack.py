@@ -1,0 +1,150 @@
+"""The local stack a benchmark runs on, started one way for every benchmark.
+
+A SeaweedFS S3 server of the benchmark's own (free loopback ports, fresh credentials, its data in
+the benchmark's temporary folder) with the buckets the benchmark names, a migrated application
+database, a DAGSTER_HOME, and the environment the benchmark's processes read (Dagster's, the
+API's, the resources of jobs run in process). Nothing here touches a developer's demo server,
+`.env` or data, and everything started is stopped on the way out, however the benchmark ends.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from minio import Minio
+
+from recordings.db.migrate import upgrade_database
+from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
+from recordings.storage import S3Connection, ensure_bucket
+from recordings.tokens import READ_PERMISSION, mint_development_token
+
+REPO = Path(__file__).resolve().parents[1]
+LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only
+JWT_DEV_SECRET = "bench-" + "s" * 40  # benchmark only
+_STARTED = time.perf_counter()
+
+
+def elapsed() -> float:
+    """Seconds since the benchmark started (since this module was first imported)."""
+    return time.perf_counter() - _STARTED
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, stamped with `elapsed()`: stdout is kept for the report."""
+    print(f"[{elapsed():6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def tenant_headers(tenant_id: str, subject: str) -> dict[str, str]:
+    """The Authorization header of a client reading `tenant_id`'s archives: a development token
+    signed with the secret `LocalStack.environment()` gives the API."""
+    token = mint_development_token(
+        JWT_DEV_SECRET, subject=subject, tenant_id=tenant_id, permissions=[READ_PERMISSION]
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass(frozen=True)
+class LocalS3:
+    """A running S3 server of the benchmark's own, and a client on it."""
+
+    server: LocalS3Server
+    connection: S3Connection
+    client: Minio
+
+
+@contextlib.contextmanager
+def local_s3(folder: Path, buckets: Sequence[str]) -> Iterator[LocalS3]:
+    """SeaweedFS with its data in `folder / "s3"`, holding `buckets`; stopped on the way out."""
+    access_key, secret_key = new_credentials()
+    server = LocalS3Server(folder / "s3", access_key, secret_key, LocalS3Ports.free())
+    progress("starting the local S3 server")
+    try:
+        server.start()
+        connection = S3Connection(f"http://{server.endpoint}", access_key, secret_key)
+        client = connection.client()
+        for bucket in buckets:
+            ensure_bucket(client, bucket)
+        yield LocalS3(server, connection, client)
+    finally:
+        progress("stopping the local S3 server")
+        server.stop(timeout=3)
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """S3, the application database and a Dagster home, all in one benchmark's folder."""
+
+    folder: Path
+    s3: LocalS3
+    database_url: str
+    home: Path  # DAGSTER_HOME: its dagster.yaml is the instance of every Dagster process
+    source_bucket: str
+    archive_bucket: str
+
+    def environment(self) -> dict[str, str]:
+        """What the benchmark's processes read: the application database, S3 and the buckets,
+        the development token secret and link keys, the project folder (so no `.env` of the
+        checkout is read), DAGSTER_HOME, and a PYTHONPATH with this checkout first (the
+        virtualenv may have been installed from another one) and bench/ (the API factories the
+        benchmarks serve, `api:create_bench_app` and `scale:create_pooled_app`). Each benchmark
+        adds its own extras."""
+        connection = self.s3.connection
+        python_path = [str(REPO), str(REPO / "bench"), *filter(None, [os.getenv("PYTHONPATH")])]
+        return {
+            "RECORDINGS_DATABASE_URL": self.database_url,
+            "RECORDINGS_S3_ENDPOINT": connection.endpoint,
+            "RECORDINGS_S3_ACCESS_KEY": connection.access_key,
+            "RECORDINGS_S3_SECRET_KEY": connection.secret_key,
+            "RECORDINGS_SOURCE_BUCKET": self.source_bucket,
+            "RECORDINGS_ARCHIVE_BUCKET": self.archive_bucket,
+            "RECORDINGS_JWT_DEV_SECRET": JWT_DEV_SECRET,
+            "RECORDINGS_LINK_KEYS": LINK_KEYS,
+            "RECORDINGS_PROJECT_DIR": str(self.folder),
+            "DAGSTER_HOME": str(self.home),
+            "PYTHONPATH": os.pathsep.join(python_path),
+        }
+
+
+@contextlib.contextmanager
+def local_stack(
+    folder: Path,
+    *,
+    source_bucket: str,
+    archive_bucket: str,
+    database_url: str | None = None,
+    dagster_yaml: str | None = None,
+) -> Iterator[LocalStack]:
+    """The S3 server with both buckets, the application database migrated (SQLite in `folder`
+    unless `database_url` names another) and `folder / "dagster_home"` holding `dagster_yaml`
+    (the repository's `dagster.yaml` unless given). The S3 server is stopped on the way out."""
+    with local_s3(folder, [source_bucket, archive_bucket]) as s3:
+        database_url = database_url or f"sqlite:///{folder / 'recordings.db'}"
+        upgrade_database(database_url)
+        home = folder / "dagster_home"
+        home.mkdir()
+        if dagster_yaml is None:
+            dagster_yaml = (REPO / "dagster.yaml").read_text(encoding="utf-8")
+        (home / "dagster.yaml").write_text(dagster_yaml, encoding="utf-8")
+        yield LocalStack(folder, s3, database_url, home, source_bucket, archive_bucket)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Stop a process started with `start_new_session=True` and everything it started (a
+    Dagster process starts code servers and runs): SIGTERM to its group, SIGKILL after
+    `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
