@@ -102,7 +102,14 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._grpc.client import DagsterGrpcClient
 from minio import Minio
-from stack import REPO, LocalS3, local_stack, progress, stop_process_group  # bench/stack.py
+from stack import (  # bench/stack.py
+    REPO,
+    LocalS3,
+    LocalStack,
+    local_stack,
+    progress,
+    stop_process_group,
+)
 
 import recordings
 from recordings.archive.verify import verify_archive
@@ -294,6 +301,79 @@ def store_schedule_states(instance: dg.DagsterInstance, workspace: Path, tick: d
             )
 
 
+def open_instance(
+    stack: contextlib.ExitStack, local: LocalStack, max_concurrent: int, names: Sequence[str]
+) -> dg.DagsterInstance:
+    """The night's instance (closed with `stack`), checked to hold production's queue limits and
+    run retries, with every tenant already in the "tenants" partitions."""
+    os.environ["DAGSTER_MAX_CONCURRENT_RUNS"] = str(max_concurrent)
+    instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None and queue.max_concurrent_runs == max_concurrent
+    assert queue.tag_concurrency_limits == [
+        {"key": TENANT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": TENANT_LIMIT}
+    ], queue.tag_concurrency_limits
+    assert instance.run_retries_enabled and instance.run_retries_max_retries == MAX_RETRIES
+    instance.add_dynamic_partitions(tenant_partitions.name or "tenants", names)
+    return instance
+
+
+@dataclass
+class Dagster:
+    """The night's code server and daemon, and when the daemon started (time.time())."""
+
+    code_server: Process
+    daemon: Process
+    started_at: float
+
+    def alive(self) -> bool:
+        return self.daemon.alive() and self.code_server.alive()
+
+    def stop(self) -> None:
+        progress("stopping the daemon and the code server")
+        self.daemon.stop()
+        self.code_server.stop()
+
+
+def start_dagster(
+    stack: contextlib.ExitStack, local: LocalStack, instance: dg.DagsterInstance, tick: datetime
+) -> Dagster:
+    """The code server, then the daemon on a workspace pointing at it, with the schedules' states
+    stored in between so the daemon's first iteration evaluates `tick`. Both are stopped with
+    `stack` if the night ends early; they run in the benchmark's folder, away from any `.env`."""
+    port = free_port()
+    workspace = local.home / "workspace.yaml"
+    workspace.write_text(workspace_yaml(port), encoding="utf-8")
+    env = {**os.environ, **local.environment()}
+    bin_dir = Path(sys.executable).parent
+    code_server = Process(
+        [
+            str(bin_dir / "dagster"),
+            *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
+            *("-h", "127.0.0.1", "-p", str(port)),
+        ],
+        env,
+        local.folder,
+        local.folder / "code-server.log",
+    )
+    stack.callback(code_server.stop)
+    progress("starting the code server")
+    code_server.start()
+    wait_for_code_server(code_server, port)
+    store_schedule_states(instance, workspace, tick)
+    daemon = Process(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
+        env,
+        local.folder,
+        local.folder / "daemon.log",
+    )
+    stack.callback(daemon.stop)
+    progress(f"starting dagster-daemon; it evaluates the {tick:%Y-%m-%d %H:%M} UTC tick")
+    started_at = time.time()
+    daemon.start()
+    return Dagster(code_server, daemon, started_at)
+
+
 # --- the fault ---------------------------------------------------------------------------------
 
 
@@ -371,6 +451,85 @@ def unresolved_failures(runs: Sequence[dg.DagsterRun]) -> list[str]:
 
 def materialized_count(instance: dg.DagsterInstance, keys: Sequence[str]) -> int:
     return len(latest_archive_records(instance, keys))
+
+
+NOT_DONE = {
+    status.value
+    for status in (
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    )
+}
+STARTED = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+
+
+def settled(runs: Sequence[dg.DagsterRun]) -> bool:
+    """The night's runs are all done, and the retry daemon has decided about every failed one."""
+    idle = not any(run.status.value in NOT_DONE for run in runs)
+    return bool(runs) and idle and not unresolved_failures(runs)
+
+
+def watch(
+    instance: dg.DagsterInstance,
+    dagster: Dagster,
+    fault: Fault | None,
+    samples: Samples,
+    day: date,
+    keys: Sequence[str],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Sample the runs until every hour is materialized and every run settled, triggering the
+    fault once `args.fault_after` runs have started; what went wrong (nothing if it finished)."""
+    failures: list[str] = []
+    deadline = time.monotonic() + args.time_cap
+    last_check = 0.0
+    materialized = 0
+    last_report = ""
+    while time.monotonic() < deadline:
+        if not dagster.alive():
+            failures.append("dagster-daemon or the code server exited; see their logs")
+            break
+        sample(instance, samples)
+        runs = night_runs(instance, day)
+        statuses = Counter(run.status.value for run in runs)
+        started = sum(1 for run in runs if run.status in STARTED)
+        if fault and fault.thread is None and started >= args.fault_after:
+            progress(f"{started} runs have started: stopping S3")
+            fault.trigger()
+        if time.monotonic() - last_check >= 2:
+            last_check = time.monotonic()
+            materialized = materialized_count(instance, keys)
+            report = (
+                f"runs {dict(sorted(statuses.items()))}, "
+                f"hours materialized {materialized}/{len(keys)}"
+            )
+            if report != last_report:
+                progress(report)
+                last_report = report
+            if materialized == len(keys) and settled(runs) and (fault is None or fault.done):
+                return failures
+        time.sleep(SAMPLE_SECONDS)
+    wall_cap = time.monotonic() >= deadline
+    failures.append(
+        f"the night did not finish: {materialized}/{len(keys)} hours materialized"
+        + (f" when the {args.time_cap:.0f} s time cap was reached" if wall_cap else "")
+    )
+    return failures
+
+
+def end_fault(fault: Fault | None, s3: LocalS3) -> list[str]:
+    """Wait for the fault to be undone, and S3 answering, to verify what it stores."""
+    failures: list[str] = []
+    if fault is not None and fault.thread is not None:
+        fault.thread.join(timeout=180)
+    if fault is not None and fault.error:
+        failures.append(f"the fault could not be undone: {fault.error}")
+    if s3.server.running_pid() is None:
+        s3.server.start(timeout=120)
+    return failures
 
 
 # --- after the night: the records --------------------------------------------------------------
@@ -540,17 +699,70 @@ class Outcome:
     failures: list[str]
 
 
+@dataclass
+class Night:
+    """What a night left behind, read once its processes are stopped."""
+
+    args: argparse.Namespace
+    day: date
+    tick: datetime
+    names: list[str]
+    keys: list[str]  # every tenant's 24 hour partitions
+    seeded: Seeded
+    samples: Samples
+    fault: Fault | None
+    daemon_started: float  # time.time()
+    runs: RunFigures
+    archives: ArchiveFigures
+
+
+@dataclass
+class Retries:
+    """The night's run groups and retries, which the checks and the table both read."""
+
+    groups: dict[str, list[dg.DagsterRun]]  # root run id -> the group's runs
+    unsuccessful: list[str]  # root run ids of groups with no successful run
+    after_fault: list[dg.DagsterRun]  # retries started once S3 was back
+    failed_after_fault: list[dg.DagsterRun]
+    failed: list[dg.DagsterRun]
+
+
+def retries_of(night: Night) -> Retries:
+    groups: dict[str, list[dg.DagsterRun]] = defaultdict(list)
+    for run in night.runs.runs:
+        groups[run.tags.get(ROOT_RUN_ID_TAG, run.run_id)].append(run)
+    back_at = night.fault.back_at if night.fault else None
+    after_fault = [
+        run
+        for run in night.runs.retries
+        if back_at is not None and night.runs.starting.get(run.run_id, 0) >= back_at
+    ]
+    return Retries(
+        groups=groups,
+        unsuccessful=[
+            root
+            for root, members in groups.items()
+            if not any(run.status == dg.DagsterRunStatus.SUCCESS for run in members)
+        ],
+        after_fault=after_fault,
+        failed_after_fault=[
+            run for run in after_fault if run.status != dg.DagsterRunStatus.SUCCESS
+        ],
+        failed=[run for run in night.runs.retries if run.status != dg.DagsterRunStatus.SUCCESS],
+    )
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
 
 
 def night(args: argparse.Namespace) -> Outcome:
-    now = datetime.now(UTC)
-    tick = nightly_tick(now)
+    """Prepare the stack and the tenants, start Dagster, watch the night through, stop, then
+    check what the records and S3 hold and tabulate it."""
+    tick = nightly_tick(datetime.now(UTC))
     day = previous_utc_day(tick)
     names = [tenant_name(index) for index in range(args.tenants)]
     keys = [archive_partition_key(name, hour) for name in names for hour in day_hours(day)]
-    failures: list[str] = []
     with contextlib.ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="bench-night-"))
         if args.keep:
@@ -565,129 +777,52 @@ def night(args: argparse.Namespace) -> Outcome:
                 dagster_yaml=instance_yaml(),
             )
         )
-        s3, client, database_url = local.s3, local.s3.client, local.database_url
         progress(f"seeding {args.tenants} tenants for {day}")
         (folder / "sources").mkdir()
         seeded = seed(
-            database_url, client, names, day, args.recordings, args.seconds, folder / "sources"
+            local.database_url,
+            local.s3.client,
+            names,
+            day,
+            args.recordings,
+            args.seconds,
+            folder / "sources",
         )
-
-        port = free_port()
-        workspace = local.home / "workspace.yaml"
-        workspace.write_text(workspace_yaml(port), encoding="utf-8")
-        os.environ["DAGSTER_MAX_CONCURRENT_RUNS"] = str(args.max_concurrent)
-        env = {**os.environ, **local.environment()}
-        instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
-        queue = instance.get_concurrency_config().run_queue_config
-        assert queue is not None and queue.max_concurrent_runs == args.max_concurrent
-        assert queue.tag_concurrency_limits == [
-            {"key": TENANT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": TENANT_LIMIT}
-        ], queue.tag_concurrency_limits
-        assert instance.run_retries_enabled and instance.run_retries_max_retries == MAX_RETRIES
-        instance.add_dynamic_partitions(tenant_partitions.name or "tenants", names)
-
-        bin_dir = Path(sys.executable).parent
-        code_server = Process(
-            [
-                str(bin_dir / "dagster"),
-                *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
-                *("-h", "127.0.0.1", "-p", str(port)),
-            ],
-            env,
-            folder,
-            folder / "code-server.log",
-        )
-        stack.callback(code_server.stop)
-        progress("starting the code server")
-        code_server.start()
-        wait_for_code_server(code_server, port)
-        store_schedule_states(instance, workspace, tick)
-        daemon = Process(
-            [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
-            env,
-            folder,
-            folder / "daemon.log",
-        )
-        stack.callback(daemon.stop)
-        progress(f"starting dagster-daemon; it evaluates the {tick:%Y-%m-%d %H:%M} UTC tick")
-        daemon_started = time.time()
-        daemon.start()
-
-        fault = Fault(s3, args.fault_seconds) if args.fault_seconds > 0 else None
+        instance = open_instance(stack, local, args.max_concurrent, names)
+        dagster = start_dagster(stack, local, instance, tick)
+        fault = Fault(local.s3, args.fault_seconds) if args.fault_seconds > 0 else None
         samples = Samples()
-        deadline = time.monotonic() + args.time_cap
-        last_check = 0.0
-        materialized = 0
-        finished = False
-        last_report = ""
-        while time.monotonic() < deadline:
-            if not daemon.alive() or not code_server.alive():
-                failures.append("dagster-daemon or the code server exited; see their logs")
-                break
-            sample(instance, samples)
-            runs = night_runs(instance, day)
-            statuses = Counter(run.status.value for run in runs)
-            started = sum(
-                1
-                for run in runs
-                if run.status
-                in {
-                    dg.DagsterRunStatus.STARTED,
-                    dg.DagsterRunStatus.SUCCESS,
-                    dg.DagsterRunStatus.FAILURE,
-                }
-            )
-            if fault and fault.thread is None and started >= args.fault_after:
-                progress(f"{started} runs have started: stopping S3")
-                fault.trigger()
-            if time.monotonic() - last_check >= 2:
-                last_check = time.monotonic()
-                materialized = materialized_count(instance, keys)
-                report = (
-                    f"runs {dict(sorted(statuses.items()))}, "
-                    f"hours materialized {materialized}/{len(keys)}"
-                )
-                if report != last_report:
-                    progress(report)
-                    last_report = report
-                idle = not any(run.status.value in NOT_DONE for run in runs)
-                if (
-                    materialized == len(keys)
-                    and runs
-                    and idle
-                    and not unresolved_failures(runs)
-                    and (fault is None or fault.done)
-                ):
-                    finished = True
-                    break
-            time.sleep(SAMPLE_SECONDS)
-        wall_cap = time.monotonic() >= deadline
-        if not finished:
-            failures.append(
-                f"the night did not finish: {materialized}/{len(keys)} hours materialized"
-                + (f" when the {args.time_cap:.0f} s time cap was reached" if wall_cap else "")
-            )
-        progress("stopping the daemon and the code server")
-        daemon.stop()
-        code_server.stop()
-        if fault is not None and fault.thread is not None:
-            fault.thread.join(timeout=180)
-        if fault is not None and fault.error:
-            failures.append(f"the fault could not be undone: {fault.error}")
-        if s3.server.running_pid() is None:
-            s3.server.start(timeout=120)  # to verify what is stored
+        failures = watch(instance, dagster, fault, samples, day, keys, args)
+        dagster.stop()
+        failures += end_fault(fault, local.s3)
 
         progress("reading the run records and verifying every archive in S3")
         if not night_runs(instance, day):
             failures.append("the daemon launched no run for the night; see daemon.log")
             return Outcome([("tenants", str(args.tenants))], failures)
-        figures = run_figures(instance, day)
-        archives = archive_figures(instance, client, keys, folder / "verify")
+        record = Night(
+            args=args,
+            day=day,
+            tick=tick,
+            names=names,
+            keys=keys,
+            seeded=seeded,
+            samples=samples,
+            fault=fault,
+            daemon_started=dagster.started_at,
+            runs=run_figures(instance, day),
+            archives=archive_figures(instance, local.s3.client, keys, folder / "verify"),
+        )
+    retries = retries_of(record)
+    return Outcome(table(record, retries), failures + checks(record, retries))
 
-    # --- checks
-    n = args.tenants
+
+def checks(night: Night, retries: Retries) -> list[str]:
+    """What the night got wrong: tenants, hours, archives, limits, run groups and retries."""
+    failures: list[str] = []
+    figures, archives, keys = night.runs, night.archives, night.keys
     first_tenants = Counter(run.tags.get(TENANT_TAG, "") for run in figures.first_attempts)
-    if sorted(first_tenants) != sorted(names) or set(first_tenants.values()) != {1}:
+    if sorted(first_tenants) != sorted(night.names) or set(first_tenants.values()) != {1}:
         failures.append(f"first attempts per tenant are not one each: {dict(first_tenants)}")
     if archives.materialized != len(keys):
         failures.append(f"{archives.materialized} of {len(keys)} hours materialized")
@@ -700,12 +835,12 @@ def night(args: argparse.Namespace) -> Outcome:
         failures.append(f"{len(archives.problems)} archive problems, e.g. {archives.problems[:3]}")
     if archives.objects != len(keys):
         failures.append(f"{archives.objects} archive objects in S3, expected {len(keys)}")
-    if archives.recordings != seeded.recordings or archives.failed_recordings:
+    if archives.recordings != night.seeded.recordings or archives.failed_recordings:
         failures.append(
-            f"{archives.recordings} of {seeded.recordings} recordings archived, "
+            f"{archives.recordings} of {night.seeded.recordings} recordings archived, "
             f"{archives.failed_recordings} listed as failed"
         )
-    limit = args.max_concurrent
+    limit, samples = night.args.max_concurrent, night.samples
     if max(figures.overlap_all, samples.in_progress_max) > limit:
         failures.append(
             f"runs in progress exceeded the limit {limit}: {figures.overlap_all} (run events), "
@@ -716,54 +851,45 @@ def night(args: argparse.Namespace) -> Outcome:
             f"a tenant had {max(figures.overlap_per_tenant, samples.per_tenant_max)} runs in "
             f"progress at once (limit {TENANT_LIMIT})"
         )
-    by_id = {run.run_id: run for run in figures.runs}
-    groups: dict[str, list[dg.DagsterRun]] = defaultdict(list)
-    for run in figures.runs:
-        groups[run.tags.get(ROOT_RUN_ID_TAG, run.run_id)].append(run)
-    unsuccessful = [
-        root
-        for root, members in groups.items()
-        if not any(run.status == dg.DagsterRunStatus.SUCCESS for run in members)
-    ]
-    if unsuccessful:
-        failures.append(f"{len(unsuccessful)} tenants' run groups never succeeded")
-    back_at = fault.back_at if fault else None
-    retries_after_fault = [
-        run
-        for run in figures.retries
-        if back_at is not None and figures.starting.get(run.run_id, 0) >= back_at
-    ]
-    failed_late_retries = [
-        run for run in retries_after_fault if run.status != dg.DagsterRunStatus.SUCCESS
-    ]
-    if failed_late_retries:
+    if retries.unsuccessful:
+        failures.append(f"{len(retries.unsuccessful)} tenants' run groups never succeeded")
+    if retries.failed_after_fault:
         failures.append(
-            f"{len(failed_late_retries)} retries started after S3 was back did not succeed"
+            f"{len(retries.failed_after_fault)} retries started after S3 was back did not succeed"
         )
-    if fault is not None and not figures.failed:
+    if night.fault is not None and not figures.failed:
         failures.append("the S3 outage failed no run: nothing exercised the retries")
-    failed_retries = [run for run in figures.retries if run.status != dg.DagsterRunStatus.SUCCESS]
+    by_id = {run.run_id: run for run in figures.runs}
     for run in figures.retries:
         parent = by_id.get(run.tags[PARENT_RUN_ID_TAG])
         if parent is None or parent.status != dg.DagsterRunStatus.FAILURE:
             failures.append(f"retry {run.run_id} has no failed parent among the night's runs")
+    return failures
 
-    # --- the table
-    origin = figures.first_enqueued
-    to_materialized = archives.last_materialized - origin
-    to_last_run = figures.last_ended - origin
+
+def table(night: Night, retries: Retries) -> list[tuple[str, str]]:
+    """The report's rows: the night and its runs, the fault, then the figures."""
+    return [*_run_rows(night, retries), *_fault_rows(night), *_figure_rows(night)]
+
+
+def _run_rows(night: Night, retries: Retries) -> list[tuple[str, str]]:
+    args, figures, seeded = night.args, night.runs, night.seeded
     audio = f"{seeded.recordings} recordings, {seeded.audio_seconds:,.0f} s of audio"
-    lines: list[tuple[str, str]] = [
-        ("tenants", f"{n} ({args.recordings} x {args.seconds:g} s recordings each; {audio})"),
+    failed_retries = retries.failed
+    return [
+        (
+            "tenants",
+            f"{args.tenants} ({args.recordings} x {args.seconds:g} s recordings each; {audio})",
+        ),
         (
             "queue (`deploy/dagster.prod.yaml`, SQLite storage)",
-            f"max_concurrent_runs {limit}, {TENANT_LIMIT} per `{TENANT_TAG}`, "
+            f"max_concurrent_runs {args.max_concurrent}, {TENANT_LIMIT} per `{TENANT_TAG}`, "
             f"run retries {MAX_RETRIES}",
         ),
         (
             "the night",
-            f"{day} (the daemon evaluated the {tick:%Y-%m-%d %H:%M} UTC tick "
-            f"{figures.first_enqueued - daemon_started:.1f} s after it started)",
+            f"{night.day} (the daemon evaluated the {night.tick:%Y-%m-%d %H:%M} UTC tick "
+            f"{figures.first_enqueued - night.daemon_started:.1f} s after it started)",
         ),
         (
             "the tick's submissions: first to last first-attempt run enqueued",
@@ -782,28 +908,41 @@ def night(args: argparse.Namespace) -> Outcome:
             "retries that succeeded",
             f"{len(figures.retries) - len(failed_retries)} of {len(figures.retries)}"
             + (
-                f"; started after S3 was back: {len(retries_after_fault)}, all succeeded: "
-                f"{'yes' if not failed_late_retries else 'no'}"
-                if fault
+                f"; started after S3 was back: {len(retries.after_fault)}, all succeeded: "
+                f"{'yes' if not retries.failed_after_fault else 'no'}"
+                if night.fault
                 else ""
             ),
         ),
         (
             "tenants whose night ended in success",
-            f"{len(groups) - len(unsuccessful)} of {n}",
+            f"{len(retries.groups) - len(retries.unsuccessful)} of {args.tenants}",
         ),
     ]
-    if fault is not None and fault.stopped_at is not None:
-        back = fault.back_at - origin if fault.back_at else float("nan")
-        lines.append(
-            (
-                "fault: S3 stopped",
-                f"after {args.fault_after} runs had started, +{fault.stopped_at - origin:.1f} s "
-                f"from the first enqueue; answering again at +{back:.1f} s "
-                f"({args.fault_seconds:g} s stopped + restart)",
-            )
+
+
+def _fault_rows(night: Night) -> list[tuple[str, str]]:
+    fault, origin = night.fault, night.runs.first_enqueued
+    if fault is None or fault.stopped_at is None:
+        return []
+    back = fault.back_at - origin if fault.back_at else float("nan")
+    return [
+        (
+            "fault: S3 stopped",
+            f"after {night.args.fault_after} runs had started, "
+            f"+{fault.stopped_at - origin:.1f} s from the first enqueue; answering again at "
+            f"+{back:.1f} s ({night.args.fault_seconds:g} s stopped + restart)",
         )
-    lines += [
+    ]
+
+
+def _figure_rows(night: Night) -> list[tuple[str, str]]:
+    figures, archives, samples, keys = night.runs, night.archives, night.samples, night.keys
+    origin = figures.first_enqueued
+    to_materialized = archives.last_materialized - origin
+    to_last_run = figures.last_ended - origin
+    limit = night.args.max_concurrent
+    return [
         (
             "**wall time: first enqueue until every tenant's 24 hours are materialized**",
             f"**{_minutes(to_materialized)}**",
@@ -845,22 +984,9 @@ def night(args: argparse.Namespace) -> Outcome:
         ),
         (
             "recordings archived / listed as failed",
-            f"{archives.recordings} of {seeded.recordings} / {archives.failed_recordings}",
+            f"{archives.recordings} of {night.seeded.recordings} / {archives.failed_recordings}",
         ),
     ]
-    return Outcome(lines, failures)
-
-
-NOT_DONE = {
-    status.value
-    for status in (
-        dg.DagsterRunStatus.QUEUED,
-        dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED,
-        dg.DagsterRunStatus.CANCELING,
-    )
-}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
