@@ -306,6 +306,50 @@ def _own_pool_unless(shared: Executor | None, workers: int) -> Iterator[Executor
         yield pool
 
 
+def _recording_members(
+    prepared_in_order: Iterable[_Prepared],
+    archived: list[ArchivedRecording],
+    failed: list[FailedRecording],
+) -> Iterator[ZipMember]:
+    """The ZIP entries of the prepared recordings, in order; each outcome goes into `archived`
+    or `failed` as it streams, so both are complete once the last entry is written."""
+    for prepared in prepared_in_order:
+        outcome = prepared.outcome
+        if isinstance(outcome, FailedRecording):
+            log.warning(
+                "recording %s not archived (%s): %s",
+                outcome.recording.recording_id,
+                outcome.reason,
+                outcome.detail,
+            )
+            failed.append(outcome)
+            continue
+        if prepared.opus_path is None:
+            raise RuntimeError(f"no Opus file for {outcome.entry_name}")
+        archived.append(outcome)
+        yield ZipMember(
+            name=outcome.entry_name,
+            modified=outcome.recording.started_at,
+            path=prepared.opus_path,
+            crc32=outcome.conversion.output_crc32,
+            size=outcome.conversion.output_bytes,
+        )
+        # stream_zip asks for the next member only after writing this one.
+        prepared.opus_path.unlink(missing_ok=True)
+
+
+def _metadata_member(metadata: dict[str, Any], generated_at: datetime) -> ZipMember:
+    """The `metadata.json` entry: written last, once every recording's outcome is known."""
+    payload = json.dumps(metadata, indent=2, ensure_ascii=False).encode("utf-8")
+    return ZipMember(
+        name=METADATA_NAME,
+        modified=generated_at,
+        data=payload,
+        crc32=zlib.crc32(payload),
+        size=len(payload),
+    )
+
+
 def build_hour_archive(
     *,
     tenant_id: str,
@@ -339,33 +383,14 @@ def build_hour_archive(
         return _prepare(tenant_id, sequence, recording, store, workdir)
 
     def members() -> Iterator[ZipMember]:
+        # The recordings as they are converted, in archive order; then what each one became.
         with (
             _own_pool_unless(conversions, workers) as pool,
             closing(run_in_window(pool, prepare, enumerate(ordered), window)) as prepared_in_order,
         ):
-            for _, prepared in prepared_in_order:
-                outcome = prepared.outcome
-                if isinstance(outcome, FailedRecording):
-                    log.warning(
-                        "recording %s not archived (%s): %s",
-                        outcome.recording.recording_id,
-                        outcome.reason,
-                        outcome.detail,
-                    )
-                    failed.append(outcome)
-                    continue
-                if prepared.opus_path is None:
-                    raise RuntimeError(f"no Opus file for {outcome.entry_name}")
-                archived.append(outcome)
-                yield ZipMember(
-                    name=outcome.entry_name,
-                    modified=outcome.recording.started_at,
-                    path=prepared.opus_path,
-                    crc32=outcome.conversion.output_crc32,
-                    size=outcome.conversion.output_bytes,
-                )
-                # stream_zip asks for the next member only after writing this one.
-                prepared.opus_path.unlink(missing_ok=True)
+            yield from _recording_members(
+                (prepared for _, prepared in prepared_in_order), archived, failed
+            )
         metadata = build_metadata(
             tenant_id=tenant_id,
             hour=start,
@@ -374,14 +399,7 @@ def build_hour_archive(
             failed=failed,
             run_id=run_id,
         )
-        payload = json.dumps(metadata, indent=2, ensure_ascii=False).encode("utf-8")
-        yield ZipMember(
-            name=METADATA_NAME,
-            modified=generated_at,
-            data=payload,
-            crc32=zlib.crc32(payload),
-            size=len(payload),
-        )
+        yield _metadata_member(metadata, generated_at)
 
     try:
         reader = IteratorReader(stream_zip(members()))
