@@ -5,7 +5,6 @@ stops and what closing the generator cancels.
 """
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -29,12 +28,20 @@ class CountingPool(ThreadPoolExecutor):
 
 
 def test_results_come_back_in_job_order_even_when_later_jobs_finish_first() -> None:
+    finished: list[int] = []
+    last_finished = threading.Event()
+
     def work(job: int) -> int:
-        time.sleep(0.01 * (5 - job))
+        if job == 0:
+            assert last_finished.wait(timeout=10)
+        finished.append(job)
+        if job == 3:
+            last_finished.set()
         return job * 10
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(run_in_window(pool, work, range(5), 4))
+    assert finished.index(3) < finished.index(0)
     assert results == [(job, job * 10) for job in range(5)]
 
 
