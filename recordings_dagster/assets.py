@@ -8,17 +8,29 @@ not stop the others; the run fails at the end if any hour failed, and Dagster's 
 run group has not archived yet.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import dagster as dg
 import sqlalchemy.exc
 
+from recordings.archive.evidence import (
+    AUDIO_SECONDS,
+    BUCKET,
+    ETAG,
+    FAILED_RECORDINGS,
+    FAILURE_REASONS,
+    GENERATED_AT,
+    HOUR_START,
+    REPLACES_SHA256,
+    TENANT_ID,
+    TRUNCATED_RECORDING_COUNT,
+    ArchiveEvidence,
+)
 from recordings.archive.hourly import HourArchive, HourJob, build_hour_archives
 from recordings.catalog import SourceRecording, is_enabled, recordings_in_hour
 from recordings.keys import (
-    ARCHIVE_ASSET_NAME,
     HOUR_DIMENSION,
     TENANT_DIMENSION,
     archive_partition_key,
@@ -29,8 +41,7 @@ from recordings.leases import HourLeases, LeaseLostError
 from recordings.outages import describe_failure
 from recordings_dagster.partitions import archive_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource, ObjectStoreResource
-
-ARCHIVE_ASSET_KEY = dg.AssetKey(ARCHIVE_ASSET_NAME)
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records, recorded_sha256
 
 
 class ArchiveRunConfig(dg.Config):
@@ -41,23 +52,25 @@ class ArchiveRunConfig(dg.Config):
 
 
 def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
-    """The per-hour materialization metadata; the API reads these keys."""
-    reasons = archive.failure_reasons()
+    """The per-hour materialization metadata; the API reads its `ArchiveEvidence`."""
+    evidence = ArchiveEvidence(
+        object_key=archive.object_key,
+        size_bytes=archive.size_bytes,
+        sha256=archive.sha256,
+        recording_count=archive.recording_count,
+        conversation_count=archive.conversation_count,
+        failed_recording_count=archive.failed_recording_count,
+    )
     metadata: dict[str, Any] = {
-        "object_key": archive.object_key,
-        "bucket": bucket,
-        "size_bytes": archive.size_bytes,
-        "sha256": archive.sha256,
-        "etag": archive.etag,
-        "recording_count": archive.recording_count,
-        "conversation_count": archive.conversation_count,
-        "failed_recording_count": archive.failed_recording_count,
-        "truncated_recording_count": len(archive.truncated),
-        "audio_seconds": dg.MetadataValue.float(archive.audio_seconds),
-        "tenant_id": archive.tenant_id,
-        "hour_start": archive.hour.isoformat(),
-        "generated_at": archive.generated_at.isoformat(),
-        "failure_reasons": dg.MetadataValue.json(reasons),
+        **evidence.to_metadata(),
+        BUCKET: bucket,
+        ETAG: archive.etag,
+        TRUNCATED_RECORDING_COUNT: len(archive.truncated),
+        AUDIO_SECONDS: dg.MetadataValue.float(archive.audio_seconds),
+        TENANT_ID: archive.tenant_id,
+        HOUR_START: archive.hour.isoformat(),
+        GENERATED_AT: archive.generated_at.isoformat(),
+        FAILURE_REASONS: dg.MetadataValue.json(archive.failure_reasons()),
     }
     if archive.failed or archive.truncated:
         rows = [
@@ -74,7 +87,7 @@ def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
             )
             for a in archive.truncated
         ]
-        metadata["failed_recordings"] = dg.MetadataValue.md(
+        metadata[FAILED_RECORDINGS] = dg.MetadataValue.md(
             "| recording | conversation | reason | detail |\n| --- | --- | --- | --- |\n"
             + "\n".join(
                 f"| {rec} | {conv} | {reason} | {detail.replace('|', '/')} |"
@@ -82,23 +95,6 @@ def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
             )
         )
     return metadata
-
-
-def latest_archive_records(
-    instance: dg.DagsterInstance, partition_keys: Iterable[str]
-) -> dict[str, dg.EventLogRecord]:
-    """The latest materialization record of each partition that has one (two indexed reads,
-    whatever the size of the asset's history)."""
-    latest = instance.get_latest_storage_id_by_partition(
-        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
-    )
-    if not latest:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
-        limit=len(latest),
-    ).records
-    return {record.partition_key: record for record in records if record.partition_key}
 
 
 def _hours_done_in_run_group(
@@ -112,12 +108,6 @@ def _hours_done_in_run_group(
     group_run_ids = {run.run_id for run in group[1]} if group else {root_run_id}
     group_run_ids.discard(context.run_id)
     return {key for key, record in previous.items() if record.run_id in group_run_ids}
-
-
-def _recorded_sha256(record: dg.EventLogRecord | None) -> str | None:
-    materialization = record.asset_materialization if record else None
-    value = materialization.metadata.get("sha256") if materialization else None
-    return str(value.value) if value is not None else None
 
 
 @dg.asset(
@@ -220,13 +210,11 @@ def hourly_conversation_audio_archive(
                 metadata = hour_metadata(outcome, object_store.archive_bucket)
                 # Read now, under the lease: another run may have archived the hour since this
                 # run started (and this one waited for it).
-                replaced = _recorded_sha256(
-                    latest_archive_records(context.instance, [partition_key]).get(partition_key)
-                )
+                replaced = recorded_sha256(context.instance, partition_key)
                 if replaced is not None:
                     # The earlier archive of this hour was replaced (atomically, at the same
                     # key): a rebuild after late recordings, a backfill or a manual re-run.
-                    metadata["replaces_sha256"] = replaced
+                    metadata[REPLACES_SHA256] = replaced
                 context.log_event(
                     dg.AssetMaterialization(
                         asset_key=ARCHIVE_ASSET_KEY,
