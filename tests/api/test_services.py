@@ -1,16 +1,17 @@
 """The day lookup against a Dagster instance: evidence per hour, the cache by storage id never
-serves a replaced archive, the cache stays within its bound, and an hour whose evidence cannot
-be read is failed (and logged)."""
+serves a replaced archive, the cache stays within its bound, an hour whose evidence cannot be
+read is failed (and logged), and the Dagster run tag the lookup relies on is still Dagster's."""
 
 import logging
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from dagster._core.storage import tags as dagster_tags
 
 from recordings.archive.evidence import ArchiveEvidence
 from recordings.keys import archive_key, archive_partition_key, day_hours
-from recordings_api.archives.services import day_statuses
+from recordings_api.archives.services import WILL_RETRY_TAG, day_statuses
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache, RecordedEvidence
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
@@ -102,3 +103,8 @@ def test_an_hour_whose_evidence_cannot_be_read_is_failed_and_logged(
     # Deleted by retention afterwards: expired like any deleted hour.
     deleted = {day_hours(DAY)[5]: datetime.now(UTC) + timedelta(seconds=1)}
     assert day_statuses(dagster_instance, "acme", DAY, 7, deleted=deleted)[5].status == "expired"
+
+
+def test_the_will_retry_tag_is_dagsters() -> None:
+    # Dagster exports no public name for it; an upgrade that renames it must fail here.
+    assert dagster_tags.WILL_RETRY_TAG == WILL_RETRY_TAG
