@@ -10,25 +10,12 @@ run group has not archived yet.
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
 
 import dagster as dg
 import sqlalchemy.exc
 
-from recordings.archive.evidence import (
-    AUDIO_SECONDS,
-    BUCKET,
-    ETAG,
-    FAILED_RECORDINGS,
-    FAILURE_REASONS,
-    GENERATED_AT,
-    HOUR_START,
-    REPLACES_SHA256,
-    TENANT_ID,
-    TRUNCATED_RECORDING_COUNT,
-    ArchiveEvidence,
-)
-from recordings.archive.hourly import HourArchive, HourJob, build_hour_archives
+from recordings.archive.evidence import REPLACES_SHA256
+from recordings.archive.hourly import HourJob, build_hour_archives
 from recordings.catalog import SourceRecording, is_enabled, recordings_in_hour
 from recordings.keys import (
     HOUR_DIMENSION,
@@ -39,6 +26,7 @@ from recordings.keys import (
 )
 from recordings.leases import HourLeases, LeaseLostError
 from recordings.outages import describe_failure
+from recordings_dagster.metadata import hour_metadata
 from recordings_dagster.partitions import archive_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource, ObjectStoreResource
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records, recorded_sha256
@@ -49,52 +37,6 @@ class ArchiveRunConfig(dg.Config):
 
     redo_done_hours: bool = False
     """Rebuild hours this run group already archived (a retry skips them by default)."""
-
-
-def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
-    """The per-hour materialization metadata; the API reads its `ArchiveEvidence`."""
-    evidence = ArchiveEvidence(
-        object_key=archive.object_key,
-        size_bytes=archive.size_bytes,
-        sha256=archive.sha256,
-        recording_count=archive.recording_count,
-        conversation_count=archive.conversation_count,
-        failed_recording_count=archive.failed_recording_count,
-    )
-    metadata: dict[str, Any] = {
-        **evidence.to_metadata(),
-        BUCKET: bucket,
-        ETAG: archive.etag,
-        TRUNCATED_RECORDING_COUNT: len(archive.truncated),
-        AUDIO_SECONDS: dg.MetadataValue.float(archive.audio_seconds),
-        TENANT_ID: archive.tenant_id,
-        HOUR_START: archive.hour.isoformat(),
-        GENERATED_AT: archive.generated_at.isoformat(),
-        FAILURE_REASONS: dg.MetadataValue.json(archive.failure_reasons()),
-    }
-    if archive.failed or archive.truncated:
-        rows = [
-            (f.recording.recording_id, f.recording.conversation_id, f.reason, f.detail)
-            for f in archive.failed
-        ] + [
-            (
-                a.recording.recording_id,
-                a.recording.conversation_id,
-                "truncated (archived)",
-                f"{a.conversion.encoded_seconds:.3f} s archived of "
-                f"{a.conversion.source.duration_seconds:.3f} s; the file ends before its "
-                "header says",
-            )
-            for a in archive.truncated
-        ]
-        metadata[FAILED_RECORDINGS] = dg.MetadataValue.md(
-            "| recording | conversation | reason | detail |\n| --- | --- | --- | --- |\n"
-            + "\n".join(
-                f"| {rec} | {conv} | {reason} | {detail.replace('|', '/')} |"
-                for rec, conv, reason, detail in rows
-            )
-        )
-    return metadata
 
 
 def _hours_done_in_run_group(
