@@ -69,9 +69,10 @@ from recordings.links import LinkSigner, parse_link_keys
 from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
-from recordings_api.archives.services import ARCHIVE_ASSET_KEY, EvidenceCache, day_statuses
+from recordings_api.archives.services import day_statuses
 from recordings_api.local_server import LocalApiServer, free_port
 from recordings_dagster.execution import materialize_day
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "bench-tenant"

@@ -116,10 +116,10 @@ from recordings.keys import source_key as make_source_key
 from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket, upload_file
 from recordings_api.local_server import free_port
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY, latest_archive_records
 from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.schedules import NIGHTLY_CRON, previous_utc_day
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_BUCKET = "night-sources"

@@ -21,9 +21,9 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.engine import session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.storage import ensure_bucket
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
+from recordings_instance.archives import ARCHIVE_ASSET_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
