@@ -113,9 +113,9 @@ from recordings.db.migrate import upgrade_database
 from recordings.demo import SOURCE_MIX
 from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
 from recordings.keys import source_key as make_source_key
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket, upload_file
 from recordings_api.local_server import free_port
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY, latest_archive_records
 from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from minio import Minio
     from sqlalchemy.orm import Session
 
-    from recordings.local_s3 import LocalS3Server
+    from recordings_cli.local_s3 import LocalS3Server
     from recordings_dagster.execution import TenantDayOutcome
 
 from recordings.settings import S3Settings, SettingsError, database_url_from_env, load_dotenv
@@ -135,7 +135,7 @@ def s3() -> None:
 
 
 def _local_server() -> "LocalS3Server":
-    from recordings.local_s3 import LocalS3Ports, LocalS3Server
+    from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server
 
     s3_settings = _settings()
     port = int(s3_settings.endpoint.rsplit(":", 1)[1].rstrip("/"))
@@ -153,7 +153,7 @@ def write_local_env(project_dir: Path) -> Path:
     import base64
     import secrets
 
-    from recordings.local_s3 import new_credentials
+    from recordings_cli.local_s3 import new_credentials
 
     env_file = project_dir / ENV_FILE_NAME
     local = project_dir / LOCAL_DIR_NAME
@@ -188,8 +188,8 @@ def write_local_env(project_dir: Path) -> Path:
 @s3.command("start")
 def s3_start() -> None:
     """Start the local S3 server in the background (data under .local/s3)."""
-    from recordings.local_s3 import LocalS3Error
     from recordings.storage import ensure_bucket
+    from recordings_cli.local_s3 import LocalS3Error
 
     env_file = write_local_env(_project_dir())
     load_dotenv(env_file)
