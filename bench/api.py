@@ -60,7 +60,6 @@ from litestar import Litestar, get
 from litestar.response import Redirect
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
@@ -71,6 +70,7 @@ from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import ARCHIVE_ASSET_KEY, EvidenceCache, day_statuses
 from recordings_api.local_server import LocalApiServer, free_port
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import materialize_day
 
 REPO = Path(__file__).resolve().parents[1]

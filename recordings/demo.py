@@ -17,11 +17,11 @@ from pathlib import Path
 from minio import Minio
 from sqlalchemy.orm import Session
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.models import AudioFile
 from recordings.keys import day_hours, source_key
 from recordings.storage import ensure_bucket, upload_file
+from recordings_cli.synth import FORMATS, write_conversation
 
 
 @dataclass(frozen=True)
