@@ -505,7 +505,7 @@ def seed(day: str | None) -> None:
 
 
 def _seed(day: date) -> None:
-    from recordings.demo import seed_demo
+    from recordings_cli.demo_data import seed_demo
 
     settings = _settings()
     click.echo(f"seeding demo tenants for {day} ...")
