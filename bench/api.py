@@ -68,7 +68,7 @@ from recordings.links import LinkSigner, parse_link_keys
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import ARCHIVE_ASSET_KEY, EvidenceCache, day_statuses
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import materialize_day

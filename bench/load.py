@@ -84,7 +84,7 @@ from recordings.downloads import GRANTED, RATE_LIMITED
 from recordings.keys import day_hours
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_dagster.execution import materialize_day
 

@@ -112,8 +112,8 @@ from recordings.db.migrate import upgrade_database
 from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
 from recordings.keys import source_key as make_source_key
 from recordings.storage import S3Connection, ensure_bucket, upload_file
-from recordings_api.local_server import free_port
 from recordings_cli.demo_data import SOURCE_MIX
+from recordings_cli.local_api import free_port
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY, latest_archive_records

@@ -111,7 +111,7 @@ from recordings.keys import archive_key, archive_partition_key, day_hours, hour_
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import EvidenceCache, day_statuses
-from recordings_api.local_server import APP_FACTORY, LocalApiServer, free_port
+from recordings_cli.local_api import APP_FACTORY, LocalApiServer, free_port
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_dagster.assets import ARCHIVE_ASSET_KEY, hour_metadata
 from recordings_dagster.partitions import archive_partitions, tenant_partitions

@@ -251,7 +251,7 @@ def _running_api_pid() -> int | None:
 @click.option("--port", default=API_PORT, show_default=True)
 def api_start(port: int) -> None:
     """Start the API in the background (log: .local/api/api.log)."""
-    from recordings_api.local_server import ApiServerError, LocalApiServer
+    from recordings_cli.local_api import ApiServerError, LocalApiServer
 
     pid = _running_api_pid()
     if pid is not None:
