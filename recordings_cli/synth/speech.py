@@ -274,9 +274,6 @@ def render_speech(
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(size) / size)
     frequencies = np.fft.rfftfreq(size, 1 / sample_rate)
     high_pass = frequencies**2 / (frequencies**2 + _HIGH_PASS_HZ**2)
-    # Far above F3 every resonance has decayed below the floor: compute them only up to there.
-    formant_bins = int(np.searchsorted(frequencies, _FORMANT_CEILING_HZ))
-    formant_frequencies = frequencies[:formant_bins]
 
     # output[p] is sample p - hop; the extra hop at each end only collects window tails.
     output = np.zeros((count + 1) * hop, dtype=np.float32)
@@ -289,24 +286,7 @@ def render_speech(
         voiced_tail, fricative_tail = voiced[-hop:], fricative[-hop:]
 
         centres = np.arange(first, last) * float(hop)
-        voiced_gain = np.full((last - first, len(frequencies)), _FORMANT_FLOOR)
-        for formant in range(3):
-            track = np.interp(centres, plan.centre_sample, plan.formants[:, formant])
-            resonance = formant_frequencies - track[:, None]
-            resonance *= 1.0 / _FORMANT_HALF_BANDWIDTHS[formant]
-            resonance *= resonance
-            resonance += 1.0
-            np.divide(_FORMANT_GAINS[formant], resonance, out=resonance)
-            voiced_gain[:, :formant_bins] += resonance
-        voiced_gain *= high_pass
-        fricative_gain = (
-            frequencies - np.interp(centres, plan.centre_sample, plan.fricative_centre)[:, None]
-        )
-        fricative_gain *= 1.0 / _FRICATIVE_HALF_BANDWIDTH
-        fricative_gain *= fricative_gain
-        fricative_gain += 1.0
-        np.divide(high_pass, fricative_gain, out=fricative_gain)
-
+        voiced_gain, fricative_gain = _frame_filters(plan, centres, frequencies, high_pass)
         view = np.lib.stride_tricks.sliding_window_view
         spectrum = np.fft.rfft(view(voiced, size)[::hop] * window, axis=1)
         spectrum *= voiced_gain
@@ -327,6 +307,35 @@ def render_speech(
     speech[:fade] *= ramp
     speech[frames - fade :] *= ramp[::-1]
     return speech
+
+
+def _frame_filters(
+    plan: _Syllables, centres: np.ndarray, frequencies: np.ndarray, high_pass: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gains, per frame centred on ``centres`` and per frequency bin, of the voiced source
+    (three formant resonances over a floor) and of the fricative noise (one broad band), both
+    high-passed; the resonance centres glide linearly between syllable centres."""
+    # Far above F3 every resonance has decayed below the floor: compute them only up to there.
+    formant_bins = int(np.searchsorted(frequencies, _FORMANT_CEILING_HZ))
+    formant_frequencies = frequencies[:formant_bins]
+    voiced_gain = np.full((len(centres), len(frequencies)), _FORMANT_FLOOR)
+    for formant in range(3):
+        track = np.interp(centres, plan.centre_sample, plan.formants[:, formant])
+        resonance = formant_frequencies - track[:, None]
+        resonance *= 1.0 / _FORMANT_HALF_BANDWIDTHS[formant]
+        resonance *= resonance
+        resonance += 1.0
+        np.divide(_FORMANT_GAINS[formant], resonance, out=resonance)
+        voiced_gain[:, :formant_bins] += resonance
+    voiced_gain *= high_pass
+    fricative_gain = (
+        frequencies - np.interp(centres, plan.centre_sample, plan.fricative_centre)[:, None]
+    )
+    fricative_gain *= 1.0 / _FRICATIVE_HALF_BANDWIDTH
+    fricative_gain *= fricative_gain
+    fricative_gain += 1.0
+    np.divide(high_pass, fricative_gain, out=fricative_gain)
+    return voiced_gain, fricative_gain
 
 
 def _masked_rms(signal: np.ndarray, mask: np.ndarray) -> float:
