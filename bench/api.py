@@ -60,17 +60,17 @@ from litestar import Litestar, get
 from litestar.response import Redirect
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.links import LinkSigner, parse_link_keys
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import day_statuses
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import materialize_day
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
 

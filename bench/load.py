@@ -82,10 +82,10 @@ from recordings.db.migrate import upgrade_database
 from recordings.db.models import DownloadAuditEntry
 from recordings.downloads import GRANTED, RATE_LIMITED
 from recordings.keys import day_hours
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_dagster.execution import materialize_day
 
 USER_AGENT = "bench-load"

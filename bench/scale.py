@@ -108,11 +108,11 @@ from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
 from recordings.db.models import ArchiveDeletion
 from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.archives.services import day_statuses
-from recordings_api.local_server import APP_FACTORY, LocalApiServer, free_port
+from recordings_cli.local_api import APP_FACTORY, LocalApiServer, free_port
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_dagster.metadata import hour_metadata
 from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import DatabaseResource
