@@ -14,6 +14,8 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY recordings ./recordings
 COPY recordings_dagster ./recordings_dagster
 COPY recordings_api ./recordings_api
+COPY recordings_instance ./recordings_instance
+COPY recordings_cli ./recordings_cli
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # --- runtime -------------------------------------------------------------------------------

@@ -60,14 +60,15 @@ from litestar.response import Redirect
 from minio import Minio
 from stack import LINK_KEYS, elapsed, local_stack, progress, tenant_headers  # bench/stack.py
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.links import LinkSigner, parse_link_keys
-from recordings_api.archives.services import ARCHIVE_ASSET_KEY, EvidenceCache, day_statuses
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_api.archives.services import day_statuses
+from recordings_cli.local_api import LocalApiServer, free_port
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import materialize_day
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
 
 TENANT = "bench-tenant"
 SOURCE_BUCKET = "bench-sources"

@@ -8,7 +8,7 @@ call, which includes decoding with libsndfile and hashing the output; ffmpeg: th
 the child process, from ``RUSAGE_CHILDREN``, which includes its process start). Medians of a few
 repetitions, the two encoders alternating so that load from elsewhere hits both alike.
 
-Inputs are speech-like calls from :mod:`recordings.audio.synth`, written as 16-bit WAV. Run::
+Inputs are speech-like calls from :mod:`recordings_cli.synth`, written as 16-bit WAV. Run::
 
     .venv/bin/python bench/encoder.py [--seconds 120] [--repeats 3]
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from recordings.audio.convert import convert_to_opus
 from recordings.audio.opus import libopusenc_version
-from recordings.audio.synth import FORMATS, write_conversation
+from recordings_cli.synth import FORMATS, write_conversation
 
 INPUTS = ((8_000, 1), (16_000, 1), (16_000, 2), (44_100, 2), (48_000, 1))
 # Shown for information, outside the target's median: our encoder codes 8 kHz stereo CBR (VBR

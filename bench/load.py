@@ -78,7 +78,7 @@ from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import DownloadAuditEntry
 from recordings.downloads import GRANTED, RATE_LIMITED
 from recordings.keys import day_hours
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
 from recordings_dagster.execution import materialize_day
 
 USER_AGENT = "bench-load"

@@ -113,18 +113,18 @@ from stack import (  # bench/stack.py
 
 import recordings
 from recordings.archive.verify import verify_archive
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.demo import SOURCE_MIX
 from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
 from recordings.keys import source_key as make_source_key
 from recordings.storage import upload_file
-from recordings_api.local_server import free_port
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY, latest_archive_records
+from recordings_cli.demo_data import SOURCE_MIX
+from recordings_cli.local_api import free_port
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.schedules import NIGHTLY_CRON, previous_utc_day
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records
 
 SOURCE_BUCKET = "night-sources"
 ARCHIVE_BUCKET = "night-archives"

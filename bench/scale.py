@@ -10,7 +10,7 @@ Seeding (timed, reported, not the point):
   the "tenants" dynamic partitions;
 - in the Dagster event log, for every tenant, 24 materializations for yesterday plus one for
   hour 00:00 eight days ago (the hour the retention job deletes that day), each with the
-  pipeline's own metadata (`hour_metadata` of `recordings_dagster/assets.py`, over a template
+  pipeline's own metadata (`hour_metadata` of `recordings_dagster/metadata.py`, over a template
   hour of three recordings in two conversations, one hour in six with a failed recording) and
   the multi-partition tags a run puts on them. `report_runless_asset_event` writes one event per
   call: one durable commit on each of SQLite's two shards, 20-60 ms an event here (PostgreSQL:
@@ -107,12 +107,13 @@ from recordings.catalog import SourceRecording, ensure_tenant, set_recording_set
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import ArchiveDeletion
 from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
-from recordings_api.archives.services import EvidenceCache, day_statuses
-from recordings_api.local_server import APP_FACTORY, LocalApiServer, free_port
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY, hour_metadata
+from recordings_api.archives.services import day_statuses
+from recordings_cli.local_api import APP_FACTORY, LocalApiServer, free_port
+from recordings_dagster.metadata import hour_metadata
 from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_archives_schedule
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
 
 # `tests.postgres` (the throwaway PostgreSQL server the tests use) is imported from the
 # repository root, which is not on sys.path when this runs as `python bench/scale.py`

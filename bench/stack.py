@@ -20,9 +20,9 @@ from pathlib import Path
 from minio import Minio
 
 from recordings.db.migrate import upgrade_database
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
 from recordings.tokens import READ_PERMISSION, mint_development_token
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 
 REPO = Path(__file__).resolve().parents[1]
 LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only

@@ -71,10 +71,10 @@ from recordings.archive.hourly import (
     build_hour_archives,
 )
 from recordings.audio.convert import convert_to_opus
-from recordings.audio.synth import FORMATS, conversation, write_conversation
 from recordings.catalog import SourceRecording
 from recordings.keys import hour_start, source_key
 from recordings.storage import MinioObjectStore, S3Connection, upload_file
+from recordings_cli.synth import FORMATS, conversation, write_conversation
 
 DAY = datetime(2025, 3, 12, tzinfo=UTC)
 DAY_TENANT = "bench-day"

@@ -6,8 +6,8 @@ import dagster as dg
 import sqlalchemy as sa
 from minio import Minio
 
-from recordings_api.archives.services import EvidenceCache
 from recordings_api.settings import ApiSettings
+from recordings_instance.archives import EvidenceCache
 
 
 @dataclass

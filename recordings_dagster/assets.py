@@ -6,19 +6,22 @@ and records one materialization per hour, with that hour's own metadata. An hour
 not stop the others; the run fails at the end if any hour failed, and Dagster's run retries
 (`dagster.yaml`) queue a retry behind the night's other runs. A retry redoes only the hours its
 run group has not archived yet.
+
+The asset reads as plan (`_plan_jobs`), build (`build_hour_archives`), record (`_record_hours`),
+fail (`_failure`).
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from functools import partial
 
 import dagster as dg
 import sqlalchemy.exc
 
+from recordings.archive.evidence import REPLACES_SHA256
 from recordings.archive.hourly import HourArchive, HourJob, build_hour_archives
 from recordings.catalog import SourceRecording, is_enabled, recordings_in_hour
 from recordings.keys import (
-    ARCHIVE_ASSET_NAME,
     HOUR_DIMENSION,
     TENANT_DIMENSION,
     archive_partition_key,
@@ -27,10 +30,10 @@ from recordings.keys import (
 )
 from recordings.leases import HourLeases, LeaseLostError
 from recordings.outages import describe_failure
+from recordings_dagster.metadata import hour_metadata
 from recordings_dagster.partitions import archive_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource, ObjectStoreResource
-
-ARCHIVE_ASSET_KEY = dg.AssetKey(ARCHIVE_ASSET_NAME)
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records, recorded_sha256
 
 
 class ArchiveRunConfig(dg.Config):
@@ -38,86 +41,6 @@ class ArchiveRunConfig(dg.Config):
 
     redo_done_hours: bool = False
     """Rebuild hours this run group already archived (a retry skips them by default)."""
-
-
-def hour_metadata(archive: HourArchive, bucket: str) -> dict[str, Any]:
-    """The per-hour materialization metadata; the API reads these keys."""
-    reasons = archive.failure_reasons()
-    metadata: dict[str, Any] = {
-        "object_key": archive.object_key,
-        "bucket": bucket,
-        "size_bytes": archive.size_bytes,
-        "sha256": archive.sha256,
-        "etag": archive.etag,
-        "recording_count": archive.recording_count,
-        "conversation_count": archive.conversation_count,
-        "failed_recording_count": archive.failed_recording_count,
-        "truncated_recording_count": len(archive.truncated),
-        "audio_seconds": dg.MetadataValue.float(archive.audio_seconds),
-        "tenant_id": archive.tenant_id,
-        "hour_start": archive.hour.isoformat(),
-        "generated_at": archive.generated_at.isoformat(),
-        "failure_reasons": dg.MetadataValue.json(reasons),
-    }
-    if archive.failed or archive.truncated:
-        rows = [
-            (f.recording.recording_id, f.recording.conversation_id, f.reason, f.detail)
-            for f in archive.failed
-        ] + [
-            (
-                a.recording.recording_id,
-                a.recording.conversation_id,
-                "truncated (archived)",
-                f"{a.conversion.encoded_seconds:.3f} s archived of "
-                f"{a.conversion.source.duration_seconds:.3f} s; the file ends before its "
-                "header says",
-            )
-            for a in archive.truncated
-        ]
-        metadata["failed_recordings"] = dg.MetadataValue.md(
-            "| recording | conversation | reason | detail |\n| --- | --- | --- | --- |\n"
-            + "\n".join(
-                f"| {rec} | {conv} | {reason} | {detail.replace('|', '/')} |"
-                for rec, conv, reason, detail in rows
-            )
-        )
-    return metadata
-
-
-def latest_archive_records(
-    instance: dg.DagsterInstance, partition_keys: Iterable[str]
-) -> dict[str, dg.EventLogRecord]:
-    """The latest materialization record of each partition that has one (two indexed reads,
-    whatever the size of the asset's history)."""
-    latest = instance.get_latest_storage_id_by_partition(
-        ARCHIVE_ASSET_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, set(partition_keys)
-    )
-    if not latest:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, storage_ids=list(latest.values())),
-        limit=len(latest),
-    ).records
-    return {record.partition_key: record for record in records if record.partition_key}
-
-
-def _hours_done_in_run_group(
-    context: dg.AssetExecutionContext, previous: dict[str, dg.EventLogRecord]
-) -> set[str]:
-    """Partitions already materialized by an earlier run of this run's retry group."""
-    root_run_id = context.run.root_run_id
-    if root_run_id is None:  # a fresh run, not a retry or re-execution
-        return set()
-    group = context.instance.get_run_group(context.run_id)
-    group_run_ids = {run.run_id for run in group[1]} if group else {root_run_id}
-    group_run_ids.discard(context.run_id)
-    return {key for key, record in previous.items() if record.run_id in group_run_ids}
-
-
-def _recorded_sha256(record: dg.EventLogRecord | None) -> str | None:
-    materialization = record.asset_materialization if record else None
-    value = materialization.metadata.get("sha256") if materialization else None
-    return str(value.value) if value is not None else None
 
 
 @dg.asset(
@@ -140,63 +63,15 @@ def hourly_conversation_audio_archive(
     archive_build: ArchiveBuildResource,
 ) -> Iterator[dg.Output[None]]:
     partition_keys = sorted(context.partition_keys)
-    previous = latest_archive_records(context.instance, partition_keys)
-    skip = set() if config.redo_done_hours else _hours_done_in_run_group(context, previous)
+    skip = set() if config.redo_done_hours else _hours_done_in_run_group(context, partition_keys)
     if skip:
         context.log.info(
             f"retry of run group: {len(skip)} of {len(partition_keys)} hours already archived, "
             "redoing only the others"
         )
-    tenants = sorted({parse_archive_partition_key(key)[0] for key in partition_keys})
-    try:
-        with database.session() as session:
-            disabled = {t for t in tenants if not is_enabled(session, t)}
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        # Nothing was built yet; the run's retry (queued by the daemon) starts over.
-        raise dg.Failure(
-            description=f"no hour was archived: {describe_failure(exc)}",
-            metadata={"archived_hours": 0, "cause": describe_failure(exc)},
-        ) from exc
-
-    def holder_finished(run_id: str) -> bool:
-        run = context.instance.get_run_by_id(run_id)
-        return run is None or run.is_finished
-
-    def announce_wait(tenant_id: str, hour: datetime, holder: str) -> None:
-        context.log.warning(
-            f"{archive_partition_key(tenant_id, hour)} is being archived by run {holder}; "
-            "waiting for it to finish, then this run archives the hour again"
-        )
-
-    leases = HourLeases(
-        engine=database.engine(),
-        holder=context.run_id,
-        holder_finished=holder_finished,
-        lease_seconds=archive_build.hour_lease_seconds,
-        on_wait=announce_wait,
-    )
-
-    def loader(tenant_id: str, hour: datetime) -> Callable[[], list[SourceRecording]]:
-        def load() -> list[SourceRecording]:
-            with database.session() as session:
-                return recordings_in_hour(session, tenant_id, hour)
-
-        return load
-
-    def claim(tenant_id: str, hour: datetime) -> Callable[[], None]:
-        # Held from before the recordings are selected until the materialization is recorded
-        # below: another run of this hour waits (see recordings/leases.py).
-        return lambda: leases.acquire(tenant_id, hour)
-
-    jobs = []
-    for partition_key in partition_keys:
-        tenant_id, hour = parse_archive_partition_key(partition_key)
-        if partition_key not in skip and tenant_id not in disabled:
-            jobs.append(
-                HourJob(tenant_id, hour, loader(tenant_id, hour), claim=claim(tenant_id, hour))
-            )
-    failed_hours: dict[str, str] = {}
-    archived = 0
+    disabled = _disabled_tenants(database, partition_keys)
+    leases = _hour_leases(context, database, archive_build)
+    jobs = _plan_jobs(partition_keys, skip, disabled, database, leases)
     outcomes = build_hour_archives(
         jobs,
         store=object_store.archive_store(),
@@ -205,58 +80,9 @@ def hourly_conversation_audio_archive(
         run_id=context.run_id,
     )
     try:
-        for index, (job, outcome) in enumerate(outcomes, start=1):
-            partition_key = archive_partition_key(job.tenant_id, job.hour)
-            progress = f"[{index}/{len(jobs)}] {partition_key}"
-            try:
-                if isinstance(outcome, Exception):
-                    raise outcome
-                if not leases.holds(job.tenant_id, job.hour):
-                    raise LeaseLostError(
-                        "this run stopped refreshing the hour's lease for longer than "
-                        f"{archive_build.hour_lease_seconds} s and another run took the hour "
-                        "over; its archive may have replaced this one, so this one is not recorded"
-                    )
-                metadata = hour_metadata(outcome, object_store.archive_bucket)
-                # Read now, under the lease: another run may have archived the hour since this
-                # run started (and this one waited for it).
-                replaced = _recorded_sha256(
-                    latest_archive_records(context.instance, [partition_key]).get(partition_key)
-                )
-                if replaced is not None:
-                    # The earlier archive of this hour was replaced (atomically, at the same
-                    # key): a rebuild after late recordings, a backfill or a manual re-run.
-                    metadata["replaces_sha256"] = replaced
-                context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=ARCHIVE_ASSET_KEY,
-                        partition=partition_key,
-                        metadata=metadata,
-                        tags={
-                            f"dagster/partition/{TENANT_DIMENSION}": job.tenant_id,
-                            f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(job.hour),
-                        },
-                    )
-                )
-            except Exception as exc:
-                message = describe_failure(exc)
-                failed_hours[partition_key] = message
-                context.log.error(
-                    f"{progress} failed, other hours continue; the run will fail and be "
-                    f"retried. Cause: {message}"
-                )
-                continue
-            finally:
-                # Only now may another run of this hour select its recordings and upload.
-                leases.release(job.tenant_id, job.hour)
-            archived += 1
-            level = context.log.warning if outcome.failed else context.log.info
-            level(
-                f"{progress}: {outcome.recording_count} recordings archived, "
-                f"{outcome.failed_recording_count} not archivable "
-                f"{outcome.failure_reasons() or ''}, {outcome.size_bytes} bytes -> "
-                f"{outcome.object_key}"
-            )
+        archived, failed_hours = _record_hours(
+            context, len(jobs), outcomes, leases, object_store, archive_build
+        )
     finally:
         # Stopping early (an error, a cancel): hours waiting for another run give up at once;
         # hours being built finish or fail before their leases are given back, so no other run
@@ -270,16 +96,183 @@ def hourly_conversation_audio_archive(
             "(enable the tenant's daily recordings to generate them)"
         )
     if failed_hours:
+        raise _failure(failed_hours, archived, len(partition_keys))
+    yield from ()
+
+
+def _hours_done_in_run_group(
+    context: dg.AssetExecutionContext, partition_keys: list[str]
+) -> set[str]:
+    """Partitions already materialized by an earlier run of this run's retry group."""
+    root_run_id = context.run.root_run_id
+    if root_run_id is None:  # a fresh run, not a retry or re-execution
+        return set()
+    group = context.instance.get_run_group(context.run_id)
+    group_run_ids = {run.run_id for run in group[1]} if group else {root_run_id}
+    group_run_ids.discard(context.run_id)
+    previous = latest_archive_records(context.instance, partition_keys)
+    return {key for key, record in previous.items() if record.run_id in group_run_ids}
+
+
+def _disabled_tenants(database: DatabaseResource, partition_keys: list[str]) -> set[str]:
+    """The tenants of these partitions whose feature is off: their hours are not built."""
+    tenants = sorted({parse_archive_partition_key(key)[0] for key in partition_keys})
+    try:
+        with database.session() as session:
+            return {t for t in tenants if not is_enabled(session, t)}
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        # Nothing was built yet; the run's retry (queued by the daemon) starts over.
         raise dg.Failure(
-            description=(
-                f"{len(failed_hours)} of {len(partition_keys)} hours failed "
-                f"({archived} archived in this run); a retry will redo only the failed hours. "
-                "Causes: "
-                + "; ".join(f"{key}: {cause}" for key, cause in sorted(failed_hours.items()))
-            ),
-            metadata={
-                "failed_hours": dg.MetadataValue.json(failed_hours),
-                "archived_hours": archived,
+            description=f"no hour was archived: {describe_failure(exc)}",
+            metadata={"archived_hours": 0, "cause": describe_failure(exc)},
+        ) from exc
+
+
+def _hour_leases(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    archive_build: ArchiveBuildResource,
+) -> HourLeases:
+    """This run's hour leases: another run's build of the same hour waits for them."""
+
+    def holder_finished(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id)
+        return run is None or run.is_finished
+
+    def announce_wait(tenant_id: str, hour: datetime, holder: str) -> None:
+        context.log.warning(
+            f"{archive_partition_key(tenant_id, hour)} is being archived by run {holder}; "
+            "waiting for it to finish, then this run archives the hour again"
+        )
+
+    return HourLeases(
+        engine=database.engine(),
+        holder=context.run_id,
+        holder_finished=holder_finished,
+        lease_seconds=archive_build.hour_lease_seconds,
+        on_wait=announce_wait,
+    )
+
+
+def _plan_jobs(
+    partition_keys: list[str],
+    skip: set[str],
+    disabled: set[str],
+    database: DatabaseResource,
+    leases: HourLeases,
+) -> list[HourJob]:
+    """The hours to build: all but those skipped and those of disabled tenants.
+
+    Each job claims its hour's lease before its recordings are selected and holds it until its
+    materialization is recorded (`_record_hours`): another run of the hour waits (see
+    recordings/leases.py).
+    """
+    jobs = []
+    for partition_key in partition_keys:
+        tenant_id, hour = parse_archive_partition_key(partition_key)
+        if partition_key not in skip and tenant_id not in disabled:
+            load = partial(_recordings_in_hour, database, tenant_id, hour)
+            claim = partial(leases.acquire, tenant_id, hour)
+            jobs.append(HourJob(tenant_id, hour, load, claim=claim))
+    return jobs
+
+
+def _recordings_in_hour(
+    database: DatabaseResource, tenant_id: str, hour: datetime
+) -> list[SourceRecording]:
+    with database.session() as session:
+        return recordings_in_hour(session, tenant_id, hour)
+
+
+def _record_hours(
+    context: dg.AssetExecutionContext,
+    job_count: int,
+    outcomes: Iterator[tuple[HourJob, HourArchive | Exception]],
+    leases: HourLeases,
+    object_store: ObjectStoreResource,
+    archive_build: ArchiveBuildResource,
+) -> tuple[int, dict[str, str]]:
+    """Record each hour as its build ends and give its lease back: the number archived, and
+    the cause of each hour that failed (the other hours go on)."""
+    failed_hours: dict[str, str] = {}
+    archived = 0
+    for index, (job, outcome) in enumerate(outcomes, start=1):
+        partition_key = archive_partition_key(job.tenant_id, job.hour)
+        progress = f"[{index}/{job_count}] {partition_key}"
+        try:
+            archive = _record_hour(context, job, outcome, leases, object_store, archive_build)
+        except Exception as exc:
+            message = describe_failure(exc)
+            failed_hours[partition_key] = message
+            context.log.error(
+                f"{progress} failed, other hours continue; the run will fail and be "
+                f"retried. Cause: {message}"
+            )
+            continue
+        finally:
+            # Only now may another run of this hour select its recordings and upload.
+            leases.release(job.tenant_id, job.hour)
+        archived += 1
+        level = context.log.warning if archive.failed else context.log.info
+        level(
+            f"{progress}: {archive.recording_count} recordings archived, "
+            f"{archive.failed_recording_count} not archivable "
+            f"{archive.failure_reasons() or ''}, {archive.size_bytes} bytes -> "
+            f"{archive.object_key}"
+        )
+    return archived, failed_hours
+
+
+def _record_hour(
+    context: dg.AssetExecutionContext,
+    job: HourJob,
+    outcome: HourArchive | Exception,
+    leases: HourLeases,
+    object_store: ObjectStoreResource,
+    archive_build: ArchiveBuildResource,
+) -> HourArchive:
+    """Log the hour's materialization, or raise why it must not be recorded."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    if not leases.holds(job.tenant_id, job.hour):
+        raise LeaseLostError(
+            "this run stopped refreshing the hour's lease for longer than "
+            f"{archive_build.hour_lease_seconds} s and another run took the hour "
+            "over; its archive may have replaced this one, so this one is not recorded"
+        )
+    partition_key = archive_partition_key(job.tenant_id, job.hour)
+    metadata = hour_metadata(outcome, object_store.archive_bucket)
+    # Read now, under the lease: another run may have archived the hour since this run started
+    # (and this one waited for it).
+    replaced = recorded_sha256(context.instance, partition_key)
+    if replaced is not None:
+        # The earlier archive of this hour was replaced (atomically, at the same key): a
+        # rebuild after late recordings, a backfill or a manual re-run.
+        metadata[REPLACES_SHA256] = replaced
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=ARCHIVE_ASSET_KEY,
+            partition=partition_key,
+            metadata=metadata,
+            tags={
+                f"dagster/partition/{TENANT_DIMENSION}": job.tenant_id,
+                f"dagster/partition/{HOUR_DIMENSION}": hour_partition_key(job.hour),
             },
         )
-    yield from ()
+    )
+    return outcome
+
+
+def _failure(failed_hours: dict[str, str], archived: int, hour_count: int) -> dg.Failure:
+    """The run's failure: which hours failed and why (a retry redoes only those)."""
+    return dg.Failure(
+        description=(
+            f"{len(failed_hours)} of {hour_count} hours failed "
+            f"({archived} archived in this run); a retry will redo only the failed hours. "
+            "Causes: " + "; ".join(f"{key}: {cause}" for key, cause in sorted(failed_hours.items()))
+        ),
+        metadata={
+            "failed_hours": dg.MetadataValue.json(failed_hours),
+            "archived_hours": archived,
+        },
+    )

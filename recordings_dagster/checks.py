@@ -20,15 +20,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
+from recordings.archive.evidence import (
+    FAILED_RECORDING_COUNT,
+    FAILURE_REASONS,
+    TRUNCATED_RECORDING_COUNT,
+    ArchiveEvidence,
+    EvidenceError,
+    optional_value,
+)
 from recordings.archive.verify import verify_archive
 from recordings.catalog import enabled_tenant_ids
 from recordings.keys import archive_partition_key, day_hours
-from recordings_dagster.assets import hourly_conversation_audio_archive, latest_archive_records
+from recordings_dagster.assets import hourly_conversation_audio_archive
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
+from recordings_instance.archives import latest_archive_records, record_metadata
 
 DAY_TAG = "recordings/utc_day"
 KEYS_PER_QUERY = 2400  # 100 tenant-days: keeps the IN list far below database limits
@@ -39,7 +47,7 @@ MAX_LISTED = 50  # problems listed in the check's metadata; the counts cover all
 class DayArchive:
     tenant_id: str
     hour: datetime
-    metadata: dict[str, Any]
+    metadata: dict[str, object]  # as recorded, plain values (recordings.archive.evidence)
 
 
 def checked_day(context: dg.AssetCheckExecutionContext) -> date:
@@ -62,12 +70,10 @@ def day_archives(
     for start in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[start : start + KEYS_PER_QUERY]
         for key, record in latest_archive_records(instance, chunk).items():
-            materialization = record.asset_materialization
-            if materialization is None or key not in wanted:
+            if record.asset_materialization is None or key not in wanted:
                 continue
             tenant, hour = wanted[key]
-            metadata = {name: value.value for name, value in materialization.metadata.items()}
-            archives.append(DayArchive(tenant, hour, metadata))
+            archives.append(DayArchive(tenant, hour, record_metadata(record)))
     present = {(a.tenant_id, a.hour) for a in archives}
     missing: dict[str, list[datetime]] = {}
     for tenant, hour in wanted.values():
@@ -124,21 +130,25 @@ def _verified(
     with tempfile.TemporaryDirectory(prefix="archive-check-") as folder:
         path = Path(folder) / "archive.zip"
         for archive in archives:
-            key = str(archive.metadata.get("object_key", ""))
+            try:
+                evidence = ArchiveEvidence.from_metadata(archive.metadata)
+            except EvidenceError as error:  # nothing to verify the object against
+                yield archive, [f"its materialization recorded no usable evidence: {error}"]
+                continue
+            key = evidence.object_key
             try:
                 client.fget_object(object_store.archive_bucket, key, str(path))
             except Exception as exc:  # reported as a problem of this archive
                 yield archive, [f"cannot read s3://{object_store.archive_bucket}/{key}: {exc}"]
                 continue
-            size = archive.metadata.get("size_bytes")
             yield (
                 archive,
                 verify_archive(
                     path,
                     tenant_id=archive.tenant_id,
                     hour=archive.hour,
-                    expected_sha256=str(archive.metadata.get("sha256") or "") or None,
-                    expected_size=int(size) if size is not None else None,
+                    expected_sha256=evidence.sha256,
+                    expected_size=evidence.size_bytes,
                 ),
             )
             path.unlink(missing_ok=True)
@@ -189,16 +199,18 @@ def unarchivable_recordings(
     _, archives = day_archives(context.instance, _enabled(database), day)
     reasons: Counter[str] = Counter()
     by_tenant: Counter[str] = Counter()
+    # An hour that recorded no counts (an event reported by hand) adds none here;
+    # `archives_intact` reports its metadata. A count of the wrong type fails the check.
     for archive in archives:
-        count = int(archive.metadata.get("failed_recording_count", 0) or 0)
+        count = optional_value(archive.metadata, FAILED_RECORDING_COUNT, int) or 0
         if count:
             by_tenant[archive.tenant_id] += count
-            hour_reasons = archive.metadata.get("failure_reasons") or {}
-            if isinstance(hour_reasons, dict):
-                reasons.update({str(k): int(v) for k, v in hour_reasons.items()})
+            hour_reasons = optional_value(archive.metadata, FAILURE_REASONS, dict) or {}
+            reasons.update({str(k): int(v) for k, v in hour_reasons.items()})
     total = sum(by_tenant.values())
     truncated = sum(
-        int(archive.metadata.get("truncated_recording_count", 0) or 0) for archive in archives
+        optional_value(archive.metadata, TRUNCATED_RECORDING_COUNT, int) or 0
+        for archive in archives
     )
     problems = [f"{n} {r}" for r, n in reasons.most_common()]
     summary = (

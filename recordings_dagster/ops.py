@@ -16,8 +16,8 @@ import dagster as dg
 from recordings.keys import archive_partition_key
 from recordings.retention import TenantCleanup, apply_retention
 from recordings.storage import abort_stale_uploads
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, recorded_sha256
 
 # Far longer than any hour's build: an upload this old has no worker left to complete it.
 STALE_UPLOAD_AGE = timedelta(hours=24)
@@ -28,21 +28,6 @@ class RetentionConfig(dg.Config):
 
     today: str | None = None
     """The UTC date the rule is applied for (YYYY-MM-DD); default: the run's current date."""
-
-
-def recorded_sha256(instance: dg.DagsterInstance, tenant_id: str, hour: datetime) -> str | None:
-    """The SHA-256 the latest materialization of that tenant-hour recorded, if any."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=ARCHIVE_ASSET_KEY,
-            asset_partitions=[archive_partition_key(tenant_id, hour)],
-        ),
-        limit=1,
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    value = records[0].asset_materialization.metadata.get("sha256")
-    return str(value.value) if value is not None else None
 
 
 def _summary(reports: list[TenantCleanup]) -> dict[str, Any]:
@@ -74,7 +59,9 @@ def apply_archive_retention(
         object_store.client(),
         object_store.archive_bucket,
         today,
-        recorded_sha256=lambda tenant, hour: recorded_sha256(context.instance, tenant, hour),
+        recorded_sha256=lambda tenant, hour: recorded_sha256(
+            context.instance, archive_partition_key(tenant, hour)
+        ),
         run_id=context.run_id,
     )
     for report in reports:

@@ -7,15 +7,16 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import sqlalchemy as sa
 
+from recordings.archive.evidence import GENERATED_AT, optional_value
 from recordings.catalog import enabled_tenant_ids, recordings_registered_since, tenant_ids
 from recordings.db.models import TenantRecordingSettings
 from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
 from recordings.leases import silent_holders
 from recordings.retention import is_kept
-from recordings_dagster.assets import latest_archive_records
 from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_instance.archives import latest_archive_records, record_metadata
 
 TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
 
@@ -63,9 +64,9 @@ def _archived_contents_times(
     for record in records:
         if record.partition_key is None or record.asset_materialization is None:
             continue
-        generated = record.asset_materialization.metadata.get("generated_at")
+        generated = optional_value(record_metadata(record), GENERATED_AT, str)
         times[record.partition_key] = (
-            datetime.fromisoformat(str(generated.value))
+            datetime.fromisoformat(generated)
             if generated is not None
             else datetime.fromtimestamp(record.timestamp, UTC)
         )

@@ -41,8 +41,8 @@ from minio import Minio
 
 from recordings.db.engine import create_db_engine
 from recordings.db.migrate import upgrade_database
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("sqlite", "postgresql")

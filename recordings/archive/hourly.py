@@ -24,16 +24,16 @@ import logging
 import shutil
 import tempfile
 import zlib
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from recordings import __version__
+from recordings.archive.window import run_in_window
 from recordings.archive.zipstream import IteratorReader, ZipMember, stream_zip
 from recordings.audio.convert import ConversionResult, SourceAudioError, convert_to_opus
 from recordings.catalog import SourceRecording
@@ -306,6 +306,50 @@ def _own_pool_unless(shared: Executor | None, workers: int) -> Iterator[Executor
         yield pool
 
 
+def _recording_members(
+    prepared_in_order: Iterable[_Prepared],
+    archived: list[ArchivedRecording],
+    failed: list[FailedRecording],
+) -> Iterator[ZipMember]:
+    """The ZIP entries of the prepared recordings, in order; each outcome goes into `archived`
+    or `failed` as it streams, so both are complete once the last entry is written."""
+    for prepared in prepared_in_order:
+        outcome = prepared.outcome
+        if isinstance(outcome, FailedRecording):
+            log.warning(
+                "recording %s not archived (%s): %s",
+                outcome.recording.recording_id,
+                outcome.reason,
+                outcome.detail,
+            )
+            failed.append(outcome)
+            continue
+        if prepared.opus_path is None:
+            raise RuntimeError(f"no Opus file for {outcome.entry_name}")
+        archived.append(outcome)
+        yield ZipMember(
+            name=outcome.entry_name,
+            modified=outcome.recording.started_at,
+            path=prepared.opus_path,
+            crc32=outcome.conversion.output_crc32,
+            size=outcome.conversion.output_bytes,
+        )
+        # stream_zip asks for the next member only after writing this one.
+        prepared.opus_path.unlink(missing_ok=True)
+
+
+def _metadata_member(metadata: dict[str, Any], generated_at: datetime) -> ZipMember:
+    """The `metadata.json` entry: written last, once every recording's outcome is known."""
+    payload = json.dumps(metadata, indent=2, ensure_ascii=False).encode("utf-8")
+    return ZipMember(
+        name=METADATA_NAME,
+        modified=generated_at,
+        data=payload,
+        crc32=zlib.crc32(payload),
+        size=len(payload),
+    )
+
+
 def build_hour_archive(
     *,
     tenant_id: str,
@@ -334,47 +378,19 @@ def build_hour_archive(
     generated_at = now()
     window = max(1, workers) * 2
 
+    def prepare(job: tuple[int, SourceRecording]) -> _Prepared:
+        sequence, recording = job
+        return _prepare(tenant_id, sequence, recording, store, workdir)
+
     def members() -> Iterator[ZipMember]:
-        pending: deque[Future[_Prepared]] = deque()
-        queue = enumerate(ordered)
-        with _own_pool_unless(conversions, workers) as pool:
-            try:
-                for sequence, recording in queue:
-                    pending.append(
-                        pool.submit(_prepare, tenant_id, sequence, recording, store, workdir)
-                    )
-                    if len(pending) >= window:
-                        break
-                while pending:
-                    prepared = pending.popleft().result()
-                    following = next(queue, None)
-                    if following is not None:
-                        pending.append(pool.submit(_prepare, tenant_id, *following, store, workdir))
-                    outcome = prepared.outcome
-                    if isinstance(outcome, FailedRecording):
-                        log.warning(
-                            "recording %s not archived (%s): %s",
-                            outcome.recording.recording_id,
-                            outcome.reason,
-                            outcome.detail,
-                        )
-                        failed.append(outcome)
-                        continue
-                    if prepared.opus_path is None:
-                        raise RuntimeError(f"no Opus file for {outcome.entry_name}")
-                    archived.append(outcome)
-                    yield ZipMember(
-                        name=outcome.entry_name,
-                        modified=outcome.recording.started_at,
-                        path=prepared.opus_path,
-                        crc32=outcome.conversion.output_crc32,
-                        size=outcome.conversion.output_bytes,
-                    )
-                    # stream_zip asks for the next member only after writing this one.
-                    prepared.opus_path.unlink(missing_ok=True)
-            finally:
-                for future in pending:
-                    future.cancel()
+        # The recordings as they are converted, in archive order; then what each one became.
+        with (
+            _own_pool_unless(conversions, workers) as pool,
+            closing(run_in_window(pool, prepare, enumerate(ordered), window)) as prepared_in_order,
+        ):
+            yield from _recording_members(
+                (prepared for _, prepared in prepared_in_order), archived, failed
+            )
         metadata = build_metadata(
             tenant_id=tenant_id,
             hour=start,
@@ -383,14 +399,7 @@ def build_hour_archive(
             failed=failed,
             run_id=run_id,
         )
-        payload = json.dumps(metadata, indent=2, ensure_ascii=False).encode("utf-8")
-        yield ZipMember(
-            name=METADATA_NAME,
-            modified=generated_at,
-            data=payload,
-            crc32=zlib.crc32(payload),
-            size=len(payload),
-        )
+        yield _metadata_member(metadata, generated_at)
 
     try:
         reader = IteratorReader(stream_zip(members()))
@@ -446,41 +455,27 @@ def build_hour_archives(
         ThreadPoolExecutor(max_workers=max(1, hours_in_flight), thread_name_prefix="hour") as hours,
     ):
 
-        def build(job: HourJob) -> HourArchive:
-            if job.claim is not None:
-                job.claim()
-            # `generated_at` is when the hour's recordings were selected: a recording
-            # registered later is not in this archive (the late-recordings sensor's test).
-            selected_at = datetime.now(UTC)
-            return build_hour_archive(
-                tenant_id=job.tenant_id,
-                hour=job.hour,
-                recordings=job.load(),
-                now=lambda: selected_at,
-                store=store,
-                workers=workers,
-                temp_dir=temp_dir,
-                run_id=run_id,
-                conversions=conversions,
-            )
+        def build(job: HourJob) -> HourArchive | Exception:
+            # A failed hour is an outcome to hand back in order, not a reason to stop the others.
+            try:
+                if job.claim is not None:
+                    job.claim()
+                # `generated_at` is when the hour's recordings were selected: a recording
+                # registered later is not in this archive (the late-recordings sensor's test).
+                selected_at = datetime.now(UTC)
+                return build_hour_archive(
+                    tenant_id=job.tenant_id,
+                    hour=job.hour,
+                    recordings=job.load(),
+                    now=lambda: selected_at,
+                    store=store,
+                    workers=workers,
+                    temp_dir=temp_dir,
+                    run_id=run_id,
+                    conversions=conversions,
+                )
+            except Exception as exc:
+                return exc
 
-        queue = iter(jobs)
-        pending: deque[tuple[HourJob, Future[HourArchive]]] = deque()
-        try:
-            for job in queue:
-                pending.append((job, hours.submit(build, job)))
-                if len(pending) >= hours_in_flight:
-                    break
-            while pending:
-                job, future = pending.popleft()
-                try:
-                    outcome: HourArchive | Exception = future.result()
-                except Exception as exc:
-                    outcome = exc
-                following = next(queue, None)
-                if following is not None:
-                    pending.append((following, hours.submit(build, following)))
-                yield job, outcome
-        finally:
-            for _, future in pending:
-                future.cancel()
+        with closing(run_in_window(hours, build, jobs, hours_in_flight)) as outcomes:
+            yield from outcomes

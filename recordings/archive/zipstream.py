@@ -19,11 +19,13 @@ Guarantees:
   bytes never contain a complete entry whose data contradicts its header.
 * ZIP64 structures are written exactly where the classic fields overflow (sizes or offsets of
   ``0xFFFFFFFF`` and above, ``0xFFFF`` entries and above), so a multi-GB hour is a valid archive.
+
+The bytes of each record are laid out in :mod:`recordings.archive.ziprecords`; this module decides
+what streams out in which order and checks the data against its header.
 """
 
 import hashlib
 import io
-import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,49 +33,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recordings.archive.ziprecords import (
+    DOS_MAX_YEAR,
+    DOS_MIN_YEAR,
+    ZIP64_LIMIT,
+    StoredEntry,
+    end_records,
+)
+
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 __all__ = [
-    "ZIP64_LIMIT",
     "IteratorReader",
     "MemberChangedError",
     "ZipMember",
     "stream_zip",
 ]
-
-ZIP64_LIMIT = 0xFFFFFFFF
-"""Sizes and offsets at or above this do not fit a classic 32-bit field (the value itself is the
-"see the ZIP64 extra field" sentinel)."""
-
-_ZIP64_ENTRY_LIMIT = 0xFFFF
-"""Entry counts at or above this need the ZIP64 end of central directory record."""
-
-_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
-_CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
-_END_OF_CENTRAL_DIRECTORY = struct.Struct("<IHHHHIIH")
-_ZIP64_END_OF_CENTRAL_DIRECTORY = struct.Struct("<IQHHIIQQQQ")
-_ZIP64_LOCATOR = struct.Struct("<IIQI")
-
-_LOCAL_SIGNATURE = 0x04034B50
-_CENTRAL_SIGNATURE = 0x02014B50
-_EOCD_SIGNATURE = 0x06054B50
-_ZIP64_EOCD_SIGNATURE = 0x06064B50
-_ZIP64_LOCATOR_SIGNATURE = 0x07064B50
-
-_ZIP64_EXTRA_ID = 0x0001
-_EXTENDED_TIMESTAMP_ID = 0x5455
-
-_FLAG_UTF8 = 1 << 11
-_STORED = 0
-_VERSION_DEFAULT = 20  # 2.0: what every reader understands for STORED entries
-_VERSION_ZIP64 = 45  # 4.5: ZIP64 format extensions
-_MADE_BY = (3 << 8) | _VERSION_ZIP64  # host 3 = Unix, so external attributes carry a file mode
-_EXTERNAL_ATTRIBUTES = 0o100644 << 16  # regular file, rw-r--r--, as unzip should recreate it
-
-_DOS_MIN_YEAR = 1980
-_DOS_MAX_YEAR = 2107
-_UNIX_TIME_MAX = 2**31 - 1  # the extended-timestamp field is a signed 32-bit Unix time
 
 
 class MemberChangedError(ValueError):
@@ -108,10 +84,10 @@ class ZipMember:
         if self.modified.tzinfo is None or self.modified.utcoffset() is None:
             raise ValueError(f"ZIP member {self.name!r}: modified must be timezone-aware")
         year = self.modified.astimezone(UTC).year
-        if not _DOS_MIN_YEAR <= year <= _DOS_MAX_YEAR:
+        if not DOS_MIN_YEAR <= year <= DOS_MAX_YEAR:
             raise ValueError(
                 f"ZIP member {self.name!r}: modified year {year} is outside the ZIP (DOS) date "
-                f"range {_DOS_MIN_YEAR}-{_DOS_MAX_YEAR}"
+                f"range {DOS_MIN_YEAR}-{DOS_MAX_YEAR}"
             )
         if self.crc32 is not None and not 0 <= self.crc32 <= 0xFFFFFFFF:
             raise ValueError(f"ZIP member {self.name!r}: crc32 {self.crc32} is not a 32-bit value")
@@ -142,33 +118,6 @@ def _validate_name(name: str) -> None:
         )
     if len(name.encode("utf-8")) > 0xFFFF:
         raise ValueError(f"ZIP member name {name[:40]!r}... is longer than 65535 bytes")
-
-
-def _dos_date_time(moment: datetime) -> tuple[int, int]:
-    """DOS date and time fields (2-second resolution) of the UTC wall-clock time."""
-    utc = moment.astimezone(UTC)
-    date = ((utc.year - _DOS_MIN_YEAR) << 9) | (utc.month << 5) | utc.day
-    time = (utc.hour << 11) | (utc.minute << 5) | (utc.second // 2)
-    return date, time
-
-
-def _timestamp_extra(moment: datetime) -> bytes:
-    """The 0x5455 extended-timestamp field: exact UTC seconds, which unzip restores as mtime.
-
-    The same 9-byte form (flags + mtime) is valid in both local and central headers. Omitted past
-    2038, where the signed 32-bit field cannot hold the time; the DOS fields still can.
-    """
-    seconds = int(moment.timestamp())
-    if seconds > _UNIX_TIME_MAX:
-        return b""
-    return struct.pack("<HHBi", _EXTENDED_TIMESTAMP_ID, 5, 0x01, seconds)
-
-
-def _zip64_extra(*values: int) -> bytes:
-    """The ZIP64 extended-information field holding the given 64-bit values, in spec order."""
-    if not values:
-        return b""
-    return struct.pack(f"<HH{len(values)}Q", _ZIP64_EXTRA_ID, 8 * len(values), *values)
 
 
 def _source(member: ZipMember) -> Path | bytes:
@@ -284,30 +233,9 @@ def stream_zip(
         seen_names.add(member.name)
 
         crc, size = _resolve_crc_and_size(member, chunk_size)
-        encoded_name = member.name.encode("utf-8")
-        date, time = _dos_date_time(member.modified)
-        timestamp = _timestamp_extra(member.modified)
-        sizes_zip64 = size >= zip64_threshold
-        offset_zip64 = offset >= zip64_threshold
-        version = _VERSION_ZIP64 if sizes_zip64 or offset_zip64 else _VERSION_DEFAULT
-        header_size = ZIP64_LIMIT if sizes_zip64 else size
-
-        # The local ZIP64 field, when present, must hold both sizes (APPNOTE 4.5.3).
-        local_extra = (_zip64_extra(size, size) if sizes_zip64 else b"") + timestamp
-        local_header = _LOCAL_HEADER.pack(
-            _LOCAL_SIGNATURE,
-            version,
-            _FLAG_UTF8,
-            _STORED,
-            time,
-            date,
-            crc,
-            header_size,
-            header_size,
-            len(encoded_name),
-            len(local_extra),
-        )
-        yield local_header + encoded_name + local_extra
+        entry = StoredEntry(member.name, member.modified, crc, size, offset, zip64_threshold)
+        local_header = entry.local_header()
+        yield local_header
 
         source = _source(member)
         if isinstance(source, bytes):
@@ -315,35 +243,8 @@ def stream_zip(
         else:
             yield from _stream_file(member.name, source, size, crc, chunk_size)
 
-        # The central ZIP64 field holds only the values whose classic field overflowed, in order.
-        central_zip64 = [size, size] if sizes_zip64 else []
-        if offset_zip64:
-            central_zip64.append(offset)
-        central_extra = _zip64_extra(*central_zip64) + timestamp
-        central_records.append(
-            _CENTRAL_HEADER.pack(
-                _CENTRAL_SIGNATURE,
-                _MADE_BY,
-                version,
-                _FLAG_UTF8,
-                _STORED,
-                time,
-                date,
-                crc,
-                header_size,
-                header_size,
-                len(encoded_name),
-                len(central_extra),
-                0,  # comment length
-                0,  # disk number start
-                0,  # internal attributes
-                _EXTERNAL_ATTRIBUTES,
-                ZIP64_LIMIT if offset_zip64 else offset,
-            )
-            + encoded_name
-            + central_extra
-        )
-        offset += len(local_header) + len(encoded_name) + len(local_extra) + size
+        central_records.append(entry.central_record())
+        offset += len(local_header) + size
 
     yield from _central_directory(central_records, offset, chunk_size, zip64_threshold)
 
@@ -363,42 +264,7 @@ def _central_directory(
             yield b"".join(batch)
             batch, batch_size = [], 0
 
-    entries = len(records)
-    needs_zip64 = (
-        entries >= _ZIP64_ENTRY_LIMIT
-        or directory_size >= zip64_threshold
-        or offset >= zip64_threshold
-    )
-    if needs_zip64:
-        zip64_end_offset = offset + directory_size
-        batch.append(
-            _ZIP64_END_OF_CENTRAL_DIRECTORY.pack(
-                _ZIP64_EOCD_SIGNATURE,
-                _ZIP64_END_OF_CENTRAL_DIRECTORY.size - 12,  # excludes signature and this field
-                _MADE_BY,
-                _VERSION_ZIP64,
-                0,  # this disk
-                0,  # disk with the central directory
-                entries,
-                entries,
-                directory_size,
-                offset,
-            )
-        )
-        batch.append(_ZIP64_LOCATOR.pack(_ZIP64_LOCATOR_SIGNATURE, 0, zip64_end_offset, 1))
-    classic_entries = min(entries, _ZIP64_ENTRY_LIMIT)
-    batch.append(
-        _END_OF_CENTRAL_DIRECTORY.pack(
-            _EOCD_SIGNATURE,
-            0,  # this disk
-            0,  # disk with the central directory
-            classic_entries,
-            classic_entries,
-            ZIP64_LIMIT if directory_size >= zip64_threshold else directory_size,
-            ZIP64_LIMIT if offset >= zip64_threshold else offset,
-            0,  # comment length
-        )
-    )
+    batch.append(end_records(len(records), directory_size, offset, zip64_threshold))
     yield b"".join(batch)
 
 

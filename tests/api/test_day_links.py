@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import TestClient
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import DownloadAuditEntry
@@ -33,6 +32,7 @@ from recordings.settings import S3Settings
 from recordings.tokens import READ_PERMISSION, TokenSettings, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
 from tests.api.conftest import JWT_SECRET

@@ -31,8 +31,8 @@ from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development_token
-from recordings_api.archives.services import ARCHIVE_ASSET_KEY
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
+from recordings_instance.archives import ARCHIVE_ASSET_KEY
 from tests.api.conftest import JWT_SECRET
 from tests.support import DAY
 

@@ -10,8 +10,8 @@ from litestar.testing import TestClient
 
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.app import create_app
-from recordings_api.local_server import free_port
 from recordings_api.settings import ApiSettings
+from recordings_cli.local_api import free_port
 from tests.api.conftest import JWT_SECRET
 from tests.support import DAY
 

@@ -23,7 +23,7 @@ from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import DownloadAuditEntry
 from recordings.keys import archive_key, day_hours
 from recordings.links import LinkSigner, parse_link_keys
-from recordings_api.local_server import LocalApiServer, free_port
+from recordings_cli.local_api import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
 from tests.support import DAY
 

@@ -1,35 +1,42 @@
 """The day lookup against a Dagster instance: evidence per hour, the cache by storage id never
-serves a replaced archive, and the cache stays within its bound."""
+serves a replaced archive, the cache stays within its bound, an hour whose evidence cannot be
+read is failed (and logged), and the Dagster run tag the lookup relies on is still Dagster's."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from dagster._core.storage import tags as dagster_tags
 
+from recordings.archive.evidence import ArchiveEvidence
 from recordings.keys import archive_key, archive_partition_key, day_hours
-from recordings_api.archives.services import (
-    ARCHIVE_ASSET_KEY,
-    ArchiveEvidence,
-    EvidenceCache,
-    day_statuses,
-)
+from recordings_api.archives.services import WILL_RETRY_TAG, day_statuses
+from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache, RecordedEvidence
 from tests.support import DAY
 
 
 def _materialize(instance: dg.DagsterInstance, tenant: str, hour_index: int, sha: str) -> None:
     hour = day_hours(DAY)[hour_index]
+    evidence = ArchiveEvidence(
+        object_key=archive_key(tenant, hour),
+        size_bytes=100 + hour_index,
+        sha256=sha,
+        recording_count=2,
+        conversation_count=1,
+        failed_recording_count=0,
+    )
+    _report(instance, tenant, hour_index, evidence.to_metadata())
+
+
+def _report(
+    instance: dg.DagsterInstance, tenant: str, hour_index: int, metadata: dict[str, str | int]
+) -> None:
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             ARCHIVE_ASSET_KEY,
-            partition=archive_partition_key(tenant, hour),
-            metadata={
-                "object_key": archive_key(tenant, hour),
-                "size_bytes": 100 + hour_index,
-                "sha256": sha,
-                "recording_count": 2,
-                "conversation_count": 1,
-                "failed_recording_count": 0,
-            },
+            partition=archive_partition_key(tenant, day_hours(DAY)[hour_index]),
+            metadata=metadata,
         )
     )
 
@@ -56,7 +63,7 @@ def test_a_rebuilt_hour_is_never_served_from_the_cache(
 
 def test_the_cache_keeps_the_most_recently_used_within_its_bound() -> None:
     cache = EvidenceCache(max_entries=2)
-    evidence = ArchiveEvidence("k", 1, "0" * 64, 0, 0, 0)
+    evidence = RecordedEvidence(ArchiveEvidence("k", 1, "0" * 64, 0, 0, 0), materialized_at=0.0)
     for storage_id in (1, 2):
         cache.put(storage_id, evidence)
     assert set(cache.get_many([1])) == {1}  # 1 is now the most recent
@@ -74,3 +81,29 @@ def test_days_beyond_retention_are_expired_without_a_lookup(
     now = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)
     statuses = day_statuses(dagster_instance, "acme", day, retention, now)
     assert ({s.status for s in statuses} == {"expired"}) == expired
+
+
+def test_an_hour_whose_evidence_cannot_be_read_is_failed_and_logged(
+    dagster_instance: dg.DagsterInstance, caplog: pytest.LogCaptureFixture
+) -> None:
+    _materialize(dagster_instance, "acme", 3, "a" * 64)
+    # An event of another shape: no SHA-256, so no link a client could check.
+    _report(dagster_instance, "acme", 5, {"object_key": "k", "size_bytes": 9})
+    cache = EvidenceCache()
+    with caplog.at_level(logging.ERROR, logger="recordings_api.archives.services"):
+        statuses = day_statuses(dagster_instance, "acme", DAY, 7, cache=cache)
+    assert statuses[5].status == "failed" and statuses[5].evidence is None
+    assert statuses[3].status == "available"
+    assert {s.status for i, s in enumerate(statuses) if i not in (3, 5)} == {"pending"}
+    (logged,) = caplog.records
+    assert archive_partition_key("acme", day_hours(DAY)[5]) in logged.getMessage()
+    assert "'sha256' is missing" in logged.getMessage()
+    assert len(cache) == 1  # only the readable evidence is kept
+    # Deleted by retention afterwards: expired like any deleted hour.
+    deleted = {day_hours(DAY)[5]: datetime.now(UTC) + timedelta(seconds=1)}
+    assert day_statuses(dagster_instance, "acme", DAY, 7, deleted=deleted)[5].status == "expired"
+
+
+def test_the_will_retry_tag_is_dagsters() -> None:
+    # Dagster exports no public name for it; an upgrade that renames it must fail here.
+    assert dagster_tags.WILL_RETRY_TAG == WILL_RETRY_TAG

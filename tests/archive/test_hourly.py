@@ -18,10 +18,10 @@ from minio import Minio
 from minio.error import S3Error
 
 from recordings.archive.hourly import HourArchive, HourJob, build_hour_archive, build_hour_archives
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import SourceRecording
 from recordings.keys import archive_key
 from recordings.storage import MinioObjectStore
+from recordings_cli.synth import FORMATS, write_conversation
 
 pytestmark = pytest.mark.integration
 

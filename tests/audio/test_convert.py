@@ -4,7 +4,7 @@ The hourly ZIPs promise Ogg Opus at 24 kb/s (within 10 % on speech, mono and ste
 source's channels kept apart and its duration kept (20 ms), whatever format and rate libsndfile
 decodes; and for input that cannot be archived, a reason ("empty", "unsupported", "corrupt")
 instead of a silent gap or a half-written file. These tests encode the speech-like calls of
-`recordings.audio.synth` (as the demo and the benchmark do) in every source format we expect,
+`recordings_cli.synth` (as the demo and the benchmark do) in every source format we expect,
 and decode the result back with libsndfile to hold the module to that.
 """
 
@@ -30,7 +30,7 @@ from recordings.audio.convert import (
     probe_source,
 )
 from recordings.audio.opus import OpusEncodeError, OpusFileEncoder
-from recordings.audio.synth import FORMATS, conversation, write_conversation
+from recordings_cli.synth import FORMATS, conversation, write_conversation
 
 TARGET_BITRATE = 24_000
 SPEECH_SECONDS = 30.0
@@ -39,7 +39,7 @@ SEED = 20251212
 
 @dataclass(frozen=True)
 class Case:
-    format_name: str  # a key of recordings.audio.synth.FORMATS
+    format_name: str  # a key of recordings_cli.synth.FORMATS
     rate: int
     channels: int
 

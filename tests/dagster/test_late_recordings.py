@@ -12,14 +12,14 @@ import pytest
 import sqlalchemy as sa
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.sensors import late_recordings_sensor
+from recordings_instance.archives import ARCHIVE_ASSET_KEY
 from tests.dagster.test_pipeline import _run_day
 from tests.support import DAY
 

@@ -15,14 +15,14 @@ from dagster._core.execution.job_execution_result import JobExecutionResult
 from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.storage import ensure_bucket
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
+from recordings_instance.archives import ARCHIVE_ASSET_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.run_retries]
 

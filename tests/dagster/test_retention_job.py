@@ -15,9 +15,9 @@ from recordings.db.engine import session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.retention import deleted_hours
 from recordings_api.archives.services import day_statuses
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
 from recordings_dagster.definitions import defs
 from recordings_dagster.schedules import retention_schedule
+from recordings_instance.archives import ARCHIVE_ASSET_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from recordings.settings import ENV_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
-PACKAGES = ("recordings", "recordings_api", "recordings_dagster")
+PACKAGES = ("recordings", "recordings_api", "recordings_dagster", "recordings_cli")
 
 # Roles: which process reads a variable.
 CLI = "cli"  # the `recordings` command (migrations, operators)

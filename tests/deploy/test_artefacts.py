@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from recordings_api.app import health_live, health_ready
-from recordings_api.local_server import APP_FACTORY
+from recordings_cli.local_api import APP_FACTORY
 from recordings_dagster.schedules import tenant_day_run_request
 from tests.deploy.artefacts import (
     API,

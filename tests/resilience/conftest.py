@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from recordings.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings.storage import S3Connection, ensure_bucket
+from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from tests.api.conftest import api_settings  # noqa: F401 - the API tests' fixture, shared
 
 

@@ -27,13 +27,13 @@ from dagster._serdes import serialize_value
 from minio import Minio
 
 from recordings.archive.verify import verify_archive
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.keys import archive_partition_key, day_hours, parse_archive_key
-from recordings_dagster.assets import ARCHIVE_ASSET_KEY
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_run_requests
+from recordings_instance.archives import ARCHIVE_ASSET_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.keys import archive_partition_key, day_hours
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.definitions import defs
 from recordings_dagster.execution import hourly_archives_job_def
 from tests.resilience.support import materializations, metadata_of, range_tags

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from minio import Minio
 
 from recordings.keys import archive_partition_key, day_hours, tenant_archive_prefix
-from recordings.local_s3 import LocalS3Server
+from recordings_cli.local_s3 import LocalS3Server
 from recordings_dagster.execution import _failure_message
 from tests.resilience.support import (
     ArchiveWatcher,

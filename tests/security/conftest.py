@@ -20,7 +20,6 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
@@ -37,6 +36,7 @@ from recordings.tokens import (
 )
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
+from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
 from tests.api.conftest import JWT_SECRET

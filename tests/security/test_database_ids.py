@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from minio import Minio
 
 from recordings.archive.hourly import build_hour_archive
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, recordings_in_hour
 from recordings.db.engine import session_scope
 from recordings.db.models import AudioFile, Conversation, ConversationSession, Tenant
 from recordings.keys import InvalidIdentifierError, source_key
 from recordings.storage import MinioObjectStore
+from recordings_cli.synth import FORMATS, write_conversation
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 

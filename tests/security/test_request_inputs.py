@@ -23,8 +23,8 @@ from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import TenantRecordingSettings, TenantRecordingSettingsChange
 from recordings_api.app import create_app
-from recordings_api.local_server import LocalApiServer, free_port
 from recordings_api.settings import ApiSettings
+from recordings_cli.local_api import LocalApiServer, free_port
 from tests.api.conftest import JWT_SECRET
 from tests.security.conftest import (
     HOST_AUDIT,

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from minio import Minio
 
-from recordings.audio.synth import FORMATS, write_conversation
-from recordings.cli import main
 from recordings.db.engine import session_scope
 from recordings.db.models import AudioFile, TenantRecordingSettings
 from recordings.keys import archive_key
 from recordings.tokens import READ_PERMISSION, TokenSettings, verify_token
+from recordings_cli.main import main
+from recordings_cli.synth import FORMATS, write_conversation
 
 
 def _run(*args: str) -> tuple[int, str]:

@@ -8,6 +8,7 @@ would accept anonymous requests, and a test that passes against an open server p
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,12 @@ LOOPBACK = "127.0.0.1"
 
 class LocalS3Error(RuntimeError):
     """The local S3 server could not be started or stopped; the message says why."""
+
+
+GRPC_OFFSET = 10000  # weed opens each service's gRPC port at its port + 10000
+MAX_PORT = 65535
+SERVICES = ("s3", "master", "volume", "filer")
+_BIND_FAILURE = re.compile(r"listen tcp [^\s]*:(\d+): bind: address already in use")
 
 
 @dataclass(frozen=True)
@@ -38,20 +46,74 @@ class LocalS3Ports:
     def free(cls) -> "LocalS3Ports":
         return cls(s3=_free_port(), master=_free_port(), volume=_free_port(), filer=_free_port())
 
+    def all_ports(self) -> list["WeedPort"]:
+        """Every port weed opens: each service's port and its gRPC twin."""
+        return [
+            WeedPort(service, port + offset, grpc=offset != 0)
+            for service, port in ((name, getattr(self, name)) for name in SERVICES)
+            for offset in (0, GRPC_OFFSET)
+        ]
+
+    def busy(self) -> list["WeedPort"]:
+        """The ports something else already holds, so weed could not bind them."""
+        return [port for port in self.all_ports() if not _port_is_free(port.port)]
+
+
+@dataclass(frozen=True)
+class WeedPort:
+    """A port weed opens, and what for."""
+
+    service: str  # one of SERVICES
+    port: int
+    grpc: bool  # the service's gRPC port (its port + GRPC_OFFSET)
+
+    def __str__(self) -> str:
+        name = "S3" if self.service == "s3" else self.service
+        return f"{self.port} ({name}{' gRPC' if self.grpc else ''})"
+
+
+class LocalS3PortsBusy(LocalS3Error):
+    """Ports the server needs are in use; `busy` names them, the message too."""
+
+    def __init__(self, busy: list[WeedPort]) -> None:
+        self.busy = tuple(busy)
+        ports = ", ".join(str(port) for port in busy)
+        verb = "is" if len(busy) == 1 else "are"
+        super().__init__(
+            f"port{'s' if len(busy) > 1 else ''} {ports} {verb} already in use on {LOOPBACK}"
+        )
+
 
 def _free_port() -> int:
-    # weed derives each gRPC port as port + 10000; pick ports whose +10000 twin is free too.
+    # Pick ports whose gRPC twin (+GRPC_OFFSET) is free too.
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind((LOOPBACK, 0))
             port = probe.getsockname()[1]
-        if port + 10000 < 65536 and _port_is_free(port + 10000):
+        if port + GRPC_OFFSET <= MAX_PORT and _port_is_free(port + GRPC_OFFSET):
             return port
     raise LocalS3Error("could not find a free loopback port pair for the local S3 server")
 
 
+def free_port_near(port: int, avoid: Collection[int] = ()) -> int:
+    """The first port above `port` that is free with its gRPC twin and not in `avoid`: a port
+    to suggest when `port` is taken, close to the familiar one."""
+    for candidate in range(port + 1, min(port + 200, MAX_PORT + 1 - GRPC_OFFSET)):
+        twin = candidate + GRPC_OFFSET
+        if (
+            candidate not in avoid
+            and twin not in avoid
+            and _port_is_free(candidate)
+            and _port_is_free(twin)
+        ):
+            return candidate
+    return _free_port()
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As weed (Go) does: a port whose old connections linger in TIME_WAIT is still free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError:
@@ -147,12 +209,27 @@ class LocalS3Server:
         ]
 
     def start(self, timeout: float = 60.0) -> int:
-        """Start the server in the background and wait until S3 answers; return its PID."""
+        """Start the server in the background and wait until S3 answers; return its PID.
+
+        Raises LocalS3PortsBusy, naming the ports, when one it needs is taken: checked before
+        starting, and read from weed's log should another process take it in between.
+        """
         running = self.running_pid()
         if running is not None:
             return running
+        for port in self.ports.all_ports():
+            if port.grpc and port.port > MAX_PORT:
+                raise LocalS3Error(
+                    f"port {port.port - GRPC_OFFSET} is too high for the local S3 server: weed "
+                    f"also opens the port + {GRPC_OFFSET} (gRPC); choose one below "
+                    f"{MAX_PORT + 1 - GRPC_OFFSET}"
+                )
+        busy = self.ports.busy()
+        if busy:
+            raise LocalS3PortsBusy(busy)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
+            log_start = log.tell()
             process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 self.command(),
                 stdout=log,
@@ -164,10 +241,8 @@ class LocalS3Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise LocalS3Error(
-                    f"weed exited with code {process.returncode} while starting; "
-                    f"see {self.log_file}"
-                )
+                self.pid_file.unlink(missing_ok=True)
+                raise self._exit_error(process.returncode, log_start)
             if self._s3_ready():
                 return process.pid
             time.sleep(0.3)
@@ -175,6 +250,19 @@ class LocalS3Server:
         raise LocalS3Error(
             f"the local S3 server did not answer on {self.endpoint} within {timeout:.0f} s; "
             f"see {self.log_file}"
+        )
+
+    def _exit_error(self, returncode: int, log_start: int) -> LocalS3Error:
+        """Why weed exited while starting: the ports it could not bind, if its log says so."""
+        with self.log_file.open("rb") as log:
+            log.seek(log_start)
+            text = log.read().decode("utf-8", errors="replace")
+        failed = {int(port) for port in _BIND_FAILURE.findall(text)}
+        busy = [port for port in self.ports.all_ports() if port.port in failed]
+        if busy:
+            return LocalS3PortsBusy(busy)
+        return LocalS3Error(
+            f"weed exited with code {returncode} while starting; see {self.log_file}"
         )
 
     def _s3_ready(self) -> bool:

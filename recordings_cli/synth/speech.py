@@ -1,47 +1,28 @@
-"""Synthetic, speech-like conversation audio for the demo seeder, tests and benchmarks.
+"""One speaker talking in phrases: syllables planned per phrase, voiced and fricative sources,
+and source-filter synthesis through a short-time Fourier transform.
 
-Why not sine tones or white noise: the Opus encoder, voice-activity heuristics and file sizes all
-behave differently on speech. A crude source-filter model gets close enough at almost no cost:
-a band-limited sawtooth on a gliding fundamental (the voiced source, i.e. harmonics of f0) and
-white noise (fricatives), shaped per short-time frame by formant-like resonances that move from
-syllable to syllable, under syllable envelopes, with pauses between phrases and turns, over a low
-noise floor. Everything is vectorised numpy; Python loops run only per phrase, turn, block or
-cache-sized batch of samples.
-
-Determinism: the same arguments always give the same samples. A conversation is planned once
-(turns: who speaks when, each with its own seed) and then rendered block by block, with the
-background noise of each block seeded by (seed, block index). So :func:`write_conversation` only
-ever holds a block and the turns overlapping it, and the file still holds exactly the samples
-:func:`conversation` would return.
+The same arguments always give the same samples.
 """
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-
-__all__ = [
-    "FORMATS",
-    "AudioFormat",
-    "conversation",
-    "speech_like",
-    "write_conversation",
-]
 
 
 @dataclass(frozen=True)
-class _Voice:
+class Voice:
+    """A speaker's pitch range, vocal-tract size and loudness."""
+
     f0_low: float
     f0_high: float
     formant_scale: float  # shorter vocal tracts have higher formants
     active_rms: float  # level while speaking; customers on a phone line are a bit quieter
 
 
-_VOICES = (
-    _Voice(f0_low=95.0, f0_high=140.0, formant_scale=1.0, active_rms=0.1),
-    _Voice(f0_low=180.0, f0_high=260.0, formant_scale=1.17, active_rms=0.08),
+VOICES = (
+    Voice(f0_low=95.0, f0_high=140.0, formant_scale=1.0, active_rms=0.1),
+    Voice(f0_low=180.0, f0_high=260.0, formant_scale=1.17, active_rms=0.08),
 )
 
 # Vowel targets (F1, F2, F3 in Hz) after Peterson & Barney's adult-male averages.
@@ -72,53 +53,23 @@ _FRICATIVE_SECONDS = (0.04, 0.1)
 _FRICATIVE_GAIN = 0.35
 _EDGE_FADE_SECONDS = 0.005
 
-_TURN_SECONDS = (1.2, 7.0)
-_OVERLAP_PROBABILITY = 0.25
-_OVERLAP_SECONDS = (0.1, 0.6)
-_GAP_SECONDS = (0.15, 1.2)
-_SAME_SPEAKER_PROBABILITY = 0.12
-_SAME_SPEAKER_PAUSE_SECONDS = (0.6, 1.5)
+BACKGROUND_RMS = 0.001  # -60 dBFS: present, like a real line, but clearly below speech
 
-_BACKGROUND_RMS = 0.001  # -60 dBFS: present, like a real line, but clearly below speech
-_BLOCK_SECONDS = 10.0
 _BATCH_FRAMES = 48  # STFT frames per batch: keeps temporaries in cache
 _CHUNK_SAMPLES = 1 << 15  # samples per pass of whole-signal post-processing
 
-# Distinct streams so that, e.g., turn 3's seed never equals block 3's noise seed.
+# The stream tag of speech_like's random numbers; conversation.py's streams have tags of their
+# own, so no two streams ever share a seed.
 _SPEECH_STREAM = 0x5350
-_TURN_PLAN_STREAM = 0x504C
-_TURN_STREAM = 0x5455
-_NOISE_STREAM = 0x4E4F
 
 
-@dataclass(frozen=True)
-class AudioFormat:
-    """A source-recording format the platform may store, as soundfile spells it."""
-
-    name: str
-    extension: str  # with the leading dot, ready for Path.with_suffix
-    format: str
-    subtype: str | None
-
-
-FORMATS: dict[str, AudioFormat] = {
-    fmt.name: fmt
-    for fmt in (
-        AudioFormat("wav-pcm16", ".wav", "WAV", "PCM_16"),
-        AudioFormat("wav-ulaw", ".wav", "WAV", "ULAW"),
-        AudioFormat("wav-alaw", ".wav", "WAV", "ALAW"),
-        AudioFormat("flac", ".flac", "FLAC", "PCM_16"),
-        AudioFormat("ogg-vorbis", ".ogg", "OGG", "VORBIS"),
-        AudioFormat("mp3", ".mp3", "MP3", "MPEG_LAYER_III"),
-    )
-}
-
-
-def _seed(*parts: int) -> int:
+def stream_seed(*parts: int) -> int:
+    """One seed derived from several (a seed, a stream tag, an index), so streams never meet."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def _frames(duration_seconds: float, sample_rate: int) -> int:
+def frame_count(duration_seconds: float, sample_rate: int) -> int:
+    """The number of samples of `duration_seconds` at `sample_rate`; refuses what cannot be."""
     if duration_seconds < 0 or not math.isfinite(duration_seconds):
         raise ValueError(f"duration must be a finite number >= 0, got {duration_seconds}")
     if sample_rate < 8000:
@@ -134,15 +85,15 @@ def speech_like(
     ``speaker`` 0 has a low voice (f0 95-140 Hz), 1 a high one (180-260 Hz, higher formants).
     Includes a low background-noise floor, so pauses are near-silent rather than digital zero.
     """
-    if speaker not in range(len(_VOICES)):
+    if speaker not in range(len(VOICES)):
         raise ValueError(f"speaker must be 0 or 1, got {speaker}")
-    frames = _frames(duration_seconds, sample_rate)
+    frames = frame_count(duration_seconds, sample_rate)
     rng = np.random.default_rng([seed, speaker, _SPEECH_STREAM])
-    audio = _speech(frames, sample_rate, rng, _VOICES[speaker])
+    audio = render_speech(frames, sample_rate, rng, VOICES[speaker])
     for first in range(0, frames, _CHUNK_SAMPLES):
         chunk = audio[first : first + _CHUNK_SAMPLES]
         noise = rng.standard_normal(len(chunk), dtype=np.float32)
-        noise *= np.float32(_BACKGROUND_RMS)
+        noise *= np.float32(BACKGROUND_RMS)
         chunk += noise
         np.clip(chunk, -1.0, 1.0, out=chunk)
     return audio
@@ -173,7 +124,7 @@ class _Syllables:
 
 
 def _plan_syllables(
-    frames: int, sample_rate: int, rng: np.random.Generator, voice: _Voice
+    frames: int, sample_rate: int, rng: np.random.Generator, voice: Voice
 ) -> _Syllables:
     """Phrases of syllables separated by pauses; one loop iteration per phrase."""
     duration = frames / sample_rate
@@ -300,7 +251,9 @@ class _Sources:
         return voiced, fricative
 
 
-def _speech(frames: int, sample_rate: int, rng: np.random.Generator, voice: _Voice) -> np.ndarray:
+def render_speech(
+    frames: int, sample_rate: int, rng: np.random.Generator, voice: Voice
+) -> np.ndarray:
     """Noise-free speech of exactly ``frames`` samples (float32), faded in and out at the edges.
 
     Source-filter synthesis streamed through a short-time Fourier transform: frames of about
@@ -321,9 +274,6 @@ def _speech(frames: int, sample_rate: int, rng: np.random.Generator, voice: _Voi
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(size) / size)
     frequencies = np.fft.rfftfreq(size, 1 / sample_rate)
     high_pass = frequencies**2 / (frequencies**2 + _HIGH_PASS_HZ**2)
-    # Far above F3 every resonance has decayed below the floor: compute them only up to there.
-    formant_bins = int(np.searchsorted(frequencies, _FORMANT_CEILING_HZ))
-    formant_frequencies = frequencies[:formant_bins]
 
     # output[p] is sample p - hop; the extra hop at each end only collects window tails.
     output = np.zeros((count + 1) * hop, dtype=np.float32)
@@ -336,24 +286,7 @@ def _speech(frames: int, sample_rate: int, rng: np.random.Generator, voice: _Voi
         voiced_tail, fricative_tail = voiced[-hop:], fricative[-hop:]
 
         centres = np.arange(first, last) * float(hop)
-        voiced_gain = np.full((last - first, len(frequencies)), _FORMANT_FLOOR)
-        for formant in range(3):
-            track = np.interp(centres, plan.centre_sample, plan.formants[:, formant])
-            resonance = formant_frequencies - track[:, None]
-            resonance *= 1.0 / _FORMANT_HALF_BANDWIDTHS[formant]
-            resonance *= resonance
-            resonance += 1.0
-            np.divide(_FORMANT_GAINS[formant], resonance, out=resonance)
-            voiced_gain[:, :formant_bins] += resonance
-        voiced_gain *= high_pass
-        fricative_gain = (
-            frequencies - np.interp(centres, plan.centre_sample, plan.fricative_centre)[:, None]
-        )
-        fricative_gain *= 1.0 / _FRICATIVE_HALF_BANDWIDTH
-        fricative_gain *= fricative_gain
-        fricative_gain += 1.0
-        np.divide(high_pass, fricative_gain, out=fricative_gain)
-
+        voiced_gain, fricative_gain = _frame_filters(plan, centres, frequencies, high_pass)
         view = np.lib.stride_tricks.sliding_window_view
         spectrum = np.fft.rfft(view(voiced, size)[::hop] * window, axis=1)
         spectrum *= voiced_gain
@@ -376,6 +309,35 @@ def _speech(frames: int, sample_rate: int, rng: np.random.Generator, voice: _Voi
     return speech
 
 
+def _frame_filters(
+    plan: _Syllables, centres: np.ndarray, frequencies: np.ndarray, high_pass: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gains, per frame centred on ``centres`` and per frequency bin, of the voiced source
+    (three formant resonances over a floor) and of the fricative noise (one broad band), both
+    high-passed; the resonance centres glide linearly between syllable centres."""
+    # Far above F3 every resonance has decayed below the floor: compute them only up to there.
+    formant_bins = int(np.searchsorted(frequencies, _FORMANT_CEILING_HZ))
+    formant_frequencies = frequencies[:formant_bins]
+    voiced_gain = np.full((len(centres), len(frequencies)), _FORMANT_FLOOR)
+    for formant in range(3):
+        track = np.interp(centres, plan.centre_sample, plan.formants[:, formant])
+        resonance = formant_frequencies - track[:, None]
+        resonance *= 1.0 / _FORMANT_HALF_BANDWIDTHS[formant]
+        resonance *= resonance
+        resonance += 1.0
+        np.divide(_FORMANT_GAINS[formant], resonance, out=resonance)
+        voiced_gain[:, :formant_bins] += resonance
+    voiced_gain *= high_pass
+    fricative_gain = (
+        frequencies - np.interp(centres, plan.centre_sample, plan.fricative_centre)[:, None]
+    )
+    fricative_gain *= 1.0 / _FRICATIVE_HALF_BANDWIDTH
+    fricative_gain *= fricative_gain
+    fricative_gain += 1.0
+    np.divide(high_pass, fricative_gain, out=fricative_gain)
+    return voiced_gain, fricative_gain
+
+
 def _masked_rms(signal: np.ndarray, mask: np.ndarray) -> float:
     """RMS of ``signal`` where ``mask`` holds, in chunks (a whole-signal gather is slow)."""
     total = 0.0
@@ -385,129 +347,3 @@ def _masked_rms(signal: np.ndarray, mask: np.ndarray) -> float:
         total += float(np.dot(selected, selected))
         count += len(selected)
     return math.sqrt(total / count) if count else 0.0
-
-
-@dataclass(frozen=True)
-class _Turn:
-    speaker: int
-    start: int
-    frames: int
-    seed: int
-
-    @property
-    def stop(self) -> int:
-        return self.start + self.frames
-
-
-def _plan_turns(total_frames: int, sample_rate: int, seed: int) -> list[_Turn]:
-    """Who speaks when: the agent opens, speakers alternate with gaps or brief overlaps, and
-    sometimes one speaker goes on after a pause. A speaker's own turns never overlap."""
-    rng = np.random.default_rng([seed, _TURN_PLAN_STREAM])
-    turns: list[_Turn] = []
-    speaker = 0
-    cursor = rng.uniform(0.2, 0.8)
-    while (start := round(cursor * sample_rate)) < total_frames:
-        length = rng.uniform(*_TURN_SECONDS)
-        frames = min(round(length * sample_rate), total_frames - start)
-        turns.append(_Turn(speaker, start, frames, _seed(seed, _TURN_STREAM, len(turns))))
-        if rng.random() < _SAME_SPEAKER_PROBABILITY:
-            gap = rng.uniform(*_SAME_SPEAKER_PAUSE_SECONDS)
-        else:
-            speaker = 1 - speaker
-            if rng.random() < _OVERLAP_PROBABILITY:
-                gap = -rng.uniform(*_OVERLAP_SECONDS)
-            else:
-                gap = rng.uniform(*_GAP_SECONDS)
-        cursor += length + gap
-    return turns
-
-
-class _ConversationRenderer:
-    """Renders a planned conversation block by block, keeping only turns that straddle blocks."""
-
-    def __init__(self, total_frames: int, sample_rate: int, channels: int, seed: int) -> None:
-        if channels not in (1, 2):
-            raise ValueError(f"channels must be 1 (mixed) or 2 (agent left), got {channels}")
-        self.total_frames = total_frames
-        self.block_frames = round(_BLOCK_SECONDS * sample_rate)
-        self.block_count = -(-total_frames // self.block_frames)
-        self._sample_rate = sample_rate
-        self._channels = channels
-        self._seed = seed
-        self._turns = _plan_turns(total_frames, sample_rate, seed)
-        self._turn_starts = np.array([turn.start for turn in self._turns], dtype=np.int64)
-        self._longest_turn = max((turn.frames for turn in self._turns), default=0)
-        self._pending: dict[int, np.ndarray] = {}
-
-    def render_block(self, block: int) -> np.ndarray:
-        first = block * self.block_frames
-        stop = min(first + self.block_frames, self.total_frames)
-        noise_rng = np.random.default_rng([self._seed, _NOISE_STREAM, block])
-        output = noise_rng.standard_normal((stop - first, self._channels), dtype=np.float32)
-        output *= np.float32(_BACKGROUND_RMS)
-
-        begin = int(np.searchsorted(self._turn_starts, first - self._longest_turn, side="left"))
-        end = int(np.searchsorted(self._turn_starts, stop, side="left"))
-        still_pending: dict[int, np.ndarray] = {}
-        for index in range(begin, end):
-            turn = self._turns[index]
-            if turn.stop <= first:
-                continue
-            audio = self._pending.get(index)
-            if audio is None:
-                rng = np.random.default_rng(turn.seed)
-                audio = _speech(turn.frames, self._sample_rate, rng, _VOICES[turn.speaker])
-            low, high = max(first, turn.start), min(stop, turn.stop)
-            channel = turn.speaker if self._channels == 2 else 0
-            output[low - first : high - first, channel] += audio[
-                low - turn.start : high - turn.start
-            ]
-            if turn.stop > stop:
-                still_pending[index] = audio
-        self._pending = still_pending
-        return np.clip(output, -1.0, 1.0, out=output)
-
-
-def conversation(
-    duration_seconds: float, sample_rate: int, channels: int, *, seed: int
-) -> np.ndarray:
-    """A two-party call as float32 samples of shape (frames, channels) in [-1, 1].
-
-    Stereo puts the agent (low voice) on the left and the customer (high voice) on the right, as
-    call recorders do; mono mixes both. Turns alternate with pauses and occasional overlaps.
-    """
-    renderer = _ConversationRenderer(
-        _frames(duration_seconds, sample_rate), sample_rate, channels, seed
-    )
-    output = np.empty((renderer.total_frames, channels), dtype=np.float32)
-    for block in range(renderer.block_count):
-        first = block * renderer.block_frames
-        audio = renderer.render_block(block)
-        output[first : first + len(audio)] = audio
-    return output
-
-
-def write_conversation(
-    path: Path,
-    fmt: AudioFormat,
-    duration_seconds: float,
-    sample_rate: int,
-    channels: int,
-    *,
-    seed: int,
-) -> None:
-    """Write :func:`conversation`'s samples to ``path`` in ``fmt``, one 10-second block at a time,
-    so an hour-long file needs no more memory than a few seconds of audio."""
-    renderer = _ConversationRenderer(
-        _frames(duration_seconds, sample_rate), sample_rate, channels, seed
-    )
-    with sf.SoundFile(
-        path,
-        "w",
-        samplerate=sample_rate,
-        channels=channels,
-        format=fmt.format,
-        subtype=fmt.subtype,
-    ) as out:
-        for block in range(renderer.block_count):
-            out.write(renderer.render_block(block))

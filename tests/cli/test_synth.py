@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from recordings.audio.synth import (
+from recordings_cli.synth import (
     FORMATS,
     AudioFormat,
     conversation,

@@ -10,18 +10,18 @@ import random
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from minio import Minio
 from sqlalchemy.orm import Session
 
-from recordings.audio.synth import FORMATS, write_conversation
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.models import AudioFile
 from recordings.keys import day_hours, source_key
 from recordings.storage import ensure_bucket, upload_file
+from recordings_cli.synth import FORMATS, write_conversation
 
 
 @dataclass(frozen=True)
@@ -111,54 +111,20 @@ def seed_demo(
         if _has_recordings_on(session, tenant.tenant_id, day):
             skipped.append(tenant.tenant_id)
             continue
-        rng = random.Random(f"{tenant.tenant_id}:{day.isoformat()}")  # noqa: S311 - demo data
         with tempfile.TemporaryDirectory(prefix="demo-seed-") as scratch:
+            seeder = _TenantDaySeeder(
+                session, client, source_bucket, tenant.tenant_id, day, Path(scratch), seconds_range
+            )
             for hour in day_hours(day):
-                for _conversation in range(rng.randint(*conversations_per_hour)):
-                    conversation_id = _uuid(rng)
-                    start = hour + timedelta(minutes=rng.randint(0, 55), seconds=rng.randint(0, 59))
-                    for _session in range(rng.choice((1, 1, 2))):
-                        session_id = _uuid(rng)
-                        fmt_key, rate, channels = rng.choice(SOURCE_MIX)
-                        fmt = FORMATS[fmt_key]
-                        seconds = round(rng.uniform(*seconds_range), 2)
-                        recording_id = _uuid(rng)
-                        path = Path(scratch) / f"{recording_id}{fmt.extension}"
-                        write_conversation(
-                            path, fmt, seconds, rate, channels, seed=rng.randrange(2**31)
-                        )
-                        key = source_key(
-                            tenant.tenant_id,
-                            conversation_id,
-                            session_id,
-                            recording_id,
-                            fmt.extension,
-                        )
-                        upload_file(client, source_bucket, key, path, "application/octet-stream")
-                        register_recording(
-                            session,
-                            tenant_id=tenant.tenant_id,
-                            conversation_id=conversation_id,
-                            session_id=session_id,
-                            recording_id=recording_id,
-                            bucket=source_bucket,
-                            object_key=key,
-                            started_at=start,
-                            duration_seconds=seconds,
-                            audio_format=fmt.format,
-                            channels=channels,
-                            sample_rate=rate,
-                            size_bytes=path.stat().st_size,
-                        )
-                        path.unlink()
-                        recordings += 1
-                        audio_seconds += seconds
-                        start += timedelta(seconds=seconds + rng.randint(5, 40))
+                for _conversation in range(seeder.rng.randint(*conversations_per_hour)):
+                    seeder.conversation(hour)
                 if on_progress and hour.hour % 6 == 5:
                     on_progress(f"{tenant.tenant_id}: hours up to {hour:%H}:59 seeded")
             broken += _seed_broken_recordings(
-                session, client, source_bucket, tenant.tenant_id, day, rng, Path(scratch)
+                session, client, source_bucket, tenant.tenant_id, day, seeder.rng, Path(scratch)
             )
+        recordings += seeder.recordings
+        audio_seconds += seeder.audio_seconds
         session.flush()
     return SeedSummary(
         tenants=len(tenants),
@@ -167,6 +133,69 @@ def seed_demo(
         audio_seconds=round(audio_seconds, 1),
         skipped_tenants=tuple(skipped),
     )
+
+
+@dataclass
+class _TenantDaySeeder:
+    """Uploads and registers one tenant's conversations of one day, counting what it seeded.
+
+    Its random numbers are seeded by tenant and day, so a seeded day is always the same.
+    """
+
+    session: Session
+    client: Minio
+    bucket: str
+    tenant_id: str
+    day: date
+    scratch: Path
+    seconds_range: tuple[float, float]
+    recordings: int = 0
+    audio_seconds: float = 0.0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(f"{self.tenant_id}:{self.day.isoformat()}")  # noqa: S311 - demo
+
+    def conversation(self, hour: datetime) -> None:
+        """One conversation starting in `hour`: one or two sessions, one after the other."""
+        rng = self.rng
+        conversation_id = _uuid(rng)
+        start = hour + timedelta(minutes=rng.randint(0, 55), seconds=rng.randint(0, 59))
+        for _session in range(rng.choice((1, 1, 2))):
+            seconds = self._recording(conversation_id, start)
+            self.recordings += 1
+            self.audio_seconds += seconds
+            start += timedelta(seconds=seconds + rng.randint(5, 40))
+
+    def _recording(self, conversation_id: str, start: datetime) -> float:
+        """Synthesise, upload and register one session's recording; return its length."""
+        rng = self.rng
+        session_id = _uuid(rng)
+        fmt_key, rate, channels = rng.choice(SOURCE_MIX)
+        fmt = FORMATS[fmt_key]
+        seconds = round(rng.uniform(*self.seconds_range), 2)
+        recording_id = _uuid(rng)
+        path = self.scratch / f"{recording_id}{fmt.extension}"
+        write_conversation(path, fmt, seconds, rate, channels, seed=rng.randrange(2**31))
+        key = source_key(self.tenant_id, conversation_id, session_id, recording_id, fmt.extension)
+        upload_file(self.client, self.bucket, key, path, "application/octet-stream")
+        register_recording(
+            self.session,
+            tenant_id=self.tenant_id,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            recording_id=recording_id,
+            bucket=self.bucket,
+            object_key=key,
+            started_at=start,
+            duration_seconds=seconds,
+            audio_format=fmt.format,
+            channels=channels,
+            sample_rate=rate,
+            size_bytes=path.stat().st_size,
+        )
+        path.unlink()
+        return seconds
 
 
 def _seed_broken_recordings(
