@@ -18,10 +18,12 @@ The folders mirror the code, so a module's tests are found from its path:
   storage and settings); `tests/archive`, `tests/audio` and `tests/db`: the subpackages of
   `recordings/` of those names, `tests/db` also holding the modules that are mostly queries
   (catalog, downloads, leases) and the check that this run's backend is in effect;
-- `tests/api`: `recordings_api`; `tests/dagster`: `recordings_dagster`; `tests/cli`:
-  `recordings_cli`; `tests/bench`: the scripts of `bench/`, run small so they keep running;
-- across the packages: `tests/resilience` (faults, outages, concurrent and killed runs),
-  `tests/security` (hostile input, tenant isolation), `tests/deploy` (deployment artefacts).
+- `tests/api`: `recordings_api`; `tests/dagster`: `recordings_dagster`; `tests/instance`:
+  `recordings_instance`; `tests/cli`: `recordings_cli`; `tests/bench`: the scripts of `bench/`,
+  run small so they keep running;
+- across the packages: `tests/test_layers.py` (which package may import which),
+  `tests/resilience` (faults, outages, concurrent and killed runs), `tests/security` (hostile
+  input, tenant isolation), `tests/deploy` (deployment artefacts).
 
 Fixtures live in the conftest of the folder whose tests use them, this one for those used
 across folders; plain values several modules share live in `tests/support.py`.
