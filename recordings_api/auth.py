@@ -59,11 +59,6 @@ def _require(connection: ASGIConnection, permission: str) -> None:
         raise ApiError(403, "permission_missing", f"the token needs the {permission} permission")
 
 
-def requires_permission(principal: Principal, permission: str) -> None:
-    if not principal.has(permission):
-        raise ApiError(403, "permission_missing", f"the token needs the {permission} permission")
-
-
 def requires_host(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """A token with the host permission."""
     _require(connection, api_state(connection).settings.tokens.host_permission)
