@@ -36,7 +36,7 @@ class Attempt:
     context: AttemptContext
     recorded: bool = False  # its audit entry is written: nothing more to record
 
-    def by(self, tenant_id: str | None, subject: str | None) -> None:
+    def asked_by(self, tenant_id: str | None, subject: str | None) -> None:
         """Who is asking, once the request proves it (a token's, or the link's issuee)."""
         self.context = replace(self.context, tenant_id=tenant_id or "", client_subject=subject)
 

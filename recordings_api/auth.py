@@ -1,10 +1,10 @@
 """Bearer authentication: the guards of the protected endpoints and what they provide.
 
 A guard verifies the request's bearer token (once per request: the principal is kept in the
-request's state) and checks what its endpoints need; handlers receive the principal, or the
-tenant its token names, as dependencies. Guards run before the request's parameters are read,
-so a stranger learns nothing about them. (A download link is its own credential: the download
-service verifies it.)
+request's state) and checks what its endpoints need; the dependency providers hand what it
+verified (the token's tenant, who is acting) to the handlers and services. Guards run before
+the request's parameters are read, so a stranger learns nothing about them. (A download link is
+its own credential: the download service verifies it.)
 """
 
 from litestar import Request
@@ -79,7 +79,7 @@ def requires_tenant_reader(connection: ASGIConnection, _: BaseRouteHandler) -> N
     asking is added to the attempt first, so that a refusal is recorded under the token's
     tenant."""
     principal = principal_of(connection)
-    attempt_of(connection).by(principal.tenant_id, principal.subject)
+    attempt_of(connection).asked_by(principal.tenant_id, principal.subject)
     permission = api_state(connection).settings.tokens.read_permission
     if not principal.tenant_id or not principal.has(permission):
         raise ApiError(
@@ -87,11 +87,6 @@ def requires_tenant_reader(connection: ASGIConnection, _: BaseRouteHandler) -> N
             "permission_missing",
             f"the token needs a tenant and the {permission} permission",
         )
-
-
-def provide_principal(request: Request) -> Principal:
-    """The principal a guard verified."""
-    return principal_of(request)
 
 
 def provide_token_tenant_id(request: Request) -> str:

@@ -137,7 +137,7 @@ class DownloadService:
     def presigned_url(self, token: str) -> str:
         link = self._verify(token)
         self._refuse_another_tenants_token(link.tenant_id)
-        self.attempt.by(link.tenant_id, link.issued_to)
+        self.attempt.asked_by(link.tenant_id, link.issued_to)
         self.attempt.for_archive(link.hour, link.object_key)
         with session_scope(self.api.engine) as session:
             enabled = is_enabled(session, link.tenant_id)
@@ -173,7 +173,7 @@ class DownloadService:
             return  # not a credential: the link alone decides, as without a header
         if principal.tenant_id is None or principal.tenant_id == link_tenant:
             return
-        self.attempt.by(principal.tenant_id, principal.subject)
+        self.attempt.asked_by(principal.tenant_id, principal.subject)
         raise ApiError(
             403,
             "link_foreign_tenant",

@@ -114,6 +114,8 @@ def _entry(row: DownloadAuditEntry) -> AuditEntry:
 
 @dataclass(frozen=True)
 class AuditLog:
+    """Pages of the audit log, for a tenant (its own) or for the host (anyone's)."""
+
     engine: sa.Engine
 
     def tenant_page(self, tenant_id: str, audit_filter: AuditFilter) -> AuditPage:

@@ -65,6 +65,8 @@ def _unknown_tenant(tenant_id: str) -> ApiError:
 
 @dataclass(frozen=True)
 class HostService:
+    """The host's endpoints' work, on behalf of `actor`."""
+
     engine: sa.Engine
     actor: str  # who is acting, for the settings' change history
 
