@@ -192,6 +192,14 @@ def is_enabled(session: Session, tenant_id: str) -> bool:
     return bool(settings and settings.enabled)
 
 
+def retention_days_if_enabled(session: Session, tenant_id: str) -> int | None:
+    """The tenant's retention in days while its feature is enabled; None when it is disabled
+    or the tenant has no settings (what a listing needs: whether to answer, and which hours
+    have expired)."""
+    settings = session.get(TenantRecordingSettings, tenant_id)
+    return settings.retention_days if settings and settings.enabled else None
+
+
 def recordings_in_hour(session: Session, tenant_id: str, hour: datetime) -> list[SourceRecording]:
     """The tenant's recordings that started in `[hour, hour + 1h)`, in archive order.
 

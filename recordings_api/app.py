@@ -6,20 +6,23 @@ from contextlib import asynccontextmanager
 import dagster as dg
 import msgspec
 import sqlalchemy as sa
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Response, get
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from recordings.db.engine import create_db_engine
 from recordings.storage import S3Connection
 from recordings_api import redaction
-from recordings_api.archives.controllers import DayLinksController
+from recordings_api.archives.controllers import DayLinksController, DownloadController
+from recordings_api.attempts import audit_refusal
 from recordings_api.audit.controllers import HostAuditController, TenantAuditController
 from recordings_api.errors import EXCEPTION_HANDLERS, ApiError
 from recordings_api.host.controllers import HostSettingsController
 from recordings_api.settings import ApiSettings
-from recordings_api.state import ApiState
+from recordings_api.state import API_STATE, ApiState, provide_api_state
 
 
 class Liveness(msgspec.Struct):
@@ -103,12 +106,13 @@ OPENAPI = OpenAPIConfig(
 )
 
 
-def refuse_nul_bytes(request: Request) -> None:
+async def refuse_nul_bytes(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """A NUL byte in the path or a query parameter is a 400 before any handler runs: no id,
     date or filter of this API contains one, SQLite would store it and PostgreSQL cannot (a
-    driver error, found by fuzzing on PostgreSQL)."""
-    if "\x00" in request.url.path or any(
-        "\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()
+    driver error, found by fuzzing on PostgreSQL). The app's guard, so the first of every
+    route's guards: refused before authentication, and never an audited attempt."""
+    if "\x00" in connection.url.path or any(
+        "\x00" in key or "\x00" in value for key, value in connection.query_params.multi_items()
     ):
         raise ApiError(
             400, "invalid_request", "the path and query parameters must not contain NUL bytes"
@@ -122,10 +126,9 @@ def create_app(
     DAGSTER_HOME unless given (tests pass both)."""
     config = settings or ApiSettings.from_env()
     redaction.install()
-    holder: dict[str, ApiState] = {}
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_db_engine(config.database_url)
         s3 = config.s3
         owned = instance is None
@@ -137,7 +140,7 @@ def create_app(
             dagster_instance.optimize_for_webserver(
                 statement_timeout=15_000, pool_recycle=3600, max_overflow=20
             )
-        holder["state"] = ApiState(
+        app.state[API_STATE] = ApiState(
             settings=config,
             engine=engine,
             s3=S3Connection(s3.endpoint, s3.access_key, s3.secret_key, s3.region).client(),
@@ -153,21 +156,20 @@ def create_app(
             if owned:
                 dagster_instance.dispose()
 
-    def provide_state() -> ApiState:
-        return holder["state"]
-
     return Litestar(
         route_handlers=[
             health_live,
             health_ready,
+            DownloadController,  # first, as the schema has always listed its path first
             DayLinksController,
             TenantAuditController,
             HostSettingsController,
             HostAuditController,
         ],
-        dependencies={"api": Provide(provide_state, sync_to_thread=False)},
+        dependencies={"api": Provide(provide_api_state, sync_to_thread=False)},
+        guards=[refuse_nul_bytes],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_request=refuse_nul_bytes,
+        after_exception=[audit_refusal],
         lifespan=[lifespan],
         openapi_config=OPENAPI,
     )

@@ -38,6 +38,8 @@ class ApiError(Exception):
         self.code = code
         self.detail = detail
         self.headers = dict(headers or {})
+        # Set when the refusal of an audited attempt could not be recorded (see attempts.py).
+        self.audit_failure: Exception | None = None
 
 
 # What each error status means, for the OpenAPI description of every operation.
@@ -82,7 +84,13 @@ def _json(
     )
 
 
-def api_error_handler(_: Request, exc: ApiError) -> Response:
+def api_error_handler(request: Request, exc: ApiError) -> Response:
+    # No refusal is answered unrecorded: if its audit entry could not be written, the answer is
+    # what stopped it (a 503 when the database is down), as for any other failed request.
+    if isinstance(exc.audit_failure, sqlalchemy.exc.DBAPIError):
+        return database_error_handler(request, exc.audit_failure)
+    if exc.audit_failure is not None:
+        return unexpected_error_handler(request, exc.audit_failure)
     return _json(exc.status, exc.code, exc.detail, exc.headers)
 
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from litestar import Request
+from litestar.connection import ASGIConnection
 
 from recordings.keys import InvalidIdentifierError, validate_tenant_id
 from recordings_api.errors import ApiError
@@ -13,10 +13,10 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def client_of(request: Request) -> tuple[str | None, str | None]:
+def client_of(connection: ASGIConnection) -> tuple[str | None, str | None]:
     """The client's address and user agent, as the audit log records them."""
-    address = request.client.host if request.client else None
-    return address, request.headers.get("user-agent")
+    address = connection.client.host if connection.client else None
+    return address, connection.headers.get("user-agent")
 
 
 def checked_tenant_id(tenant_id: str) -> str:

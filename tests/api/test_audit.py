@@ -144,6 +144,7 @@ def test_the_host_reads_everything_filters_and_pages_without_gaps(
         (TENANT_AUDIT, HOST, {}, 403, "permission_missing"),  # a host token names no tenant
         (HOST_AUDIT, _auth("acme"), {}, 403, "permission_missing"),
         (HOST_AUDIT, {}, {"cursor": "x"}, 401, "missing_token"),  # strangers learn nothing
+        (HOST_AUDIT, {}, {"limit": 0}, 401, "missing_token"),  # not even the bounds
         (HOST_AUDIT, HOST, {"cursor": "x"}, 400, "invalid_cursor"),
         (HOST_AUDIT, HOST, {"limit": 0}, 400, "invalid_request"),
         (HOST_AUDIT, HOST, {"limit": 5000}, 400, "invalid_request"),

@@ -46,3 +46,21 @@ def test_an_unreachable_database_is_a_503_that_says_so(
     assert not [leak for leak in ("sqlite", "postgres", "psycopg") if leak in response.text.lower()]
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"].startswith("unreachable")
+
+
+def test_a_refusal_whose_audit_entry_cannot_be_written_is_a_503(
+    api_settings: Callable[..., ApiSettings],
+    dagster_instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    """Every links request is audited, refusals included: with the database down, a request
+    without a token is answered as the outage, never as an unrecorded 401."""
+    unreachable = f"sqlite:///{tmp_path / 'missing-folder' / 'recordings.db'}"
+    app = create_app(api_settings(database_url=unreachable), dagster_instance)
+    with TestClient(app) as client:
+        response = client.get(
+            "/api/v1/daily-conversation-audio-recordings", params={"utcDay": DAY.isoformat()}
+        )
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "30"

@@ -61,6 +61,22 @@ def test_a_nul_byte_in_a_parameter_is_not_a_server_error(
     assert response.json()["code"] == "invalid_request"
 
 
+@pytest.mark.parametrize("token", [True, False], ids=["with-token", "without-token"])
+def test_a_nul_byte_is_refused_before_authentication_and_never_audited(
+    client: TestClient, engine: sa.Engine, token: bool
+) -> None:
+    headers = _auth("acme", READ_PERMISSION) if token else {}
+    response = client.get(
+        "/api/v1/daily-conversation-audio-recordings",
+        params={"utcDay": "2025-01-01\x00"},
+        headers=headers,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_request"
+    with session_scope(engine) as session:
+        assert session.scalars(sa.select(DownloadAuditEntry)).all() == []
+
+
 def test_a_nul_byte_in_the_token_subject_is_audited_visibly(
     client: TestClient, engine: sa.Engine
 ) -> None:

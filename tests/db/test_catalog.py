@@ -17,6 +17,7 @@ from recordings.catalog import (
     ensure_tenant,
     recordings_in_hour,
     register_recording,
+    retention_days_if_enabled,
     set_recording_settings,
 )
 from recordings.db.engine import create_db_engine, session_scope
@@ -81,6 +82,17 @@ def test_settings_changes_record_who_and_when(engine: sa.Engine) -> None:
 def test_settings_for_an_unknown_tenant_say_how_to_create_it(engine: sa.Engine) -> None:
     with session_scope(engine) as session, pytest.raises(UnknownTenantError, match="tenant set"):
         set_recording_settings(session, "ghost", changed_by="ops", enabled=True)
+
+
+def test_retention_is_read_only_while_the_feature_is_enabled(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        ensure_tenant(session, "acme")
+        assert retention_days_if_enabled(session, "acme") is None  # no settings yet
+        assert retention_days_if_enabled(session, "ghost") is None  # no such tenant
+        set_recording_settings(session, "acme", changed_by="ops", enabled=True, retention_days=3)
+        assert retention_days_if_enabled(session, "acme") == 3
+        set_recording_settings(session, "acme", changed_by="ops", enabled=False)
+        assert retention_days_if_enabled(session, "acme") is None
 
 
 def test_recordings_in_hour_selects_one_tenant_and_one_half_open_hour(engine: sa.Engine) -> None:
