@@ -32,7 +32,7 @@ Run::
 
     .venv/bin/python bench/api.py [--seconds 8] [--tenants 10] [--days 7]
 
-Markdown tables for the README go to stdout, progress to stderr.
+Markdown tables for docs/BENCHMARKS.md go to stdout, progress to stderr.
 """
 
 from __future__ import annotations

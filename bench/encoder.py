@@ -12,7 +12,7 @@ Inputs are speech-like calls from :mod:`recordings_cli.synth`, written as 16-bit
 
     .venv/bin/python bench/encoder.py [--seconds 120] [--repeats 3]
 
-and paste the Markdown it prints into the README.
+and paste the Markdown it prints into docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ Run::
 
     .venv/bin/python bench/load.py [--clients 200] [--seconds 20] [--download-tenants 20]
 
-Markdown for the README goes to stdout, progress to stderr.
+Markdown for docs/BENCHMARKS.md goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ CPU and on whatever else the machine is doing.
    ratio is what it is: the ideal ratio (every core always encoding), computed from the
    per-file encode times, and the cores busy in this process, in SeaweedFS and in every other
    process during the runs (from ``/proc``): on a shared machine other load takes the cores the
-   build parallelizes over, and only the ratio of an idle machine belongs in the README.
+   build parallelizes over, and only the ratio of an idle machine belongs in docs/BENCHMARKS.md.
 
 2. Memory stays bounded. One hour whose sources total ``--hour-gb`` GB (10^9 bytes) of 16-bit
    48 kHz stereo WAV, about 100 MB a file, is built in a child process that reports its RSS after
@@ -31,7 +31,7 @@ Run::
 
     .venv/bin/python bench/tenant_day.py [--quick] [--skip-day] [--skip-memory]
 
-Markdown tables for the README go to stdout, progress to stderr. Sources, the S3 server's data
+Markdown tables for docs/BENCHMARKS.md go to stdout, progress to stderr. Sources, the S3 server's data
 and downloaded archives live in one temporary folder, removed at the end with the server stopped.
 """
 
@@ -395,7 +395,7 @@ def bench_day(folder: Path, s3: LocalS3, hour_count: int, repeats: int, workers:
         print(
             f"\nOther processes kept up to {busiest:.2f} cores busy during the measurement: "
             "the builds competed for the cores they parallelize over, so the ratio is "
-            "pessimistic. Rerun on an idle machine for the README."
+            "pessimistic. Rerun on an idle machine for docs/BENCHMARKS.md."
         )
     for source in sources:
         source.path.unlink()
