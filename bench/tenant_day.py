@@ -31,8 +31,9 @@ Run::
 
     .venv/bin/python bench/tenant_day.py [--quick] [--skip-day] [--skip-memory]
 
-Markdown tables for docs/BENCHMARKS.md go to stdout, progress to stderr. Sources, the S3 server's data
-and downloaded archives live in one temporary folder, removed at the end with the server stopped.
+Markdown tables for docs/BENCHMARKS.md go to stdout, progress to stderr. Sources, the S3 server's
+data and downloaded archives live in one temporary folder, removed at the end with the server
+stopped.
 """
 
 from __future__ import annotations
