@@ -13,7 +13,8 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect
 
-from recordings_api.archives.links import (
+from recordings_api.archives.schemas import DayLinks
+from recordings_api.archives.services import (
     BASE,
     DOWNLOADS,
     DayLinksService,
@@ -21,7 +22,6 @@ from recordings_api.archives.links import (
     provide_day_links,
     provide_downloads,
 )
-from recordings_api.archives.schemas import DayLinks
 from recordings_api.attempts import audited
 from recordings_api.auth import requires_tenant_reader
 from recordings_api.errors import error_responses

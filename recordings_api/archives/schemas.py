@@ -1,10 +1,10 @@
 """Response bodies of the tenants' endpoints (camelCase on the wire)."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-from recordings_api.archives.services import HourState
+HourState = Literal["available", "pending", "failed", "expired"]
 
 
 class HourEntry(msgspec.Struct, rename="camel", omit_defaults=True):
