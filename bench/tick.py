@@ -134,6 +134,7 @@ def evaluate_schedule(instance: dg.DagsterInstance, tick: datetime) -> list[dg.R
     with warnings.catch_warnings():  # get_schedule_def's note on unresolved resources
         warnings.simplefilter("ignore", UserWarning)
         schedule = defs.get_schedule_def(NIGHTLY)
+    assert defs.resources is not None
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=tick,
