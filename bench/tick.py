@@ -24,11 +24,15 @@ tenants enabled in the application database (seeding is not measured):
 
 `--submit-workers K` adds Dagster's threaded schedule submission to the instance
 (`schedules: {use_threads: true, num_submit_workers: K}`), one of the issue's levers; without
-it the instance is production's (one run submitted after the other).
+it the instance is production's (one run submitted after the other). `--planned-subset` sets
+`DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS` for the daemon: creating a run then stores one
+"materialization planned" event for its partition range instead of one per hour (24 per
+tenant-day); Dagster notes that a failed run's partitions are then not marked failed.
 
 Usage (Markdown on stdout, progress on stderr):
 
     .venv/bin/python bench/tick.py [--sizes 100,1000,10000] [--time-cap 900] [--submit-workers K]
+        [--planned-subset]
 """
 
 import argparse
@@ -82,6 +86,7 @@ DAY_TAG = "recordings/utc_day"
 TARGET_TENANTS = 10_000
 TARGET_SECONDS = 120.0  # the issue: the tick for 10,000 tenants submitted in under 2 minutes
 SAMPLE_SECONDS = 1.0
+PLANNED_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
 def tenant_name(index: int) -> str:
@@ -355,7 +360,7 @@ class Size:
         return None if not seconds else self.daemon.queued / seconds
 
 
-def measure(tenants: int, time_cap: float, submit_workers: int | None) -> Size:
+def measure(tenants: int, args: argparse.Namespace) -> Size:
     tick = nightly_tick(datetime.now(UTC))
     with tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp, contextlib.ExitStack() as stack:
         local = stack.enter_context(
@@ -363,11 +368,13 @@ def measure(tenants: int, time_cap: float, submit_workers: int | None) -> Size:
                 Path(tmp),
                 source_bucket="tick-sources",
                 archive_bucket="tick-archives",
-                dagster_yaml=tick_instance_yaml(submit_workers),
+                dagster_yaml=tick_instance_yaml(args.submit_workers),
             )
         )
         # The queue launches nothing: only the tick is measured (and no run competes for CPU).
         os.environ.update({**local.environment(), "DAGSTER_MAX_CONCURRENT_RUNS": "0"})
+        if args.planned_subset:
+            os.environ[PLANNED_SUBSET] = "true"
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None and queue.max_concurrent_runs == 0
@@ -377,7 +384,7 @@ def measure(tenants: int, time_cap: float, submit_workers: int | None) -> Size:
         progress(f"[{tenants:,}] the schedule function in process")
         costs = in_process(instance, local.database_url, tick, tenants)
         progress(f"[{tenants:,}] the tick through dagster-daemon")
-        daemon = daemon_tick(stack, local, instance, tick, tenants, time_cap)
+        daemon = daemon_tick(stack, local, instance, tick, tenants, args.time_cap)
         return Size(tenants, seed.wall, costs, daemon)
 
 
@@ -486,7 +493,8 @@ def report(sizes: Sequence[Size], args: argparse.Namespace) -> None:
         f"threaded, {workers} submit workers" if workers else "production's, one run after another"
     )
     print(
-        f"\nSQLite; schedule submission: {submission}; "
+        f"\nSQLite; schedule submission: {submission}; planned events: "
+        f"{'one per run (' + PLANNED_SUBSET + ')' if args.planned_subset else 'one per hour'}; "
         f"queue: production's limits with `DAGSTER_MAX_CONCURRENT_RUNS=0` (nothing launched); "
         f"time cap {args.time_cap:.0f} s per size."
     )
@@ -510,6 +518,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="threaded schedule submission with this many workers (default: production's)",
     )
+    parser.add_argument(
+        "--planned-subset",
+        action="store_true",
+        help=f"{PLANNED_SUBSET}=true for the daemon: one planned event per run, not per hour",
+    )
     return parser.parse_args(argv)
 
 
@@ -518,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
     results: list[Size] = []
     for tenants in sizes:
-        results.append(measure(tenants, args.time_cap, args.submit_workers))
+        results.append(measure(tenants, args))
         progress(f"[{tenants:,}] done")
     print(f"\n**The nightly tick, {', '.join(f'{n:,}' for n in sizes)} tenants**\n")
     report(results, args)
