@@ -1,0 +1,545 @@
+"""The nightly tick at 100, 1,000 and 10,000 tenants: how its cost grows with tenants, today.
+
+For each size in `--sizes`, on a fresh local stack (bench/stack.py: its own S3 server, SQLite
+application database, DAGSTER_HOME holding deploy/dagster.prod.yaml's queue, retry and
+monitoring settings minus its PostgreSQL storage, as bench/night.py builds it), with that many
+tenants enabled in the application database (seeding is not measured):
+
+1. The schedule function's own evaluation, in process: `nightly_archives_schedule` from
+   `defs`, called with `dg.build_schedule_context` and the `database` resource the definitions
+   bind, wall and CPU seconds, on the first night (no tenant in the "tenants" dynamic
+   partitions yet: the schedule registers them all) and on a later night (all registered). The
+   same work is also timed piece by piece: reading the enabled tenants, listing the registered
+   partitions, registering N new ones (on a probe partitions name, so the real ones stay as the
+   first night left them), building the N run requests.
+2. The tick through the real `dagster-daemon` scheduler, as bench/night.py submits its night:
+   the code server on loopback, the nightly schedule's state stored so the daemon's first
+   iteration evaluates exactly one late 00:30 UTC tick (every other schedule and every sensor
+   stopped, so nothing else competes), and `DAGSTER_MAX_CONCURRENT_RUNS=0` so the queue
+   launches nothing: only the tick is measured. From the instance's records: the tick's start,
+   the first run created, the last run enqueued (its record's last update, the QUEUED status
+   the QueuedRunCoordinator gives it); the daemon's and code server's CPU seconds from /proc.
+   If `--time-cap` runs out before all N runs are queued, the daemon is stopped and the rate
+   measured so far is projected to N (the report says so and prints the formula).
+
+`--submit-workers K` adds Dagster's threaded schedule submission to the instance
+(`schedules: {use_threads: true, num_submit_workers: K}`), one of the issue's levers; without
+it the instance is production's (one run submitted after the other). `--planned-subset` sets
+`DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS` for the daemon: creating a run then stores one
+"materialization planned" event for its partition range instead of one per hour (24 per
+tenant-day); Dagster notes that a failed run's partitions are then not marked failed.
+
+Usage (Markdown on stdout, progress on stderr):
+
+    .venv/bin/python bench/tick.py [--sizes 100,1000,10000] [--time-cap 900] [--submit-workers K]
+        [--planned-subset]
+"""
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    InstigatorType,
+    ScheduleInstigatorData,
+    SensorInstigatorData,
+)
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from night import (  # bench/night.py
+    LOCATION,
+    NIGHTLY,
+    Process,
+    instance_yaml,
+    nightly_tick,
+    wait_for_code_server,
+    workspace_yaml,
+)
+from stack import LocalStack, local_stack, progress  # bench/stack.py
+
+from recordings.catalog import (
+    enabled_tenant_ids_and_unusable,
+    ensure_tenant,
+    set_recording_settings,
+)
+from recordings.db.engine import create_db_engine, session_scope
+from recordings_cli.local_api import free_port
+from recordings_dagster.definitions import defs
+from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.schedules import previous_utc_day, tenant_day_run_request
+
+DAY_TAG = "recordings/utc_day"
+TARGET_TENANTS = 10_000
+TARGET_SECONDS = 120.0  # the issue: the tick for 10,000 tenants submitted in under 2 minutes
+SAMPLE_SECONDS = 1.0
+PLANNED_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+def tenant_name(index: int) -> str:
+    return f"tick-{index:05d}"
+
+
+@dataclass(frozen=True)
+class Cost:
+    wall: float
+    cpu: float  # this process's CPU seconds (the SQLite database is in process too)
+
+
+def timed(action: Callable[[], object]) -> Cost:
+    wall, cpu = time.perf_counter(), time.process_time()
+    action()
+    return Cost(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def seed_tenants(database_url: str, names: Sequence[str]) -> None:
+    """Every tenant enabled, as bench/scale.py seeds them (one transaction; not measured)."""
+    engine = create_db_engine(database_url)
+    with session_scope(engine) as session:
+        for tenant in names:
+            ensure_tenant(session, tenant)
+            set_recording_settings(
+                session, tenant, changed_by="bench-tick", enabled=True, retention_days=7
+            )
+    engine.dispose()
+
+
+def tick_instance_yaml(submit_workers: int | None) -> str:
+    """bench/night.py's instance (production's minus PostgreSQL), with threaded schedule
+    submission if `submit_workers` is given."""
+    config = yaml.safe_load(instance_yaml())
+    if submit_workers:
+        config["schedules"] = {
+            "use_threads": True,
+            "num_workers": 1,
+            "num_submit_workers": submit_workers,
+        }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+# --- 1. the schedule function in process ----------------------------------------------------
+
+
+def evaluate_schedule(instance: dg.DagsterInstance, tick: datetime) -> list[dg.RunRequest]:
+    """The schedule as `defs` holds it, called with the `database` resource `defs` binds (its
+    URL from the environment), as the code server evaluates it."""
+    with warnings.catch_warnings():  # get_schedule_def's note on unresolved resources
+        warnings.simplefilter("ignore", UserWarning)
+        schedule = defs.get_schedule_def(NIGHTLY)
+    assert defs.resources is not None
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=tick,
+        resources={"database": defs.resources["database"]},
+    ) as context:
+        result = schedule(context)
+    assert isinstance(result, list), result
+    return result
+
+
+def in_process(
+    instance: dg.DagsterInstance, database_url: str, tick: datetime, tenants: int
+) -> dict[str, Cost]:
+    day = previous_utc_day(tick)
+    ids: list[str] = []
+
+    def read() -> None:
+        database = DatabaseResource(url=database_url)
+        with database.session() as session:
+            ids[:] = enabled_tenant_ids_and_unusable(session)[0]
+        database.engine().dispose()
+
+    costs = {"read": timed(read)}
+    assert len(ids) == tenants, len(ids)
+    probe = "tick-bench-probe"
+    costs["register_all"] = timed(lambda: instance.add_dynamic_partitions(probe, ids))
+    requests: list[dg.RunRequest] = []
+    costs["first_night"] = timed(lambda: requests.extend(evaluate_schedule(instance, tick)))
+    assert len(requests) == tenants, len(requests)
+    requests.clear()
+    costs["later_night"] = timed(lambda: requests.extend(evaluate_schedule(instance, tick)))
+    assert len(requests) == tenants, len(requests)
+    name = tenant_partitions.name or "tenants"
+    costs["list_registered"] = timed(lambda: set(instance.get_dynamic_partitions(name)))
+    costs["build_requests"] = timed(lambda: [tenant_day_run_request(t, day) for t in ids])
+    return costs
+
+
+# --- 2. the tick through dagster-daemon -----------------------------------------------------
+
+
+def store_states(instance: dg.DagsterInstance, workspace: Path, tick: datetime) -> tuple[str, str]:
+    """The nightly schedule on since a minute before `tick`, every other schedule and every
+    sensor stopped; returns the nightly schedule's origin and selector ids (its ticks' keys)."""
+    target = WorkspaceFileTarget(paths=[str(workspace)])
+    with WorkspaceProcessContext(instance, target) as context:
+        location = context.create_request_context().get_code_location(LOCATION)
+        (repository,) = location.get_repositories().values()
+        ids: tuple[str, str] | None = None
+        for schedule in repository.get_schedules():
+            nightly = schedule.name == NIGHTLY
+            if nightly:
+                ids = (schedule.get_remote_origin_id(), schedule.selector_id)
+            instance.add_instigator_state(
+                InstigatorState(
+                    schedule.get_remote_origin(),
+                    InstigatorType.SCHEDULE,
+                    InstigatorStatus.DECLARED_IN_CODE if nightly else InstigatorStatus.STOPPED,
+                    ScheduleInstigatorData(
+                        schedule.cron_schedule, tick.timestamp() - 60 if nightly else None
+                    ),
+                )
+            )
+        for sensor in repository.get_sensors():
+            instance.add_instigator_state(
+                InstigatorState(
+                    sensor.get_remote_origin(),
+                    InstigatorType.SENSOR,
+                    InstigatorStatus.STOPPED,
+                    SensorInstigatorData(
+                        min_interval=sensor.min_interval_seconds, sensor_type=sensor.sensor_type
+                    ),
+                )
+            )
+    assert ids is not None, f"no {NIGHTLY} in the code location"
+    return ids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class DaemonTick:
+    queued: int  # runs queued when measuring stopped (N unless the time cap ran out)
+    capped: bool
+    daemon_started: float  # time.time()
+    tick_ended: float | None  # the tick record's end (its start is stored as the cron time)
+    first_created: float | None
+    last_enqueued: float | None
+    stopped_at: float
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+def _started(process: Process) -> int:
+    assert process.process is not None
+    return process.process.pid
+
+
+def daemon_tick(
+    stack: contextlib.ExitStack,
+    local: LocalStack,
+    instance: dg.DagsterInstance,
+    tick: datetime,
+    tenants: int,
+    time_cap: float,
+) -> DaemonTick:
+    port = free_port()
+    workspace = local.home / "workspace.yaml"
+    workspace.write_text(workspace_yaml(port), encoding="utf-8")
+    env = {**os.environ, **local.environment()}
+    bin_dir = Path(sys.executable).parent
+    code_server = Process(
+        [
+            str(bin_dir / "dagster"),
+            *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
+            *("-h", "127.0.0.1", "-p", str(port)),
+        ],
+        env,
+        local.folder,
+        local.folder / "code-server.log",
+    )
+    stack.callback(code_server.stop)
+    progress("starting the code server")
+    code_server.start()
+    wait_for_code_server(code_server, port)
+    origin_id, selector_id = store_states(instance, workspace, tick)
+    daemon = Process(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
+        env,
+        local.folder,
+        local.folder / "daemon.log",
+    )
+    stack.callback(daemon.stop)
+    cpu_before = {"code server": cpu_seconds(_started(code_server))}
+    progress(f"starting dagster-daemon; it evaluates the {tick:%Y-%m-%d %H:%M} UTC tick")
+    started = time.time()
+    daemon.start()
+    day_filter = dg.RunsFilter(tags={DAY_TAG: previous_utc_day(tick).isoformat()})
+    queued_filter = dg.RunsFilter(
+        tags={DAY_TAG: previous_utc_day(tick).isoformat()}, statuses=[dg.DagsterRunStatus.QUEUED]
+    )
+    queued, capped, last_report = 0, False, 0.0
+    while True:
+        time.sleep(SAMPLE_SECONDS)
+        if not (daemon.alive() and code_server.alive()):
+            raise RuntimeError(f"dagster-daemon or the code server exited; see {local.folder}")
+        queued = instance.get_runs_count(queued_filter)
+        if queued >= tenants:
+            break
+        if time.time() - started > time_cap:
+            capped = True
+            break
+        if time.time() - last_report > 15:
+            last_report = time.time()
+            progress(f"{queued:,} of {tenants:,} runs queued")
+    stopped_at = time.time()
+    cpu = {
+        "daemon": cpu_seconds(_started(daemon)),
+        "code server": cpu_seconds(_started(code_server)) - cpu_before["code server"],
+    }
+    progress(f"{queued:,} of {tenants:,} runs queued; stopping the daemon")
+    daemon.stop()
+    code_server.stop()
+    records = instance.get_run_records(filters=day_filter)
+    queued_records = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.QUEUED]
+    ticks = instance.get_ticks(origin_id, selector_id, limit=1)
+    return DaemonTick(
+        queued=len(queued_records),
+        capped=capped,
+        daemon_started=started,
+        tick_ended=ticks[0].end_timestamp if ticks else None,
+        first_created=min((r.create_timestamp.timestamp() for r in records), default=None),
+        last_enqueued=max((r.update_timestamp.timestamp() for r in queued_records), default=None),
+        stopped_at=stopped_at,
+        cpu=cpu,
+    )
+
+
+# --- one size -------------------------------------------------------------------------------
+
+
+@dataclass
+class Size:
+    tenants: int
+    seed_s: float
+    costs: dict[str, Cost]
+    daemon: DaemonTick
+
+    @property
+    def to_first_run_s(self) -> float | None:
+        """The daemon's start to its first run created: its start-up and loading the code
+        location, then the schedule evaluated in the code server and its run requests returned
+        over gRPC (the tick's own start is not stored: its record holds the cron time)."""
+        d = self.daemon
+        return None if d.first_created is None else d.first_created - d.daemon_started
+
+    @property
+    def whole_s(self) -> float | None:
+        """The daemon's start to the last run enqueued (None if the cap ran out)."""
+        d = self.daemon
+        return None if d.capped or d.last_enqueued is None else d.last_enqueued - d.daemon_started
+
+    @property
+    def submission_s(self) -> float | None:
+        """First run created to the last one enqueued (to the cap if it ran out)."""
+        d = self.daemon
+        if d.first_created is None:
+            return None
+        end = d.stopped_at if d.capped or d.last_enqueued is None else d.last_enqueued
+        return end - d.first_created
+
+    @property
+    def runs_per_s(self) -> float | None:
+        seconds = self.submission_s
+        return None if not seconds else self.daemon.queued / seconds
+
+
+def measure(tenants: int, args: argparse.Namespace) -> Size:
+    tick = nightly_tick(datetime.now(UTC))
+    with tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp, contextlib.ExitStack() as stack:
+        local = stack.enter_context(
+            local_stack(
+                Path(tmp),
+                source_bucket="tick-sources",
+                archive_bucket="tick-archives",
+                dagster_yaml=tick_instance_yaml(args.submit_workers),
+            )
+        )
+        # The queue launches nothing: only the tick is measured (and no run competes for CPU).
+        os.environ.update({**local.environment(), "DAGSTER_MAX_CONCURRENT_RUNS": "0"})
+        if args.planned_subset:
+            os.environ[PLANNED_SUBSET] = "true"
+        instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is not None and queue.max_concurrent_runs == 0
+        names = [tenant_name(index) for index in range(tenants)]
+        progress(f"[{tenants:,}] seeding {tenants:,} enabled tenants")
+        seed = timed(lambda: seed_tenants(local.database_url, names))
+        progress(f"[{tenants:,}] the schedule function in process")
+        costs = in_process(instance, local.database_url, tick, tenants)
+        progress(f"[{tenants:,}] the tick through dagster-daemon")
+        daemon = daemon_tick(stack, local, instance, tick, tenants, args.time_cap)
+        return Size(tenants, seed.wall, costs, daemon)
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _cost(cost: Cost) -> str:
+    return f"{cost.wall:.2f} / {cost.cpu:.2f}"
+
+
+def projection(size: Size) -> tuple[float, str] | None:
+    """The tick at TARGET_TENANTS from this size's figures: the schedule function (a later
+    night, in process) grown in proportion to tenants, plus TARGET_TENANTS runs at the daemon's
+    measured submission rate."""
+    evaluation, rate = size.costs["later_night"].wall, size.runs_per_s
+    if not rate:
+        return None
+    factor = TARGET_TENANTS / size.tenants
+    seconds = evaluation * factor + TARGET_TENANTS / rate
+    formula = f"{evaluation:.2f} s x {factor:g} + {TARGET_TENANTS:,} / {rate:.2f} runs/s"
+    return seconds, formula
+
+
+def report(sizes: Sequence[Size], args: argparse.Namespace) -> None:
+    heads = " | ".join(f"{s.tenants:,} tenants" for s in sizes)
+    print(f"| figure | {heads} |")
+    print("|---|" + "---|" * len(sizes))
+
+    def row(label: str, values: Sequence[str]) -> None:
+        print(f"| {label} | " + " | ".join(values) + " |")
+
+    pieces = [
+        ("schedule in process, first night (registers all), wall / CPU s", "first_night"),
+        ("schedule in process, later night (all registered), wall / CPU s", "later_night"),
+        ("- reading the enabled tenants, wall / CPU s", "read"),
+        ("- listing the registered tenant partitions, wall / CPU s", "list_registered"),
+        ("- registering N new tenant partitions, wall / CPU s", "register_all"),
+        ("- building N run requests, wall / CPU s", "build_requests"),
+    ]
+    for label, key in pieces:
+        row(label, [_cost(s.costs[key]) for s in sizes])
+    row(
+        "daemon: daemon start to first run created (start-up + evaluation), s",
+        [_s(s.to_first_run_s) for s in sizes],
+    )
+    row(
+        "daemon: submission (first run created to last enqueued), s",
+        [_s(s.submission_s) + (" (capped)" if s.daemon.capped else "") for s in sizes],
+    )
+    row("daemon: runs queued", [f"{s.daemon.queued:,}" for s in sizes])
+    row("daemon: runs per second", [_s(s.runs_per_s) for s in sizes])
+    row(
+        "daemon: ms per run submitted",
+        [_s(None if not s.runs_per_s else 1000 / s.runs_per_s) for s in sizes],
+    )
+    row(
+        "daemon: whole tick (daemon start to last run enqueued), s",
+        [_s(s.whole_s) for s in sizes],
+    )
+    row(
+        "daemon: tick record ended after the last run enqueued, s",
+        [
+            _s(
+                None
+                if s.daemon.tick_ended is None or s.daemon.last_enqueued is None
+                else s.daemon.tick_ended - s.daemon.last_enqueued
+            )
+            for s in sizes
+        ],
+    )
+    row(
+        "daemon process CPU s (whole process, from its start)",
+        [_s(s.daemon.cpu["daemon"]) for s in sizes],
+    )
+    row("code server CPU s during the tick", [_s(s.daemon.cpu["code server"]) for s in sizes])
+    row("seeding the tenants (not measured), s", [_s(s.seed_s) for s in sizes])
+
+    measured = [s for s in sizes if s.tenants == TARGET_TENANTS and not s.daemon.capped]
+    print()
+    whole = measured[0].whole_s if measured else None
+    if whole is not None:
+        verdict = "meets" if whole < TARGET_SECONDS else "misses"
+        print(
+            f"**The tick at {TARGET_TENANTS:,} tenants, measured: {whole:.0f} s; it {verdict} "
+            f"the target (under {TARGET_SECONDS:.0f} s).**"
+        )
+    for size in sizes:
+        if size.tenants == TARGET_TENANTS and not size.daemon.capped:
+            continue
+        projected = projection(size)
+        if projected is None:
+            continue
+        seconds, formula = projected
+        verdict = "meets" if seconds < TARGET_SECONDS else "misses"
+        basis = f"{size.tenants:,} tenants"
+        if size.daemon.capped:
+            basis += f", the rate over its first {size.daemon.queued:,} runs (time cap)"
+        print(
+            f"- projection from {basis} (not a measurement): {formula} = "
+            f"**{seconds:.0f} s ({seconds / 60:.1f} min)** for {TARGET_TENANTS:,} tenants; it "
+            f"{verdict} the target (under {TARGET_SECONDS:.0f} s)."
+        )
+    workers = args.submit_workers
+    submission = (
+        f"threaded, {workers} submit workers" if workers else "production's, one run after another"
+    )
+    print(
+        f"\nSQLite; schedule submission: {submission}; planned events: "
+        f"{'one per run (' + PLANNED_SUBSET + ')' if args.planned_subset else 'one per hour'}; "
+        f"queue: production's limits with `DAGSTER_MAX_CONCURRENT_RUNS=0` (nothing launched); "
+        f"time cap {args.time_cap:.0f} s per size."
+    )
+    rates = [s.runs_per_s for s in sizes if s.runs_per_s]
+    if len(rates) > 1:
+        print(f"Submission rate across sizes: median {statistics.median(rates):.2f} runs/s.")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--sizes", default="100,1000,10000", help="tenant counts, comma-separated")
+    parser.add_argument(
+        "--time-cap",
+        type=float,
+        default=900,
+        help="seconds per size for the daemon's submission; past it the rate is projected",
+    )
+    parser.add_argument(
+        "--submit-workers",
+        type=int,
+        default=None,
+        help="threaded schedule submission with this many workers (default: production's)",
+    )
+    parser.add_argument(
+        "--planned-subset",
+        action="store_true",
+        help=f"{PLANNED_SUBSET}=true for the daemon: one planned event per run, not per hour",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    results: list[Size] = []
+    for tenants in sizes:
+        results.append(measure(tenants, args))
+        progress(f"[{tenants:,}] done")
+    print(f"\n**The nightly tick, {', '.join(f'{n:,}' for n in sizes)} tenants**\n")
+    report(results, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
