@@ -74,7 +74,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,12 +83,12 @@ from typing import Any
 
 import dagster as dg
 import yaml
-from dagster._core.remote_representation.external import RemoteSchedule
 from dagster._core.scheduler.instigation import (
     InstigatorState,
     InstigatorStatus,
     InstigatorType,
     ScheduleInstigatorData,
+    SensorInstigatorData,
 )
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 from dagster._core.storage.tags import (
@@ -106,6 +105,7 @@ from stack import (  # bench/stack.py
     REPO,
     LocalS3,
     LocalStack,
+    SourceRecordings,
     local_stack,
     progress,
     stop_process_group,
@@ -113,14 +113,10 @@ from stack import (  # bench/stack.py
 
 import recordings
 from recordings.archive.verify import verify_archive
-from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
+from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
-from recordings.keys import source_key as make_source_key
-from recordings.storage import upload_file
-from recordings_cli.demo_data import SOURCE_MIX
 from recordings_cli.local_api import free_port
-from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.schedules import NIGHTLY_CRON, previous_utc_day
@@ -169,7 +165,7 @@ def seed(
     """Tenants enabled, each with `per_tenant` recordings of `seconds` in distinct hours, cycling
     through the demo's formats; each format is synthesized once and uploaded per tenant."""
     rng = random.Random(f"night:{day.isoformat()}")  # noqa: S311 - benchmark data
-    files: dict[tuple[str, int, int], Path] = {}
+    sources = SourceRecordings(client, SOURCE_BUCKET, seconds, scratch, rng)
     hours = day_hours(day)
     count = source_bytes = 0
     engine = create_db_engine(database_url)
@@ -180,38 +176,11 @@ def seed(
                 session, tenant, changed_by="bench-night", enabled=True, retention_days=7
             )
             for number in range(per_tenant):
-                fmt_key, rate, channels = SOURCE_MIX[(index + number) % len(SOURCE_MIX)]
-                fmt = FORMATS[fmt_key]
-                path = files.get((fmt_key, rate, channels))
-                if path is None:
-                    path = scratch / f"{fmt_key}-{rate}-{channels}{fmt.extension}"
-                    write_conversation(path, fmt, seconds, rate, channels, seed=len(files))
-                    files[(fmt_key, rate, channels)] = path
                 # 7 and 24 are coprime: up to 24 recordings of a tenant fall in distinct hours.
                 hour = hours[(5 * index + 7 * number) % 24]
-                ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(3)]
-                conversation_id, session_id, recording_id = ids
-                key = make_source_key(
-                    tenant, conversation_id, session_id, recording_id, fmt.extension
-                )
-                upload_file(client, SOURCE_BUCKET, key, path, "application/octet-stream")
-                register_recording(
-                    session,
-                    tenant_id=tenant,
-                    conversation_id=conversation_id,
-                    session_id=session_id,
-                    recording_id=recording_id,
-                    bucket=SOURCE_BUCKET,
-                    object_key=key,
-                    started_at=hour + timedelta(minutes=10 + number, seconds=17),
-                    duration_seconds=seconds,
-                    audio_format=fmt.format,
-                    channels=channels,
-                    sample_rate=rate,
-                    size_bytes=path.stat().st_size,
-                )
+                started_at = hour + timedelta(minutes=10 + number, seconds=17)
+                source_bytes += sources.add(session, tenant, index + number, started_at)
                 count += 1
-                source_bytes += path.stat().st_size
     engine.dispose()
     return Seeded(count, count * seconds, source_bytes)
 
@@ -279,16 +248,21 @@ def wait_for_code_server(server: Process, port: int, timeout: float = 180) -> No
             time.sleep(0.5)
 
 
-def store_schedule_states(instance: dg.DagsterInstance, workspace: Path, tick: datetime) -> None:
-    """The nightly schedule on since a minute before `tick`; the other schedules stopped."""
+def store_schedule_states(
+    instance: dg.DagsterInstance, workspace: Path, tick: datetime, *, sensors_on: bool = True
+) -> tuple[str, str]:
+    """The nightly schedule on since a minute before `tick`, the other schedules stopped, and the
+    sensors left as declared (on, as in production) or stopped; returns the nightly schedule's
+    origin and selector ids (the keys of its ticks)."""
     target = WorkspaceFileTarget(paths=[str(workspace)])
     with WorkspaceProcessContext(instance, target) as context:
         location = context.create_request_context().get_code_location(LOCATION)
         (repository,) = location.get_repositories().values()
-        schedules: list[RemoteSchedule] = list(repository.get_schedules())
-        assert NIGHTLY in {schedule.name for schedule in schedules}
-        for schedule in schedules:
+        ids: tuple[str, str] | None = None
+        for schedule in repository.get_schedules():
             nightly = schedule.name == NIGHTLY
+            if nightly:
+                ids = (schedule.get_remote_origin_id(), schedule.selector_id)
             instance.add_instigator_state(
                 InstigatorState(
                     schedule.get_remote_origin(),
@@ -299,6 +273,55 @@ def store_schedule_states(instance: dg.DagsterInstance, workspace: Path, tick: d
                     ),
                 )
             )
+        for sensor in [] if sensors_on else repository.get_sensors():
+            instance.add_instigator_state(
+                InstigatorState(
+                    sensor.get_remote_origin(),
+                    InstigatorType.SENSOR,
+                    InstigatorStatus.STOPPED,
+                    SensorInstigatorData(
+                        min_interval=sensor.min_interval_seconds, sensor_type=sensor.sensor_type
+                    ),
+                )
+            )
+    assert ids is not None, f"no {NIGHTLY} in the code location"
+    return ids
+
+
+def start_code_server(stack: contextlib.ExitStack, local: LocalStack) -> tuple[Process, Path]:
+    """The code server as docker-compose.yml starts it, on a free loopback port, and a workspace
+    file pointing at it, as deploy/workspace.yaml does; stopped with `stack`. It runs in the
+    benchmark's folder, away from any `.env`."""
+    port = free_port()
+    workspace = local.home / "workspace.yaml"
+    workspace.write_text(workspace_yaml(port), encoding="utf-8")
+    code_server = Process(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
+            *("-h", "127.0.0.1", "-p", str(port)),
+        ],
+        {**os.environ, **local.environment()},
+        local.folder,
+        local.folder / "code-server.log",
+    )
+    stack.callback(code_server.stop)
+    progress("starting the code server")
+    code_server.start()
+    wait_for_code_server(code_server, port)
+    return code_server, workspace
+
+
+def daemon_process(stack: contextlib.ExitStack, local: LocalStack, workspace: Path) -> Process:
+    """`dagster-daemon run` on `workspace`, not started yet; stopped with `stack`."""
+    daemon = Process(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)],
+        {**os.environ, **local.environment()},
+        local.folder,
+        local.folder / "daemon.log",
+    )
+    stack.callback(daemon.stop)
+    return daemon
 
 
 def open_instance(
@@ -340,34 +363,10 @@ def start_dagster(
 ) -> Dagster:
     """The code server, then the daemon on a workspace pointing at it, with the schedules' states
     stored in between so the daemon's first iteration evaluates `tick`. Both are stopped with
-    `stack` if the night ends early; they run in the benchmark's folder, away from any `.env`."""
-    port = free_port()
-    workspace = local.home / "workspace.yaml"
-    workspace.write_text(workspace_yaml(port), encoding="utf-8")
-    env = {**os.environ, **local.environment()}
-    bin_dir = Path(sys.executable).parent
-    code_server = Process(
-        [
-            str(bin_dir / "dagster"),
-            *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
-            *("-h", "127.0.0.1", "-p", str(port)),
-        ],
-        env,
-        local.folder,
-        local.folder / "code-server.log",
-    )
-    stack.callback(code_server.stop)
-    progress("starting the code server")
-    code_server.start()
-    wait_for_code_server(code_server, port)
+    `stack` if the night ends early."""
+    code_server, workspace = start_code_server(stack, local)
     store_schedule_states(instance, workspace, tick)
-    daemon = Process(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
-        env,
-        local.folder,
-        local.folder / "daemon.log",
-    )
-    stack.callback(daemon.stop)
+    daemon = daemon_process(stack, local, workspace)
     progress(f"starting dagster-daemon; it evaluates the {tick:%Y-%m-%d %H:%M} UTC tick")
     started_at = time.time()
     daemon.start()

@@ -9,20 +9,28 @@ API's, the resources of jobs run in process). Nothing here touches a developer's
 
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from minio import Minio
+from sqlalchemy.orm import Session
 
+from recordings.catalog import register_recording
 from recordings.db.migrate import upgrade_database
-from recordings.storage import S3Connection, ensure_bucket
+from recordings.keys import source_key
+from recordings.storage import S3Connection, ensure_bucket, upload_file
 from recordings.tokens import READ_PERMISSION, mint_development_token
+from recordings_cli.demo_data import SOURCE_MIX
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
+from recordings_cli.synth import FORMATS, write_conversation
 
 REPO = Path(__file__).resolve().parents[1]
 LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only
@@ -148,3 +156,51 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+class SourceRecordings:
+    """Real recordings a benchmark registers as the platform does: the demo's source formats
+    (`SOURCE_MIX`) synthesized once each into `scratch`, then uploaded to `bucket` and registered
+    under fresh random ids for every recording asked for."""
+
+    def __init__(
+        self, client: Minio, bucket: str, seconds: float, scratch: Path, rng: random.Random
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.seconds = seconds
+        self.scratch = scratch
+        self.rng = rng
+        self._files: dict[tuple[str, int, int], Path] = {}
+
+    def add(self, session: Session, tenant: str, mix_index: int, started_at: datetime) -> int:
+        """Upload and register one recording of `tenant` in the format `SOURCE_MIX[mix_index]`
+        (cycling), starting at `started_at`; returns its size in bytes."""
+        fmt_key, rate, channels = SOURCE_MIX[mix_index % len(SOURCE_MIX)]
+        fmt = FORMATS[fmt_key]
+        path = self._files.get((fmt_key, rate, channels))
+        if path is None:
+            path = self.scratch / f"{fmt_key}-{rate}-{channels}{fmt.extension}"
+            write_conversation(path, fmt, self.seconds, rate, channels, seed=len(self._files))
+            self._files[(fmt_key, rate, channels)] = path
+        ids = [str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(3)]
+        conversation_id, session_id, recording_id = ids
+        key = source_key(tenant, conversation_id, session_id, recording_id, fmt.extension)
+        upload_file(self.client, self.bucket, key, path, "application/octet-stream")
+        size = path.stat().st_size
+        register_recording(
+            session,
+            tenant_id=tenant,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            recording_id=recording_id,
+            bucket=self.bucket,
+            object_key=key,
+            started_at=started_at,
+            duration_seconds=self.seconds,
+            audio_format=fmt.format,
+            channels=channels,
+            sample_rate=rate,
+            size_bytes=size,
+        )
+        return size

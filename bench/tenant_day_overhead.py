@@ -52,7 +52,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -62,15 +61,17 @@ from pathlib import Path
 import dagster as dg
 from minio import Minio
 from sqlalchemy.orm import Session
-from stack import LocalStack, elapsed, local_stack, progress  # bench/stack.py
+from stack import (  # bench/stack.py
+    LocalStack,
+    SourceRecordings,
+    elapsed,
+    local_stack,
+    progress,
+)
 
-from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
+from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import day_hours
-from recordings.keys import source_key as make_source_key
-from recordings.storage import upload_file
-from recordings_cli.demo_data import SOURCE_MIX
-from recordings_cli.synth import FORMATS, write_conversation
 
 SOURCE_BUCKET = "overhead-sources"
 ARCHIVE_BUCKET = "overhead-archives"
@@ -112,8 +113,10 @@ class Tenants:
     made: int = 0
 
     def __post_init__(self) -> None:
-        self._files: dict[tuple[str, int, int], Path] = {}
-        self._rng = random.Random(f"overhead:{self.day.isoformat()}")  # noqa: S311 - bench data
+        rng = random.Random(f"overhead:{self.day.isoformat()}")  # noqa: S311 - bench data
+        self._sources = SourceRecordings(
+            self.client, SOURCE_BUCKET, self.seconds, self.scratch, rng
+        )
 
     def make(self, kind: str, count: int) -> list[str]:
         names = [f"{kind}-{self.made + index:04d}" for index in range(count)]
@@ -134,33 +137,9 @@ class Tenants:
         hours = day_hours(self.day)
         offset = self.made % HOURS
         for number in range(self.per_tenant):
-            fmt_key, rate, channels = SOURCE_MIX[(offset + number) % len(SOURCE_MIX)]
-            fmt = FORMATS[fmt_key]
-            path = self._files.get((fmt_key, rate, channels))
-            if path is None:
-                path = self.scratch / f"{fmt_key}-{rate}-{channels}{fmt.extension}"
-                write_conversation(path, fmt, self.seconds, rate, channels, seed=len(self._files))
-                self._files[(fmt_key, rate, channels)] = path
             hour = hours[(offset + 7 * number) % HOURS]  # 7 and 24 coprime: distinct hours
-            ids = [str(uuid.UUID(int=self._rng.getrandbits(128), version=4)) for _ in range(3)]
-            conversation_id, session_id, recording_id = ids
-            key = make_source_key(tenant, conversation_id, session_id, recording_id, fmt.extension)
-            upload_file(self.client, SOURCE_BUCKET, key, path, "application/octet-stream")
-            register_recording(
-                session,
-                tenant_id=tenant,
-                conversation_id=conversation_id,
-                session_id=session_id,
-                recording_id=recording_id,
-                bucket=SOURCE_BUCKET,
-                object_key=key,
-                started_at=hour + timedelta(minutes=10 + number, seconds=17),
-                duration_seconds=self.seconds,
-                audio_format=fmt.format,
-                channels=channels,
-                sample_rate=rate,
-                size_bytes=path.stat().st_size,
-            )
+            started_at = hour + timedelta(minutes=10 + number, seconds=17)
+            self._sources.add(session, tenant, offset + number, started_at)
 
 
 # --- 1. in process -----------------------------------------------------------------------------

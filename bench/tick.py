@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -50,23 +49,14 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    InstigatorType,
-    ScheduleInstigatorData,
-    SensorInstigatorData,
-)
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
 from night import (  # bench/night.py
-    LOCATION,
     NIGHTLY,
     Process,
+    daemon_process,
     instance_yaml,
     nightly_tick,
-    wait_for_code_server,
-    workspace_yaml,
+    start_code_server,
+    store_schedule_states,
 )
 from stack import LocalStack, local_stack, progress  # bench/stack.py
 
@@ -76,7 +66,6 @@ from recordings.catalog import (
     set_recording_settings,
 )
 from recordings.db.engine import create_db_engine, session_scope
-from recordings_cli.local_api import free_port
 from recordings_dagster.definitions import defs
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
@@ -181,43 +170,6 @@ def in_process(
 # --- 2. the tick through dagster-daemon -----------------------------------------------------
 
 
-def store_states(instance: dg.DagsterInstance, workspace: Path, tick: datetime) -> tuple[str, str]:
-    """The nightly schedule on since a minute before `tick`, every other schedule and every
-    sensor stopped; returns the nightly schedule's origin and selector ids (its ticks' keys)."""
-    target = WorkspaceFileTarget(paths=[str(workspace)])
-    with WorkspaceProcessContext(instance, target) as context:
-        location = context.create_request_context().get_code_location(LOCATION)
-        (repository,) = location.get_repositories().values()
-        ids: tuple[str, str] | None = None
-        for schedule in repository.get_schedules():
-            nightly = schedule.name == NIGHTLY
-            if nightly:
-                ids = (schedule.get_remote_origin_id(), schedule.selector_id)
-            instance.add_instigator_state(
-                InstigatorState(
-                    schedule.get_remote_origin(),
-                    InstigatorType.SCHEDULE,
-                    InstigatorStatus.DECLARED_IN_CODE if nightly else InstigatorStatus.STOPPED,
-                    ScheduleInstigatorData(
-                        schedule.cron_schedule, tick.timestamp() - 60 if nightly else None
-                    ),
-                )
-            )
-        for sensor in repository.get_sensors():
-            instance.add_instigator_state(
-                InstigatorState(
-                    sensor.get_remote_origin(),
-                    InstigatorType.SENSOR,
-                    InstigatorStatus.STOPPED,
-                    SensorInstigatorData(
-                        min_interval=sensor.min_interval_seconds, sensor_type=sensor.sensor_type
-                    ),
-                )
-            )
-    assert ids is not None, f"no {NIGHTLY} in the code location"
-    return ids
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -249,33 +201,9 @@ def daemon_tick(
     tenants: int,
     time_cap: float,
 ) -> DaemonTick:
-    port = free_port()
-    workspace = local.home / "workspace.yaml"
-    workspace.write_text(workspace_yaml(port), encoding="utf-8")
-    env = {**os.environ, **local.environment()}
-    bin_dir = Path(sys.executable).parent
-    code_server = Process(
-        [
-            str(bin_dir / "dagster"),
-            *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
-            *("-h", "127.0.0.1", "-p", str(port)),
-        ],
-        env,
-        local.folder,
-        local.folder / "code-server.log",
-    )
-    stack.callback(code_server.stop)
-    progress("starting the code server")
-    code_server.start()
-    wait_for_code_server(code_server, port)
-    origin_id, selector_id = store_states(instance, workspace, tick)
-    daemon = Process(
-        [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
-        env,
-        local.folder,
-        local.folder / "daemon.log",
-    )
-    stack.callback(daemon.stop)
+    code_server, workspace = start_code_server(stack, local)
+    origin_id, selector_id = store_schedule_states(instance, workspace, tick, sensors_on=False)
+    daemon = daemon_process(stack, local, workspace)
     cpu_before = {"code server": cpu_seconds(_started(code_server))}
     progress(f"starting dagster-daemon; it evaluates the {tick:%Y-%m-%d %H:%M} UTC tick")
     started = time.time()
