@@ -99,11 +99,18 @@ from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from litestar import Litestar
 from minio import Minio
-from stack import REPO, local_stack, progress, stop_process_group, tenant_headers  # bench/stack.py
+from stack import (  # bench/stack.py
+    REPO,
+    enable_tenants,
+    local_stack,
+    progress,
+    stop_process_group,
+    tenant_headers,
+)
 
 from recordings.archive.hourly import ArchivedRecording, FailedRecording, HourArchive
 from recordings.audio.convert import ConversionResult, SourceAudio
-from recordings.catalog import SourceRecording, ensure_tenant, set_recording_settings
+from recordings.catalog import SourceRecording
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import ArchiveDeletion
 from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
@@ -199,17 +206,6 @@ def first_and_median(action: Callable[[], object], repeats: int = 3) -> tuple[fl
 
 
 # --- seeding -----------------------------------------------------------------------------------
-
-
-def seed_tenants(database_url: str, names: Sequence[str]) -> None:
-    engine = create_db_engine(database_url)
-    with session_scope(engine) as session:
-        for tenant in names:
-            ensure_tenant(session, tenant)
-            set_recording_settings(
-                session, tenant, changed_by="bench", enabled=True, retention_days=RETENTION_DAYS
-            )
-    engine.dispose()
 
 
 def _template_recordings(hour: datetime) -> tuple[ArchivedRecording, ...]:
@@ -549,7 +545,9 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         instance = stack.enter_context(dg.DagsterInstance.get())
 
         progress(f"[{backend} {tenants}] seeding {tenants} tenants")
-        figures["seed_tenants_s"] = seconds_of(lambda: seed_tenants(database_url, names))
+        figures["seed_tenants_s"] = seconds_of(
+            lambda: enable_tenants(database_url, names, RETENTION_DAYS)
+        )
         figures["seed_partitions_s"] = seconds_of(
             lambda: instance.add_dynamic_partitions(tenant_partitions.name or "tenants", names)
         )

@@ -23,7 +23,8 @@ from pathlib import Path
 from minio import Minio
 from sqlalchemy.orm import Session
 
-from recordings.catalog import register_recording
+from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
+from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
 from recordings.keys import source_key
 from recordings.storage import S3Connection, ensure_bucket, upload_file
@@ -204,3 +205,15 @@ class SourceRecordings:
             size_bytes=size,
         )
         return size
+
+
+def enable_tenants(database_url: str, names: Sequence[str], retention_days: int = 7) -> None:
+    """Every tenant in `names` created with the feature on, in one transaction."""
+    engine = create_db_engine(database_url)
+    with session_scope(engine) as session:
+        for tenant in names:
+            ensure_tenant(session, tenant)
+            set_recording_settings(
+                session, tenant, changed_by="bench", enabled=True, retention_days=retention_days
+            )
+    engine.dispose()

@@ -58,14 +58,11 @@ from night import (  # bench/night.py
     start_code_server,
     store_schedule_states,
 )
-from stack import LocalStack, local_stack, progress  # bench/stack.py
+from stack import LocalStack, enable_tenants, local_stack, progress  # bench/stack.py
 
 from recordings.catalog import (
     enabled_tenant_ids_and_unusable,
-    ensure_tenant,
-    set_recording_settings,
 )
-from recordings.db.engine import create_db_engine, session_scope
 from recordings_dagster.definitions import defs
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
@@ -92,18 +89,6 @@ def timed(action: Callable[[], object]) -> Cost:
     wall, cpu = time.perf_counter(), time.process_time()
     action()
     return Cost(time.perf_counter() - wall, time.process_time() - cpu)
-
-
-def seed_tenants(database_url: str, names: Sequence[str]) -> None:
-    """Every tenant enabled, as bench/scale.py seeds them (one transaction; not measured)."""
-    engine = create_db_engine(database_url)
-    with session_scope(engine) as session:
-        for tenant in names:
-            ensure_tenant(session, tenant)
-            set_recording_settings(
-                session, tenant, changed_by="bench-tick", enabled=True, retention_days=7
-            )
-    engine.dispose()
 
 
 def tick_instance_yaml(submit_workers: int | None) -> str:
@@ -308,7 +293,7 @@ def measure(tenants: int, args: argparse.Namespace) -> Size:
         assert queue is not None and queue.max_concurrent_runs == 0
         names = [tenant_name(index) for index in range(tenants)]
         progress(f"[{tenants:,}] seeding {tenants:,} enabled tenants")
-        seed = timed(lambda: seed_tenants(local.database_url, names))
+        seed = timed(lambda: enable_tenants(local.database_url, names))
         progress(f"[{tenants:,}] the schedule function in process")
         costs = in_process(instance, local.database_url, tick, tenants)
         progress(f"[{tenants:,}] the tick through dagster-daemon")
