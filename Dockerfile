@@ -34,10 +34,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # Exactly the versions the tests ran with (constraints.txt). The k8s extra (dagster-k8s) is what
-# run pods need when the Helm chart's instance names the K8sRunLauncher; it is unused elsewhere.
+# run pods need when the Helm chart's instance names the K8sRunLauncher; the celery extra
+# (dagster-celery, Redis client) is what the daemon and the workers need when the instance names
+# the CeleryRunLauncher (deploy/compose.celery.yml). Each is unused elsewhere.
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=build /wheels /tmp/wheels
-RUN pip install -c /tmp/constraints.txt "$(ls /tmp/wheels/*.whl)[k8s]" \
+RUN pip install -c /tmp/constraints.txt "$(ls /tmp/wheels/*.whl)[k8s,celery]" \
     && rm -rf /tmp/wheels /tmp/constraints.txt
 
 # The production Dagster instance (PostgreSQL, queued runs, retries, run monitoring) and the

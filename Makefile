@@ -10,8 +10,9 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 # Runtime: libopusenc (and friends) for the Opus encoder. Tests: unzip checks our ZIPs, and
 # PostgreSQL (production's database) runs on a throwaway server: the schema tests, and every test
-# under `make test-postgres`.
-SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql
+# under `make test-postgres`; so does Redis (the Celery run engine's broker, docs/DISTRIBUTED.md)
+# for the Celery tests.
+SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql redis-server
 BENCH_PACKAGES := ffmpeg
 
 .PHONY: install system-deps bench-deps demo test test-postgres test-fast test-resilience lint bench clean-local stop
@@ -21,7 +22,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,celery]"
 	touch $@
 
 system-deps:
