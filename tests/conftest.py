@@ -191,6 +191,16 @@ def postgres_admin_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis server for the session (Debian's redis-server, as PostgreSQL is): the
+    Celery run engine's broker and result backend."""
+    from tests.redis_server import temporary_redis
+
+    with temporary_redis() as server:
+        yield server.url
+
+
 def _create_database(admin_url: str, prefix: str, template: str | None = None) -> str:
     """A new database on the session's server (a copy of `template` if given); its URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
