@@ -288,17 +288,20 @@ def store_schedule_states(
     return ids
 
 
-def start_code_server(stack: contextlib.ExitStack, local: LocalStack) -> tuple[Process, Path]:
+def start_code_server(
+    stack: contextlib.ExitStack, local: LocalStack, module: str = "recordings_dagster.definitions"
+) -> tuple[Process, Path]:
     """The code server as docker-compose.yml starts it, on a free loopback port, and a workspace
     file pointing at it, as deploy/workspace.yaml does; stopped with `stack`. It runs in the
-    benchmark's folder, away from any `.env`."""
+    benchmark's folder, away from any `.env`. `module` holds the `defs` it serves (a benchmark
+    may serve the same definitions with other settings)."""
     port = free_port()
     workspace = local.home / "workspace.yaml"
     workspace.write_text(workspace_yaml(port), encoding="utf-8")
     code_server = Process(
         [
             str(Path(sys.executable).parent / "dagster"),
-            *("api", "grpc", "-m", "recordings_dagster.definitions", "-a", "defs"),
+            *("api", "grpc", "-m", module, "-a", "defs"),
             *("-h", "127.0.0.1", "-p", str(port)),
         ],
         {**os.environ, **local.environment()},
