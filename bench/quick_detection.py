@@ -32,7 +32,9 @@ def quick_stalled_archive_runs_sensor(
     archive_build: ArchiveBuildResource,
 ) -> dg.SkipReason:
     # The decorated function itself: invoking the definition would bind resources again.
-    return stalled_archive_runs_sensor._raw_fn(context, database, archive_build)
+    result = stalled_archive_runs_sensor._raw_fn(context, database, archive_build)
+    assert isinstance(result, dg.SkipReason)
+    return result
 
 
 def _with_short_leases(resource: ArchiveBuildResource) -> ArchiveBuildResource:
@@ -41,7 +43,8 @@ def _with_short_leases(resource: ArchiveBuildResource) -> ArchiveBuildResource:
     )
 
 
-_build = production_defs.resources["archive_build"]
+_resources = dict(production_defs.resources or {})
+_build = _resources["archive_build"]
 assert isinstance(_build, ArchiveBuildResource)
 
 defs = dg.Definitions(
@@ -55,5 +58,5 @@ defs = dg.Definitions(
         else sensor
         for sensor in production_defs.sensors or []
     ],
-    resources={**production_defs.resources, "archive_build": _with_short_leases(_build)},
+    resources={**_resources, "archive_build": _with_short_leases(_build)},
 )
