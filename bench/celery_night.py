@@ -2,7 +2,8 @@
 and the same night on the default run launcher to compare (docs/DISTRIBUTED.md).
 
 What runs, all real and local: bench/night.py's stack and night (SeaweedFS, a SQLite application
-database, a Dagster instance under a temporary DAGSTER_HOME, the code server as compose starts it,
+database, a Dagster instance under a temporary DAGSTER_HOME, both databases on PostgreSQL instead
+with `--database-url` and `--dagster-postgres-url`, the code server as compose starts it,
 `dagster-daemon run`, the nightly schedule's tick evaluated by the daemon, production's queue
 limits and run retries), seeded the same way, with the instance and the run engine chosen by
 `--launcher`:
@@ -100,6 +101,7 @@ import recordings
 from recordings.db.engine import create_db_engine
 from recordings.db.models import ArchiveHourLease
 from recordings.keys import archive_partition_key, day_hours
+from recordings.leases import DEFAULT_LEASE_SECONDS
 from recordings_dagster.definitions import defs
 from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.schedules import previous_utc_day
@@ -120,12 +122,15 @@ def run_process_ids(instance: dg.DagsterInstance, run_id: str) -> list[int]:
     return pids
 
 
-def instance_yaml(launcher: str) -> str:
-    """The production instance of `launcher` without its PostgreSQL storage (SQLite under
-    DAGSTER_HOME)."""
+def instance_yaml(launcher: str, storage_url: str | None) -> str:
+    """The production instance of `launcher`, its PostgreSQL storage at `storage_url` (a
+    psycopg2 URL), or SQLite under DAGSTER_HOME without one."""
     name = "dagster.celery.yaml" if launcher == "celery" else "dagster.prod.yaml"
     config = yaml.safe_load((REPO / "deploy" / name).read_text(encoding="utf-8"))
-    del config["storage"]
+    if storage_url:
+        config["storage"] = {"postgres": {"postgres_url": storage_url}}
+    else:
+        del config["storage"]
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -381,7 +386,8 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
                 folder,
                 source_bucket=SOURCE_BUCKET,
                 archive_bucket=ARCHIVE_BUCKET,
-                dagster_yaml=instance_yaml(args.launcher),
+                database_url=args.database_url,
+                dagster_yaml=instance_yaml(args.launcher, args.dagster_postgres_url),
             )
         )
         progress(f"seeding {args.tenants} tenants for {day}")
@@ -463,10 +469,10 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
     failures += checks(record, retries)
     if result.open_uploads:
         failures.append(f"{result.open_uploads} multipart uploads left open in the archive bucket")
+    instance_file = "dagster.celery.yaml" if args.launcher == "celery" else "dagster.prod.yaml"
+    storage = "PostgreSQL storage" if args.dagster_postgres_url else "SQLite storage"
     lines = [
-        (name.replace("dagster.prod.yaml", "dagster.celery.yaml"), value)
-        if args.launcher == "celery"
-        else (name, value)
+        (name.replace("dagster.prod.yaml", instance_file).replace("SQLite storage", storage), value)
         for name, value in table(record, retries)
     ]
     return Outcome(lines + rows(result), failures), result
@@ -580,8 +586,8 @@ def rows(result: CeleryNight) -> list[tuple[str, str]]:
                 "fault: a worker SIGKILLed mid-run",
                 f"{kill.worker_name} at +{kill.killed_at - origin:.1f} s from the first enqueue; "
                 f"its run failed by the stalled-runs sensor {failed} later, its retry "
-                f"succeeded {retried} later (leases of "
-                f"{args.lease_seconds or 'production'} s)",
+                f"succeeded {retried} later (hour leases of "
+                f"{args.lease_seconds or DEFAULT_LEASE_SECONDS} s)",
             )
         )
     lines.append(("multipart uploads left open in the archive bucket", str(result.open_uploads)))
@@ -609,6 +615,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "0: production's",
     )
     parser.add_argument("--redis-url", help="an existing Redis (default: start one)")
+    parser.add_argument(
+        "--database-url", help="the application database (default: SQLite in the folder)"
+    )
+    parser.add_argument(
+        "--dagster-postgres-url",
+        help="Dagster's storage in this PostgreSQL database, a postgresql+psycopg2 URL "
+        "(default: SQLite under DAGSTER_HOME)",
+    )
     parser.add_argument("--time-cap", type=float, default=1800.0, help="seconds before FAIL")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)

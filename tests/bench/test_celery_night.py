@@ -4,36 +4,35 @@ workers), one worker SIGKILLed midway through a run. Its own checks must pass: t
 failed by the stalled-runs sensor, retried by the daemon on the surviving worker and succeeds,
 every tenant's 24 hours are archived exactly once and intact in S3, no upload is left open. Leases
 of 4 s (bench/quick_detection.py) let the daemon's sensor see the dead worker in seconds instead
-of production's minutes. The benchmark picks its own databases (SQLite), hence
-`sqlite_run_only`."""
+of production's minutes. It runs on this run's databases: SQLite, or PostgreSQL for the
+application and for Dagster."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import REPO_ROOT
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.integration,
-    pytest.mark.sqlite_run_only,
-    pytest.mark.resilience,
-]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.resilience]
 
 
 def test_a_small_celery_night_with_a_killed_worker_passes_every_check(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, redis_url: str, database_url: str, dagster_storage: dict[str, Any]
 ) -> None:
+    postgres = dagster_storage.get("storage", {}).get("postgres", {}).get("postgres_url")
     result = subprocess.run(
         [
             sys.executable,
             str(REPO_ROOT / "bench" / "celery_night.py"),
             *("--launcher", "celery", "--tenants", "3", "--workers", "2"),
             *("--kill-after", "1", "--lease-seconds", "4"),
-            *("--redis-url", redis_url, "--time-cap", "240"),
+            *("--redis-url", redis_url, "--database-url", database_url),
+            *(("--dagster-postgres-url", postgres) if postgres else ()),
+            *("--time-cap", "240"),
         ],
         # Not the repository: the benchmark's own processes start in its temporary folder, but
         # nothing here should see a developer's `.env` either.
@@ -46,5 +45,7 @@ def test_a_small_celery_night_with_a_killed_worker_passes_every_check(
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "**PASS**" in result.stdout, result.stdout
+    storage = "PostgreSQL storage" if postgres else "SQLite storage"
+    assert f"(`deploy/dagster.celery.yaml`, {storage})" in result.stdout, result.stdout
     assert "| fault: a worker SIGKILLed mid-run |" in result.stdout, result.stdout
     assert "| multipart uploads left open in the archive bucket | 0 |" in result.stdout
