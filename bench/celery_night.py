@@ -28,7 +28,10 @@ STARTED in Redis and the launcher reports the run healthy. The run's hour leases
 refreshed, the stalled-runs sensor fails the run, the daemon's run retries queue its retry, and
 the other worker executes it. `--lease-seconds` serves the definitions through
 bench/quick_detection.py (leases and the sensor's interval of that many seconds) so a small night
-detects it in seconds; without it, production's 300 s leases and one-minute sensor apply.
+detects it in seconds; without it, production's 300 s leases and one-minute sensor apply. With
+`--kill pool` only the process executing the run is SIGKILLed (the kernel's out-of-memory killer
+would pick it): Celery records the task FAILURE, and run monitoring (every `--monitor-seconds`,
+production's 120 without it) fails the run.
 
 Measured: bench/night.py's figures (runs launched, failed and retried, wall time from the first
 enqueue until every hour is materialized, runs per minute, run durations, queue waits, the
@@ -122,11 +125,14 @@ def run_process_ids(instance: dg.DagsterInstance, run_id: str) -> list[int]:
     return pids
 
 
-def instance_yaml(launcher: str, storage_url: str | None) -> str:
+def instance_yaml(launcher: str, storage_url: str | None, monitor_seconds: int = 0) -> str:
     """The production instance of `launcher`, its PostgreSQL storage at `storage_url` (a
-    psycopg2 URL), or SQLite under DAGSTER_HOME without one."""
+    psycopg2 URL), or SQLite under DAGSTER_HOME without one; run monitoring polling every
+    `monitor_seconds` if given."""
     name = "dagster.celery.yaml" if launcher == "celery" else "dagster.prod.yaml"
     config = yaml.safe_load((REPO / "deploy" / name).read_text(encoding="utf-8"))
+    if monitor_seconds:
+        config["run_monitoring"]["poll_interval_seconds"] = monitor_seconds
     if storage_url:
         config["storage"] = {"postgres": {"postgres_url": storage_url}}
     else:
@@ -206,6 +212,7 @@ class WorkerKill:
     workers: list[Process]
     day_runs: "RunLister"
     after: int
+    target: str  # "worker": its whole process group; "pool": the process executing the run
     killed_at: float | None = None  # time.time()
     run_id: str | None = None
     worker_name: str | None = None
@@ -268,15 +275,25 @@ class WorkerKill:
         if not (archived and leases):
             os.killpg(group, signal.SIGCONT)
             return False
-        self.killed_pids = {p.pid for p in process_tree(group)}
-        os.killpg(group, signal.SIGKILL)
-        worker.process.wait()
-        self.killed_at = time.time()
         self.run_id = run.run_id
         self.worker_name = worker.log_path.stem
+        if self.target == "pool":
+            # The process executing the run (the kernel's out-of-memory killer would pick it);
+            # the worker's main process lives on, sees it die and starts another.
+            (pid,) = set(run_process_ids(self.instance, run.run_id))
+            self.killed_pids = {p.pid for p in process_tree(pid)}
+            os.kill(pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGCONT)
+            what = f"the pool process {pid} of {self.worker_name}"
+        else:
+            self.killed_pids = {p.pid for p in process_tree(group)}
+            os.killpg(group, signal.SIGKILL)
+            worker.process.wait()
+            what = f"{self.worker_name} (process group {group})"
+        self.killed_at = time.time()
         progress(
-            f"SIGKILLed {self.worker_name} (process group {group}) executing run {run.run_id} "
-            "midway (some hours archived, one in progress)"
+            f"SIGKILLed {what} executing run {run.run_id} midway (some hours archived, one in "
+            "progress)"
         )
         return True
 
@@ -365,6 +382,7 @@ class CeleryNight:
     pool: str
     kill: WorkerKill | None
     failed_at: float | None  # when the killed run was marked failed
+    failed_by: str  # what found it: the stalled-runs sensor, or run monitoring
     retry_succeeded_at: float | None
     run_processes: int  # distinct processes that executed the night's runs
     first_pass_ended: float  # when the last first attempt ended, the killed run's aside
@@ -394,7 +412,9 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
                 source_bucket=SOURCE_BUCKET,
                 archive_bucket=ARCHIVE_BUCKET,
                 database_url=args.database_url,
-                dagster_yaml=instance_yaml(args.launcher, args.dagster_postgres_url),
+                dagster_yaml=instance_yaml(
+                    args.launcher, args.dagster_postgres_url, args.monitor_seconds
+                ),
             )
         )
         progress(f"seeding {args.tenants} tenants for {day}")
@@ -428,6 +448,7 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
                 workers,
                 RunLister(local.home, str(day)),
                 args.kill_after,
+                args.kill,
             )
             kill.start()
         samples = Samples()
@@ -463,6 +484,7 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
             pool=pool,
             kill=kill,
             failed_at=None,
+            failed_by="",
             retry_succeeded_at=None,
             run_processes=len(
                 {pid for run in record.runs.runs for pid in run_process_ids(instance, run.run_id)}
@@ -517,9 +539,18 @@ def follow_the_killed_run(
     failed = instance.fetch_run_status_changes(
         dg.DagsterEventType.RUN_FAILURE, limit=10_000, ascending=True
     ).records
-    result.failed_at = next(
-        (r.timestamp for r in failed if r.event_log_entry.run_id == run_id), None
-    )
+    record = next((r for r in failed if r.event_log_entry.run_id == run_id), None)
+    if record is not None:
+        result.failed_at = record.timestamp
+        event = record.event_log_entry.dagster_event
+        message = (event.message if event else None) or record.event_log_entry.user_message
+        result.failed_by = (
+            "the stalled-runs sensor"
+            if "stopped refreshing" in message
+            else "run monitoring"
+            if "Detected run worker status" in message
+            else message[:80]
+        )
     retries = [r for r in result.night.runs.retries if r.tags.get(PARENT_RUN_ID_TAG) == run_id]
     if not retries or retries[0].status != dg.DagsterRunStatus.SUCCESS:
         failures.append(f"the killed run's retry did not succeed: {[r.status for r in retries]}")
@@ -591,8 +622,9 @@ def rows(result: CeleryNight) -> list[tuple[str, str]]:
         lines.append(
             (
                 "fault: a worker SIGKILLed mid-run",
-                f"{kill.worker_name} at +{kill.killed_at - origin:.1f} s from the first enqueue; "
-                f"its run failed by the stalled-runs sensor {failed} later, its retry "
+                f"{'the pool process of ' if kill.target == 'pool' else ''}{kill.worker_name} at "
+                f"+{kill.killed_at - origin:.1f} s from the first enqueue; its run failed "
+                f"{failed} later ({result.failed_by}), its retry "
                 f"succeeded {retried} later (hour leases of "
                 f"{args.lease_seconds or DEFAULT_LEASE_SECONDS} s)",
             )
@@ -613,6 +645,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each recording")
     parser.add_argument(
         "--kill-after", type=int, default=0, help="SIGKILL a worker once this many runs started"
+    )
+    parser.add_argument(
+        "--kill",
+        choices=("worker", "pool"),
+        default="worker",
+        help="what --kill-after SIGKILLs: the whole worker (a machine lost) or the pool process "
+        "executing the run (out of memory)",
+    )
+    parser.add_argument(
+        "--monitor-seconds", type=int, default=0, help="run monitoring's poll interval (0: 120)"
     )
     parser.add_argument(
         "--lease-seconds",
@@ -637,6 +679,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.max_concurrent = args.workers if args.launcher == "celery" else 2
     if args.kill_after and (args.launcher != "celery" or args.workers < 2):
         parser.error("--kill-after needs --launcher celery and at least two workers")
+    if args.kill == "pool" and worker_pool() != "prefork":
+        parser.error(
+            "--kill pool needs the prefork pool (the archive job on the in-process executor)"
+        )
     # bench/night.py's watch() triggers its S3 fault from these; this night has none.
     args.fault_after, args.fault_seconds = 0, 0.0
     return args
