@@ -6,6 +6,7 @@ Redis restart would burn every queued run's retries in seconds. deploy/dagster.c
 a launch wait and retry instead; this checks, on a real Redis stopped and started again, that
 the launch waits for it and hands the run's task over once it is back."""
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -64,6 +65,14 @@ def celery_instance(
     monkeypatch.setenv("DAGSTER_MAX_CONCURRENT_RUNS", "2")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         yield instance
+        # While Redis still answers: the launcher's Celery app subscribes to every launched
+        # task's result and unsubscribes when the garbage collector frees it; left to a later
+        # collection, with Redis gone, that retries its connection for minutes (and inside
+        # another test's code).
+        gc.collect()
+        app = instance.run_launcher.celery  # type: ignore[attr-defined]
+        app.backend.result_consumer.stop()
+        app.close()
 
 
 def launch(instance: dg.DagsterInstance) -> dg.DagsterRun:
