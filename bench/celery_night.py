@@ -515,7 +515,8 @@ def first_pass_end(instance: dg.DagsterInstance, night: Night, kill: WorkerKill 
         ended.update(status_times(instance, event))
     killed = kill.run_id if kill is not None else None
     return max(
-        ended.get(run.run_id, 0.0) for run in night.runs.first_attempts if run.run_id != killed
+        (ended.get(run.run_id, 0.0) for run in night.runs.first_attempts if run.run_id != killed),
+        default=night.runs.first_enqueued,
     )
 
 
@@ -592,7 +593,9 @@ def rows(result: CeleryNight) -> list[tuple[str, str]]:
         (
             "first pass, the killed run aside: runs / first enqueue to the last one's end / "
             "runs per second",
-            f"{first_runs} / {first_pass:.1f} s / {first_runs / first_pass:.3f}",
+            f"{first_runs} / {first_pass:.1f} s / {first_runs / first_pass:.3f}"
+            if first_runs
+            else "none: the night's one first-attempt run was the killed one",
         ),
         ("processes that executed the night's runs", f"{result.run_processes} for {runs} runs"),
         (
