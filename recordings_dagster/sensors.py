@@ -16,6 +16,7 @@ from recordings.retention import is_kept
 from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_dagster.schedules import TENANT_TAG, tenants_in_unfinished_runs
 from recordings_instance.archives import latest_archive_records, record_metadata
 
 TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
@@ -107,24 +108,31 @@ def late_recordings_sensor(
         key = archive_partition_key(recording.tenant_id, hour)
         newest[key] = max(newest.get(key, recording.registered_at), recording.registered_at)
     selected_at = _archived_contents_times(context.instance, set(newest)) if newest else {}
+    late = {
+        key: registered_at
+        for key, registered_at in newest.items()
+        if key in selected_at and selected_at[key] < registered_at
+    }
+    # A tenant in a run that has not finished (its night's pack, a retry) waits for that run:
+    # one tenant's runs never overlap. Its hours are looked at again on the next ticks.
+    busy = tenants_in_unfinished_runs(context.instance) if late else set()
+    deferred = [t for key, t in late.items() if parse_archive_partition_key(key)[0] in busy]
     requests = [
         dg.RunRequest(
             run_key=f"late|{key}|{registered_at.isoformat()}",
             partition_key=key,
             # The tenant tag puts the rebuild under the per-tenant run limit, so it never runs
-            # alongside the tenant's nightly run or another rebuild of its hours.
-            tags={
-                LATE_REASON_TAG: "late_recordings",
-                "recordings/tenant": parse_archive_partition_key(key)[0],
-            },
+            # alongside another single-tenant run of the tenant (a heavy tenant's night, another
+            # rebuild of its hours).
+            tags={LATE_REASON_TAG: "late_recordings", TENANT_TAG: tenant_id},
         )
-        for key, registered_at in sorted(newest.items())
-        if key in selected_at and selected_at[key] < registered_at
+        for key, registered_at in sorted(late.items())
+        if (tenant_id := parse_archive_partition_key(key)[0]) not in busy
     ]
     # An hour not archived yet may be in a run right now whose archive will not contain the
     # recording: look at it again on the next ticks (until UNDECIDED_FOR has passed; after
     # that the hour is the nightly run's and the integrity checks' business).
-    undecided = [
+    undecided = deferred + [
         registered_at
         for key, registered_at in newest.items()
         if key not in selected_at and now - registered_at < UNDECIDED_FOR
@@ -134,10 +142,21 @@ def late_recordings_sensor(
     )
     if requests:
         context.log.info(f"re-archiving {len(requests)} hour(s) with late recordings")
+    if deferred:
+        context.log.info(
+            f"{len(deferred)} hour(s) with late recordings wait for their tenant's unfinished "
+            "run before they are re-archived"
+        )
     return dg.SensorResult(
         run_requests=requests,
         cursor=cursor.isoformat(),
-        skip_reason=None if requests else "no archived hour received a late recording",
+        skip_reason=None
+        if requests
+        else (
+            f"{len(deferred)} hour(s) with late recordings wait for their tenant's run"
+            if deferred
+            else "no archived hour received a late recording"
+        ),
     )
 
 

@@ -75,6 +75,17 @@ def recorded_sha256(instance: dg.DagsterInstance, partition_key: str) -> str | N
     return optional_value(record_metadata(record), SHA256, str) if record else None
 
 
+def recorded_sha256s(instance: dg.DagsterInstance, partition_keys: Iterable[str]) -> dict[str, str]:
+    """`recorded_sha256` of many partitions at once (two indexed reads), for those that have
+    one."""
+    found: dict[str, str] = {}
+    for key, record in latest_archive_records(instance, partition_keys).items():
+        sha256 = optional_value(record_metadata(record), SHA256, str)
+        if sha256 is not None:
+            found[key] = sha256
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class RecordedEvidence:
     """An archive's evidence and when its materialization was recorded."""

@@ -1,0 +1,66 @@
+"""Packing a night's tenant-days into runs (`recordings/packing.py`)."""
+
+import pytest
+
+from recordings.packing import Pack, PackLimits, pack_tenant_days
+
+
+def _ranges(packs: list[Pack]) -> list[tuple[str, ...]]:
+    return [pack.tenant_ids for pack in packs]
+
+
+def test_small_tenants_share_runs_up_to_the_tenant_limit() -> None:
+    order = [f"t{i}" for i in range(7)]
+    packs = pack_tenant_days(order, set(order), {}, PackLimits(max_tenants=3))
+    assert _ranges(packs) == [("t0", "t1", "t2"), ("t3", "t4", "t5"), ("t6",)]
+
+
+def test_a_pack_closes_before_it_would_exceed_the_audio_limit() -> None:
+    order = ["a", "b", "c", "d"]
+    audio = {"a": 40.0, "b": 50.0, "c": 10.0, "d": 100.0}
+    packs = pack_tenant_days(order, set(order), audio, PackLimits(max_audio_seconds=101))
+    assert _ranges(packs) == [("a", "b", "c"), ("d",)]
+    assert [p.audio_seconds for p in packs] == [100.0, 100.0]
+
+
+def test_a_heavy_tenant_runs_alone_and_does_not_end_up_inside_a_pack() -> None:
+    order = ["a", "heavy", "b", "c"]
+    packs = pack_tenant_days(order, set(order), {"heavy": 500.0}, PackLimits(max_audio_seconds=500))
+    assert _ranges(packs) == [("a",), ("heavy",), ("b", "c")]
+    assert [p.single_tenant for p in packs] == [True, True, False]
+
+
+def test_a_tenant_without_a_run_is_never_inside_a_range() -> None:
+    """A run's partitions are every tenant between its ends: a disabled (or unselected)
+    tenant between two selected ones must end the pack, or it would be planned and skipped."""
+    order = ["a", "b", "off", "c", "d"]
+    packs = pack_tenant_days(order, {"a", "b", "c", "d"}, {})
+    assert _ranges(packs) == [("a", "b"), ("c", "d")]
+    assert all("off" not in p.tenant_ids for p in packs)
+
+
+def test_every_selected_tenant_is_in_exactly_one_pack_in_partition_order() -> None:
+    order = [f"t{i:03d}" for i in range(500)]
+    selected = {t for i, t in enumerate(order) if i % 7}
+    audio = {t: float(i % 13) * 60 for i, t in enumerate(order)}
+    packs = pack_tenant_days(
+        order, selected, audio, PackLimits(max_tenants=50, max_audio_seconds=3000)
+    )
+    flat = [t for p in packs for t in p.tenant_ids]
+    assert flat == [t for t in order if t in selected]
+    for pack in packs:
+        first, last = order.index(pack.first), order.index(pack.last)
+        assert order[first : last + 1] == list(pack.tenant_ids)  # contiguous: a valid range
+        assert len(pack.tenant_ids) <= 50
+        assert pack.single_tenant or pack.audio_seconds <= 3000
+
+
+def test_a_selected_tenant_missing_from_the_partitions_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="not in the partition order: \\['new'\\]"):
+        pack_tenant_days(["a"], {"a", "new"}, {})
+
+
+@pytest.mark.parametrize("limits", [{"max_tenants": 0}, {"max_audio_seconds": 0}])
+def test_limits_must_allow_a_run(limits: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        PackLimits(**limits)  # type: ignore[arg-type]
