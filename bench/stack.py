@@ -32,6 +32,7 @@ from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_cli.demo_data import SOURCE_MIX
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_cli.synth import FORMATS, write_conversation
+from recordings_instance.archives import INSTANCE_ENVIRONMENT
 
 REPO = Path(__file__).resolve().parents[1]
 LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only
@@ -117,6 +118,7 @@ class LocalStack:
             "RECORDINGS_PROJECT_DIR": str(self.folder),
             "DAGSTER_HOME": str(self.home),
             "PYTHONPATH": os.pathsep.join(python_path),
+            **INSTANCE_ENVIRONMENT,
         }
 
 

@@ -32,6 +32,7 @@ from recordings.catalog import (
     recordings_in_hour,
     recordings_in_hours,
 )
+from recordings.failures import HourFailure, record_hour_failures
 from recordings.keys import (
     HOUR_DIMENSION,
     TENANT_DIMENSION,
@@ -118,8 +119,29 @@ def hourly_conversation_audio_archive(
             "(enable the tenant's daily recordings to generate them)"
         )
     if failed_hours:
+        _record_failures(context, database, failed_hours)
         raise _failure(failed_hours, archived, len(partition_keys))
     yield from ()
+
+
+def _record_failures(
+    context: dg.AssetExecutionContext, database: DatabaseResource, failed_hours: dict[str, str]
+) -> None:
+    """Record why each hour failed, so the API can tell its tenant (`recordings/failures.py`).
+    If the database cannot take them now, the archive-failures sensor records the run's
+    unarchived hours once the run has failed."""
+    failures = [
+        HourFailure(*parse_archive_partition_key(key), run_id=context.run.run_id, cause=cause)
+        for key, cause in failed_hours.items()
+    ]
+    try:
+        with database.session() as session:
+            record_hour_failures(session, failures, datetime.now(UTC))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        context.log.warning(
+            f"could not record the failed hours in the application database "
+            f"({describe_failure(exc)}); the archive-failures sensor records them later"
+        )
 
 
 def _hours_done_in_run_group(

@@ -74,7 +74,9 @@ def materialize_day(
         failure = None
         if not success:
             run = instance.get_run_by_id(run_id)
-            failure = _failure_message(instance, run_id) or (run.status.value if run else "failed")
+            failure = run_failure_message(instance, run_id) or (
+                run.status.value if run else "failed"
+            )
         for tenant_id in tenants:
             done = success or hours[tenant_id] == HOURS_PER_DAY
             outcome = TenantDayOutcome(
@@ -86,7 +88,7 @@ def materialize_day(
     return outcomes
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
     for record in records:
         event = record.event_log_entry.dagster_event
@@ -132,5 +134,5 @@ def run_retention(instance: dg.DagsterInstance, today: date) -> RetentionOutcome
             if event.event_type == dg.DagsterEventType.STEP_OUTPUT and event.step_output_data:
                 summary = {k: v.value for k, v in event.step_output_data.metadata.items()}
     return RetentionOutcome(
-        run_id, success, summary, None if success else _failure_message(instance, run_id)
+        run_id, success, summary, None if success else run_failure_message(instance, run_id)
     )

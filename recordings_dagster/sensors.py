@@ -8,15 +8,27 @@ import dagster as dg
 import sqlalchemy as sa
 
 from recordings.archive.evidence import GENERATED_AT, optional_value
-from recordings.catalog import enabled_tenant_ids, recordings_registered_since, tenant_ids
+from recordings.catalog import (
+    enabled_among,
+    enabled_tenant_ids,
+    recordings_registered_since,
+    tenant_ids,
+)
 from recordings.db.models import TenantRecordingSettings
+from recordings.failures import HourFailure, record_hour_failures, recorded_by_run
 from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
 from recordings.leases import silent_holders
 from recordings.retention import is_kept
+from recordings_dagster.execution import run_failure_message
 from recordings_dagster.jobs import hourly_archives_job
-from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
-from recordings_dagster.schedules import TENANT_TAG, tenants_in_unfinished_runs
+from recordings_dagster.schedules import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    TENANT_TAG,
+    tenants_in_unfinished_runs,
+)
 from recordings_instance.archives import latest_archive_records, record_metadata
 
 TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
@@ -217,3 +229,58 @@ def stalled_archive_runs_sensor(
         if silent
         else "no stalled run"
     )
+
+
+@dg.run_failure_sensor(
+    name="archive_failures_sensor",
+    monitored_jobs=[hourly_archives_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Records the hours a failed archive run did not archive (why, and which run) in the "
+        "application database, so the API reports them failed rather than pending: the run "
+        "records the hours it saw fail itself, this covers a run that died before it could."
+    ),
+)
+def archive_failures_sensor(
+    context: dg.RunFailureSensorContext, database: DatabaseResource
+) -> None:
+    run = context.dagster_run
+    keys = run_partition_keys(context.instance, run)
+    archived = {
+        record.partition_key
+        for record in context.instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=len(keys) + 1
+        ).records
+    }
+    unarchived = [parse_archive_partition_key(key) for key in keys if key not in archived]
+    if not unarchived:
+        return
+    message = run_failure_message(context.instance, run.run_id) or context.failure_event.message
+    cause = f"the run failed before this hour was archived: {message}"
+    with database.session() as session:
+        enabled = enabled_among(session, {tenant_id for tenant_id, _ in unarchived})
+        already = recorded_by_run(session, run.run_id, unarchived)
+        failures = [
+            HourFailure(tenant_id, hour, run.run_id, cause)
+            for tenant_id, hour in unarchived
+            if tenant_id in enabled and (tenant_id, hour) not in already
+        ]
+        record_hour_failures(session, failures, datetime.now(UTC))
+    context.log.info(
+        f"run {run.run_id}: {len(unarchived)} hour(s) not archived, {len(failures)} recorded "
+        f"as failed now ({len(already)} recorded by the run itself)"
+    )
+
+
+def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """The archive partitions a run targeted: its range (a rectangle of tenants x hours) or its
+    single partition."""
+    start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+    if start and end:
+        return list(
+            archive_partitions.get_partition_keys_in_range(
+                dg.PartitionKeyRange(start, end), dynamic_partitions_store=instance
+            )
+        )
+    single = run.tags.get("dagster/partition")
+    return [single] if single else []

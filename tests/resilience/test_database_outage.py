@@ -24,7 +24,7 @@ from recordings.keys import archive_partition_key, day_hours
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
-from recordings_dagster.execution import _failure_message
+from recordings_dagster.execution import run_failure_message
 from tests.api.conftest import JWT_SECRET
 from tests.postgres import PostgresServer
 from tests.resilience.support import (
@@ -110,7 +110,7 @@ def test_a_database_outage_mid_run_costs_no_hour_and_a_run_started_in_it_fails_c
     )
     assert still_down[0].wait(timeout=600) == 1, still_down[1].read_text()
     rerun = run_id_of(still_down[1])
-    message = _failure_message(dagster_instance, rerun) or ""
+    message = run_failure_message(dagster_instance, rerun) or ""
     assert message.startswith("no hour was archived: the application database is unreachable")
     assert "RECORDINGS_DATABASE_URL" in message
     assert not materializations(dagster_instance, [rerun])
