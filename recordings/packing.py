@@ -21,8 +21,11 @@ from dataclasses import dataclass
 DEFAULT_MAX_TENANTS_PER_RUN = 200
 """At most this many tenant-days share a run (4,800 hour partitions)."""
 
-DEFAULT_MAX_AUDIO_SECONDS_PER_RUN = 4 * 3600.0
-"""At most this much expected audio shares a run; a tenant-day with more runs alone."""
+DEFAULT_MAX_AUDIO_SECONDS_PER_RUN = 48 * 3600.0
+"""At most this much expected audio shares a run (about 20 minutes of encoding on a 2-core
+worker, at 75x realtime per core); a tenant-day with more runs alone. Fewer, longer runs make
+the tick shorter (each run costs its submission); more, shorter ones spread a night more evenly
+over many workers (docs/SCALE.md)."""
 
 
 @dataclass(frozen=True)
