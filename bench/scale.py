@@ -101,6 +101,7 @@ from litestar import Litestar
 from minio import Minio
 from stack import (  # bench/stack.py
     REPO,
+    create_postgres_database,
     enable_tenants,
     local_stack,
     progress,
@@ -484,15 +485,6 @@ def count_materialized(answer: dict[str, Any]) -> dict[str, int]:
 # --- one backend, one size (child process) -----------------------------------------------------
 
 
-def _database_url(admin_url: str, name: str, driver: str) -> str:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    url = sa.make_url(admin_url).set(drivername=driver, database=name)
-    return url.render_as_string(hide_password=False)
-
-
 def analyze(url: str) -> None:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -526,10 +518,10 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
 
             progress(f"[{backend} {tenants}] starting a throwaway PostgreSQL server")
             admin_url = stack.enter_context(temporary_postgres())
-            app_url = _database_url(admin_url, "recordings", "postgresql+psycopg")
+            app_url = create_postgres_database(admin_url, "recordings", "postgresql+psycopg")
             # psycopg2, named: with SQLAlchemy 2.1 a plain `postgresql://` URL means psycopg 3,
             # under which dagster-postgres fails on its first event (`NOTIFY run_events, $1`).
-            dagster_url = _database_url(admin_url, "dagster", "postgresql+psycopg2")
+            dagster_url = create_postgres_database(admin_url, "dagster", "postgresql+psycopg2")
         local = stack.enter_context(
             local_stack(
                 Path(scratch),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from minio import Minio
 from sqlalchemy.orm import Session
 
@@ -219,3 +220,15 @@ def enable_tenants(database_url: str, names: Sequence[str], retention_days: int 
                 session, tenant, changed_by="bench", enabled=True, retention_days=retention_days
             )
     engine.dispose()
+
+
+def create_postgres_database(admin_url: str, name: str, driver: str) -> str:
+    """Create database `name` on the server of `admin_url`; its URL with `driver` (psycopg for
+    the application database, psycopg2 for Dagster's: with SQLAlchemy 2.1 a plain
+    `postgresql://` means psycopg 3, under which dagster-postgres fails on its first event)."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    url = sa.make_url(admin_url).set(drivername=driver, database=name)
+    return url.render_as_string(hide_password=False)

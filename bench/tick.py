@@ -43,6 +43,7 @@ import argparse
 import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -63,13 +64,24 @@ from night import (  # bench/night.py
     store_schedule_states,
 )
 from population import Population, register_population  # bench/population.py
-from stack import LocalStack, enable_tenants, local_stack, progress  # bench/stack.py
+from stack import (  # bench/stack.py
+    REPO,
+    LocalStack,
+    create_postgres_database,
+    enable_tenants,
+    local_stack,
+    progress,
+)
 
 from recordings.catalog import enabled_tenant_ids_and_unusable, expected_audio_seconds
 from recordings_dagster.definitions import defs
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_run_requests, previous_utc_day
+
+# `tests.postgres` (the tests' throwaway PostgreSQL server) is imported from the repository root.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 DAY_TAG = "recordings/utc_day"
 TARGET_TENANTS = 10_000
@@ -94,10 +106,12 @@ def timed(action: Callable[[], object]) -> Cost:
     return Cost(time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def tick_instance_yaml(submit_workers: int | None) -> str:
-    """bench/night.py's instance (production's minus PostgreSQL), with threaded schedule
-    submission if `submit_workers` is given."""
+def tick_instance_yaml(submit_workers: int | None, storage_url: str | None = None) -> str:
+    """bench/night.py's instance (production's minus PostgreSQL), on PostgreSQL at
+    `storage_url` if given, with threaded schedule submission if `submit_workers` is given."""
     config = yaml.safe_load(instance_yaml())
+    if storage_url is not None:
+        config["storage"] = {"postgres": {"postgres_url": storage_url}}
     if submit_workers:
         config["schedules"] = {
             "use_threads": True,
@@ -294,12 +308,22 @@ class Size:
 def measure(tenants: int, args: argparse.Namespace) -> Size:
     tick = nightly_tick(datetime.now(UTC))
     with tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp, contextlib.ExitStack() as stack:
+        app_url: str | None = None  # None: SQLite in the stack's folder
+        dagster_url: str | None = None
+        if args.backend == "postgresql":
+            from tests.postgres import temporary_postgres
+
+            progress(f"[{tenants:,}] starting a throwaway PostgreSQL server")
+            admin_url = stack.enter_context(temporary_postgres())
+            app_url = create_postgres_database(admin_url, "recordings", "postgresql+psycopg")
+            dagster_url = create_postgres_database(admin_url, "dagster", "postgresql+psycopg2")
         local = stack.enter_context(
             local_stack(
                 Path(tmp),
                 source_bucket="tick-sources",
                 archive_bucket="tick-archives",
-                dagster_yaml=tick_instance_yaml(args.submit_workers),
+                database_url=app_url,
+                dagster_yaml=tick_instance_yaml(args.submit_workers, dagster_url),
             )
         )
         # The queue launches nothing: only the tick is measured (and no run competes for CPU).
@@ -453,8 +477,11 @@ def report(sizes: Sequence[Size], args: argparse.Namespace) -> None:
         f"threaded, {workers} submit workers" if workers else "production's, one run after another"
     )
     planned = "one per hour" if args.planned_per_partition else f"one per run ({PLANNED_SUBSET})"
+    backend = (
+        "PostgreSQL (throwaway server, fsync off)" if args.backend == "postgresql" else "SQLite"
+    )
     print(
-        f"\nSQLite; population: {args.population}; schedule submission: {submission}; planned "
+        f"\n{backend}; population: {args.population}; schedule submission: {submission}; planned "
         f"events: {planned}; "
         f"queue: production's limits with `DAGSTER_MAX_CONCURRENT_RUNS=0` (nothing launched); "
         f"time cap {args.time_cap:.0f} s per size."
@@ -483,6 +510,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--planned-per-partition",
         action="store_true",
         help=f"{PLANNED_SUBSET}=false for the daemon: one planned event per hour (the old way)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the instance's and the application database's storage",
     )
     parser.add_argument(
         "--population",
