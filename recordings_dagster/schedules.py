@@ -106,27 +106,38 @@ def tenants_in_unfinished_runs(instance: dg.DagsterInstance) -> set[str]:
             ],
         )
     )
-    covered: set[str] = set()
-    order: list[str] | None = None
-    for run in runs:
-        start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
-        if start is None or end is None:
-            tenant = run.tags.get(TENANT_TAG)
-            if tenant is None and run.tags.get("dagster/partition"):
-                tenant = parse_archive_partition_key(run.tags["dagster/partition"])[0]
-            if tenant is not None:
-                covered.add(tenant)
-            continue
+    order = TenantOrder(instance)
+    return {tenant for run in runs for tenant in tenants_of_run(run, order)}
+
+
+class TenantOrder:
+    """The `tenants` dynamic partitions in Dagster's order, read once and only if needed."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+        self._order: list[str] | None = None
+
+    def between(self, first: str, last: str) -> list[str]:
+        if self._order is None:
+            name = tenant_partitions.name or "tenants"
+            self._order = list(self._instance.get_dynamic_partitions(name))
+        if first not in self._order or last not in self._order:
+            return []  # a tenant deleted since: its partitions (and its archives) are gone
+        return self._order[self._order.index(first) : self._order.index(last) + 1]
+
+
+def tenants_of_run(run: dg.DagsterRun, order: TenantOrder) -> list[str]:
+    """The tenants an archive run covers: its range's (in partition order), its single
+    partition's, or its tenant tag's."""
+    start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+    if start and end:
         first = parse_archive_partition_key(start)[0]
         last = parse_archive_partition_key(end)[0]
-        if first == last:
-            covered.add(first)
-            continue
-        if order is None:
-            order = list(instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
-        if first in order and last in order:
-            covered.update(order[order.index(first) : order.index(last) + 1])
-    return covered
+        return [first] if first == last else order.between(first, last)
+    if run.tags.get("dagster/partition"):
+        return [parse_archive_partition_key(run.tags["dagster/partition"])[0]]
+    tenant = run.tags.get(TENANT_TAG)
+    return [tenant] if tenant else []
 
 
 @dg.schedule(
