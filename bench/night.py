@@ -126,7 +126,7 @@ from recordings_dagster.schedules import (
     NIGHTLY_CRON,
     TenantOrder,
     previous_utc_day,
-    tenants_of_run,
+    tenants_covered,
 )
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records
 
@@ -437,7 +437,7 @@ def night_runs(instance: dg.DagsterInstance, day: date) -> list[dg.DagsterRun]:
 def sample(instance: dg.DagsterInstance, samples: Samples) -> None:
     running = instance.get_runs(RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES))
     order = TenantOrder(instance)
-    per_tenant = Counter(tenant for run in running for tenant in tenants_of_run(run, order))
+    per_tenant = Counter(tenant for run in running for tenant in tenants_covered(run.tags, order))
     samples.in_progress_max = max(samples.in_progress_max, len(running))
     samples.per_tenant_max = max(samples.per_tenant_max, max(per_tenant.values(), default=0))
     samples.samples += 1
@@ -603,7 +603,7 @@ def run_figures(instance: dg.DagsterInstance, day: date) -> RunFigures:
     }
     per_tenant: dict[str, list[tuple[float, float]]] = defaultdict(list)
     order = TenantOrder(instance)
-    tenants = {run.run_id: tenants_of_run(run, order) for run in everything}
+    tenants = {run.run_id: tenants_covered(run.tags, order) for run in everything}
     for run in everything:
         if run.run_id in spans:
             for tenant in tenants[run.run_id]:

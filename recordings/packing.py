@@ -1,18 +1,19 @@
 """Packing a night's tenant-days into runs by their expected work.
 
-A run has a fixed cost (a run worker, code loading, run creation and its events, about 3 CPU-s)
-that a tenant-day with no or little audio cannot carry: on a platform most tenants record a
-handful of calls a day. So the nightly schedule packs many small tenant-days into one run and
-gives a heavy one a run of its own. What a pack may hold is bounded twice: by audio (so a run's
-length, and what a failure's retry redoes at worst, stay bounded) and by tenants (so a run's
-planned partitions, its events and its memory stay bounded).
+A run has a fixed cost (a run worker, code loading, run creation and its submission) that a
+tenant-day with no or little audio cannot carry: on a platform most tenants record a handful of
+calls a day. So the nightly schedule packs many small tenant-days into one run and gives a heavy
+one a run of its own. What a pack may hold is bounded twice: by audio (so a run's length, and
+what a failure's retry redoes at worst, stay bounded) and by tenants (so a run's partitions, its
+events and its memory stay bounded).
 
 A run covers a *range* of partitions (Dagster's `asset_partition_range_start`/`_end` tags): for
 the tenant x hour partitions that is a rectangle, the tenants between two tenants in the order
-of the `tenants` dynamic partitions times the day's 24 hours. So a pack is a run of consecutive
-tenants in that order, and a tenant that gets no run that night (feature off, or deleted) ends
-the pack before it: it is never inside a run's range, so it is never planned, never skipped and
-never reported failed.
+of the `tenants` dynamic partitions times the day's 24 hours. So a pack is a stretch of that
+order. Tenants inside the stretch that the pack must not archive (a heavy one with its own run,
+one without a run that night) are *stepped over*: the run's tags name them and the asset skips
+them. Without that, each would end the pack before it, and a few hundred heavy tenants spread
+through the order would split the small ones into hundreds of extra runs.
 """
 
 from collections.abc import Mapping, Sequence, Set
@@ -20,6 +21,10 @@ from dataclasses import dataclass
 
 DEFAULT_MAX_TENANTS_PER_RUN = 200
 """At most this many tenant-days share a run (4,800 hour partitions)."""
+
+MAX_STEPPED_OVER = 20
+"""At most this many tenants inside a pack's range are stepped over (they are named in a run
+tag; a longer list ends the pack instead)."""
 
 DEFAULT_MAX_AUDIO_SECONDS_PER_RUN = 48 * 3600.0
 """At most this much expected audio shares a run (about 20 minutes of encoding on a 2-core
@@ -42,10 +47,12 @@ class PackLimits:
 
 @dataclass(frozen=True)
 class Pack:
-    """Consecutive tenants (in partition order) whose day one run archives."""
+    """A stretch of the tenant order whose day one run archives: `tenant_ids` (in order),
+    except the tenants it steps over (`stepped_over`, inside the stretch)."""
 
     tenant_ids: tuple[str, ...]
     audio_seconds: float
+    stepped_over: tuple[str, ...] = ()
 
     @property
     def first(self) -> str:
@@ -57,8 +64,8 @@ class Pack:
 
     @property
     def single_tenant(self) -> bool:
-        """One tenant alone (a heavy one, or one between tenants without a run): its run comes
-        under the per-tenant run limit."""
+        """One tenant alone (a heavy one, or a small one with no neighbour to share with): its
+        run comes under the per-tenant run limit."""
         return len(self.tenant_ids) == 1
 
 
@@ -68,39 +75,48 @@ def pack_tenant_days(
     expected_audio_seconds: Mapping[str, float],
     limits: PackLimits = PackLimits(),
 ) -> list[Pack]:
-    """The runs for the `selected` tenants' day, in partition order.
+    """The runs for the `selected` tenants' day.
 
     `partition_order` is every tenant partition in Dagster's order (selected tenants missing
     from it are the caller's to register first: they would get no range). A tenant whose
     expected audio reaches `limits.max_audio_seconds` gets a run of its own; the others are
-    packed greedily, a pack ending at the first tenant that is not selected, that is heavy, or
-    that would take it over either limit.
+    packed greedily in order, a pack closing when the next tenant would take it over either
+    limit or over `MAX_STEPPED_OVER` tenants stepped over. Heavy tenants' runs come first, then
+    the packs, each list in partition order.
     """
     missing = selected - set(partition_order)
     if missing:
         raise ValueError(f"tenants not in the partition order: {sorted(missing)[:5]}")
+    heavy: list[Pack] = []
     packs: list[Pack] = []
-    current: list[str] = []
-    current_audio = 0.0
+    members: list[str] = []
+    stepped: list[str] = []  # inside the current pack so far
+    pending: list[str] = []  # after its last member: stepped over only if another joins
+    audio_total = 0.0
 
     def close() -> None:
-        nonlocal current, current_audio
-        if current:
-            packs.append(Pack(tuple(current), current_audio))
-        current, current_audio = [], 0.0
+        nonlocal members, stepped, pending, audio_total
+        if members:
+            packs.append(Pack(tuple(members), audio_total, tuple(stepped)))
+        members, stepped, pending, audio_total = [], [], [], 0.0
 
     for tenant_id in partition_order:
-        if tenant_id not in selected:
-            close()
-            continue
         audio = max(0.0, expected_audio_seconds.get(tenant_id, 0.0))
-        if audio >= limits.max_audio_seconds:
-            close()
-            packs.append(Pack((tenant_id,), audio))
+        if tenant_id in selected and audio >= limits.max_audio_seconds:
+            heavy.append(Pack((tenant_id,), audio))
+        if tenant_id not in selected or audio >= limits.max_audio_seconds:
+            if members:
+                pending.append(tenant_id)
             continue
-        if len(current) >= limits.max_tenants or current_audio + audio > limits.max_audio_seconds:
+        if (
+            len(members) >= limits.max_tenants
+            or audio_total + audio > limits.max_audio_seconds
+            or len(stepped) + len(pending) > MAX_STEPPED_OVER
+        ):
             close()
-        current.append(tenant_id)
-        current_audio += audio
+        stepped += pending
+        pending = []
+        members.append(tenant_id)
+        audio_total += audio
     close()
-    return packs
+    return heavy + packs

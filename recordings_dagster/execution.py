@@ -15,7 +15,7 @@ import dagster as dg
 
 from recordings.keys import parse_archive_partition_key
 from recordings.packing import PackLimits
-from recordings_dagster.schedules import FIRST_TENANT_TAG, LAST_TENANT_TAG, nightly_run_requests
+from recordings_dagster.schedules import TenantOrder, nightly_run_requests, tenants_covered
 
 HOURS_PER_DAY = 24
 
@@ -53,12 +53,10 @@ def materialize_day(
     run failed)."""
     requests = nightly_run_requests(instance, tenant_ids, day, expected_audio_seconds, limits)
     job = dg.reconstructable(hourly_archives_job_def)
-    selected = set(tenant_ids)
-    order = [t for t in instance.get_dynamic_partitions("tenants") if t in selected]
+    order = TenantOrder(instance)
     outcomes: list[TenantDayOutcome] = []
     for request in requests:
-        first, last = request.tags[FIRST_TENANT_TAG], request.tags[LAST_TENANT_TAG]
-        tenants = order[order.index(first) : order.index(last) + 1]
+        tenants = tenants_covered(request.tags, order)
         with dg.execute_job(
             job, instance=instance, tags=request.tags, run_config=QUIET_CONSOLE
         ) as result:

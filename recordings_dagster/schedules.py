@@ -12,6 +12,17 @@ from recordings.packing import Pack, PackLimits, pack_tenant_days
 from recordings_dagster.jobs import hourly_archives_job, integrity_checks_job, retention_job
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_dagster.tags import (
+    FIRST_TENANT_TAG,
+    LAST_TENANT_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    STEPPED_OVER_TAG,
+    TENANT_COUNT_TAG,
+    TENANT_TAG,
+    UTC_DAY_TAG,
+    stepped_over,
+)
 
 NIGHTLY_CRON = "30 0 * * *"
 # After the night's archives (00:30) and their retries: deleting and archiving never race for
@@ -19,19 +30,10 @@ NIGHTLY_CRON = "30 0 * * *"
 RETENTION_CRON = "0 4 * * *"
 # Once the night's runs and their retries are done: the checks judge the finished day.
 CHECKS_CRON = "0 6 * * *"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def previous_utc_day(moment: datetime) -> date:
     return (moment.astimezone(UTC) - timedelta(days=1)).date()
-
-
-TENANT_TAG = "recordings/tenant"
-FIRST_TENANT_TAG = "recordings/first_tenant"
-LAST_TENANT_TAG = "recordings/last_tenant"
-TENANT_COUNT_TAG = "recordings/tenant_count"
-UTC_DAY_TAG = "recordings/utc_day"
 
 
 def tenant_day_run_request(tenant_id: str, day: date) -> dg.RunRequest:
@@ -57,6 +59,8 @@ def pack_run_request(pack: Pack, day: date) -> dg.RunRequest:
         LAST_TENANT_TAG: pack.last,
         TENANT_COUNT_TAG: str(len(pack.tenant_ids)),
     }
+    if pack.stepped_over:
+        tags[STEPPED_OVER_TAG] = ",".join(pack.stepped_over)
     if pack.single_tenant:
         tags[TENANT_TAG] = pack.first
         run_key = f"{day.isoformat()}|{pack.first}"
@@ -107,7 +111,7 @@ def tenants_in_unfinished_runs(instance: dg.DagsterInstance) -> set[str]:
         )
     )
     order = TenantOrder(instance)
-    return {tenant for run in runs for tenant in tenants_of_run(run, order)}
+    return {tenant for run in runs for tenant in tenants_covered(run.tags, order)}
 
 
 class TenantOrder:
@@ -126,17 +130,20 @@ class TenantOrder:
         return self._order[self._order.index(first) : self._order.index(last) + 1]
 
 
-def tenants_of_run(run: dg.DagsterRun, order: TenantOrder) -> list[str]:
-    """The tenants an archive run covers: its range's (in partition order), its single
-    partition's, or its tenant tag's."""
-    start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+def tenants_covered(tags: Mapping[str, str], order: TenantOrder) -> list[str]:
+    """The tenants an archive run (by its tags) archives: its range's in partition order but
+    those it steps over, its single partition's, or its tenant tag's."""
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start and end:
         first = parse_archive_partition_key(start)[0]
         last = parse_archive_partition_key(end)[0]
-        return [first] if first == last else order.between(first, last)
-    if run.tags.get("dagster/partition"):
-        return [parse_archive_partition_key(run.tags["dagster/partition"])[0]]
-    tenant = run.tags.get(TENANT_TAG)
+        if first == last:
+            return [first]
+        skipped = stepped_over(tags)
+        return [tenant for tenant in order.between(first, last) if tenant not in skipped]
+    if tags.get("dagster/partition"):
+        return [parse_archive_partition_key(tags["dagster/partition"])[0]]
+    tenant = tags.get(TENANT_TAG)
     return [tenant] if tenant else []
 
 

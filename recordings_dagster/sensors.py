@@ -23,12 +23,8 @@ from recordings_dagster.execution import run_failure_message
 from recordings_dagster.jobs import hourly_archives_job
 from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
-from recordings_dagster.schedules import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    TENANT_TAG,
-    tenants_in_unfinished_runs,
-)
+from recordings_dagster.schedules import tenants_in_unfinished_runs
+from recordings_dagster.tags import RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, stepped_over
 from recordings_instance.archives import latest_archive_records, record_metadata
 
 TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
@@ -273,14 +269,17 @@ def archive_failures_sensor(
 
 
 def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
-    """The archive partitions a run targeted: its range (a rectangle of tenants x hours) or its
-    single partition."""
+    """The archive partitions a run was to archive: its range (a rectangle of tenants x hours)
+    but the tenants it steps over, or its single partition."""
     start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
     if start and end:
-        return list(
-            archive_partitions.get_partition_keys_in_range(
+        skipped = stepped_over(run.tags)
+        return [
+            key
+            for key in archive_partitions.get_partition_keys_in_range(
                 dg.PartitionKeyRange(start, end), dynamic_partitions_store=instance
             )
-        )
+            if parse_archive_partition_key(key)[0] not in skipped
+        ]
     single = run.tags.get("dagster/partition")
     return [single] if single else []

@@ -95,7 +95,7 @@ def test_a_run_of_one_tenant_carries_the_tenant_tag_for_the_per_tenant_limit(
     assert acme.run_key == "2025-12-12|acme"
 
 
-def test_a_heavy_tenant_gets_its_own_run_and_a_disabled_one_splits_the_packs(
+def test_a_heavy_tenant_gets_its_own_run_and_the_pack_steps_over_it_and_a_disabled_one(
     instance: dg.DagsterInstance, database_url: str, engine: sa.Engine
 ) -> None:
     names = ["a-small", "b-heavy", "c-small", "d-off", "e-small", "f-small"]
@@ -113,20 +113,20 @@ def test_a_heavy_tenant_gets_its_own_run_and_a_disabled_one_splits_the_packs(
         instance, database_url, ArchiveBuildResource(max_audio_seconds_per_run=3600)
     )
     assert isinstance(requests, list)
-    ranges = [
+    runs = [
         (
             r.tags["recordings/first_tenant"],
             r.tags["recordings/last_tenant"],
             r.tags.get("recordings/tenant"),
+            r.tags.get("recordings/stepped_over"),
         )
         for r in requests
     ]
-    assert ranges == [
-        ("a-small", "a-small", "a-small"),
-        ("b-heavy", "b-heavy", "b-heavy"),
-        ("c-small", "c-small", "c-small"),  # the disabled d-off ends its pack
-        ("e-small", "f-small", None),
+    assert runs == [
+        ("b-heavy", "b-heavy", "b-heavy", None),
+        ("a-small", "f-small", None, "b-heavy,d-off"),
     ]
+    assert requests[1].tags["recordings/tenant_count"] == "4"
 
 
 def test_an_invalid_tenant_row_costs_only_itself_its_night(
