@@ -191,7 +191,13 @@ class _Batch:
         hashed = self._sha256s(candidates)
         if not hashed:
             return
-        removed = self._remove(self._record_deleting(hashed))
+        try:
+            deleting = self._record_deleting(hashed)
+        except Exception as exc:  # nothing written, nothing deleted; the next run retries
+            for candidate, _ in hashed:
+                candidate.fail(f"recording the deletion failed: {_describe(exc)}")
+            return
+        removed = self._remove(deleting)
         if not removed:
             return
         deleted_at = utcnow()

@@ -366,3 +366,32 @@ def test_a_crash_between_the_s3_delete_and_the_deleted_rows_is_settled_next_time
     assert report.deleted == [] and not report.failures  # nothing left to delete
     assert set(_states(engine).values()) == {"deleted"} and len(_states(engine)) == len(keys)
     assert set(deleted_hours(engine, "acme", hours)) == set(hours)
+
+
+def test_evidence_that_cannot_be_written_stops_that_batch_only_and_deletes_nothing_of_it(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 7)
+    _tenant(engine, "globex", 7)
+    acme = _day(s3_client, archive, "acme", 8)
+    _day(s3_client, archive, "globex", 8)
+    refusals = []
+
+    def refuse_first_insert(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO archive_deletions") and not refusals:
+            refusals.append(statement)
+            raise sa.exc.OperationalError(statement, {}, Exception("disk full"))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse_first_insert)
+    try:
+        acme_report, globex_report = cleanups(engine, s3_client, archive, TODAY, batch_size=24)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", refuse_first_insert)
+    assert acme_report.deleted == [] and len(acme_report.failures) == 24
+    assert acme_report.failures[0][1].startswith("recording the deletion failed: Operational")
+    assert len(globex_report.deleted) == 24 and not globex_report.failures
+    assert _keys(s3_client, archive) == set(acme)
+    assert set(_states(engine)) == {
+        archive_key("globex", h) for h in day_hours(TODAY - timedelta(days=8))
+    }
