@@ -16,9 +16,13 @@ docs/BENCHMARKS.md), and logs each tenant's observations as soon as its deletion
 run killed halfway has recorded what it deleted so far.
 """
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from queue import Empty, Queue
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -29,11 +33,61 @@ from recordings.storage import abort_stale_uploads
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, recorded_sha256s
 
+T = TypeVar("T")
+
 # Far longer than any hour's build: an upload this old has no worker left to complete it.
 STALE_UPLOAD_AGE = timedelta(hours=24)
 
 # A progress line every this many tenants (a line per tenant is an event write each).
 PROGRESS_EVERY = 1000
+
+
+# How many tenants' reports the cleanup may get ahead of the observations being logged (two
+# batches of whole days, so the next batch is always under way).
+REPORTS_AHEAD = 100
+
+
+def _ahead(items: Iterator[T], limit: int) -> Iterator[T]:
+    """`items`, computed in a thread up to `limit` ahead of the caller.
+
+    The cleanup's next batch (its S3 listings and delete, the database, the recorded SHA-256s)
+    then runs while this step writes the previous batch's observations, one event write each:
+    both mostly wait on other processes. The op's context is used only by the caller's thread;
+    the cleanup's thread reads the instance, whose storages are thread-safe (the webserver
+    serves every request from one instance). An error in the thread is raised here; when the
+    caller stops early, the thread stops at its next item."""
+    done = object()
+    queue: Queue[Any] = Queue(maxsize=limit)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put(item)
+            queue.put(done)
+        except BaseException as exc:  # handed to the caller, which raises it
+            queue.put(_Raised(exc))
+
+    thread = threading.Thread(target=produce, name="retention-cleanup", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.1)
+        thread.join()
+
+
+@dataclass(frozen=True)
+class _Raised:
+    error: BaseException
 
 
 class RetentionConfig(dg.Config):
@@ -129,14 +183,15 @@ def apply_archive_retention(
         statement_timeout=60_000, pool_recycle=3600, max_overflow=2
     )
     totals = _Totals()
-    for report in cleanups(
+    reports = cleanups(
         database.engine(),
         object_store.client(),
         object_store.archive_bucket,
         today,
         recorded_sha256=_recorded_sha256(context.instance),
         run_id=context.run_id,
-    ):
+    )
+    for report in _ahead(reports, REPORTS_AHEAD):
         _observe_deletions(context, report)
         totals.add(report)
         if totals.tenants % PROGRESS_EVERY == 0:
