@@ -218,3 +218,27 @@ def test_the_daily_pass_aborts_uploads_a_killed_worker_left_behind(
     assert output.step_output_data is not None
     assert output.step_output_data.metadata["stale_uploads_aborted"].value == 1
     assert s3_client._list_multipart_uploads(bucket, prefix="tenants/").uploads == []
+
+
+def test_the_cleanup_thread_hands_its_error_to_the_op_and_stops_when_the_op_does() -> None:
+    from recordings_dagster.ops import _ahead
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("S3 gone")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="S3 gone"):
+        seen.extend(_ahead(failing(), 1))
+    assert seen == [1]
+    produced = []
+
+    def endless() -> Iterator[int]:
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    reports = _ahead(endless(), 2)
+    assert next(reports) == 0
+    reports.close()  # the op stopped (its event write failed): the thread stops too
+    assert len(produced) <= 5
