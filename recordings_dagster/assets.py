@@ -24,7 +24,7 @@ from functools import partial
 import dagster as dg
 import sqlalchemy.exc
 
-from recordings.archive.evidence import REPLACES_SHA256
+from recordings.archive.evidence import REPLACES_SHA256, EvidenceError
 from recordings.archive.hourly import HourArchive, HourJob, build_hour_archives
 from recordings.catalog import (
     SourceRecording,
@@ -205,9 +205,10 @@ class _Plan:
 
     jobs: list[HourJob]
     disabled: set[str]
-    replaced_sha256: dict[str, str]
+    replaced_sha256: dict[str, str | EvidenceError]
     """Partition key -> SHA-256 of the archive the new one replaces, for the hours leased up
-    front (read under their leases: no other run can archive them meanwhile)."""
+    front (read under their leases: no other run can archive them meanwhile); an earlier
+    materialization whose SHA-256 is not text fails its hour, as `recorded_sha256` would."""
     leased_up_front: set[str]
 
 
@@ -361,6 +362,8 @@ def _record_hour(
         if partition_key in plan.leased_up_front
         else recorded_sha256(context.instance, partition_key)
     )
+    if isinstance(replaced, EvidenceError):
+        raise replaced
     if replaced is not None:
         # The earlier archive of this hour was replaced (atomically, at the same key): a
         # rebuild after late recordings, a backfill or a manual re-run.

@@ -83,12 +83,19 @@ def recorded_sha256(instance: dg.DagsterInstance, partition_key: str) -> str | N
     return optional_value(record_metadata(record), SHA256, str) if record else None
 
 
-def recorded_sha256s(instance: dg.DagsterInstance, partition_keys: Iterable[str]) -> dict[str, str]:
-    """`recorded_sha256` of many partitions at once (two indexed reads), for those that have
-    one."""
-    found: dict[str, str] = {}
+def recorded_sha256s(
+    instance: dg.DagsterInstance, partition_keys: Iterable[str]
+) -> dict[str, str | EvidenceError]:
+    """`recorded_sha256` of many partitions in two reads (what retention asks for a batch of
+    hours): the partitions with a recorded SHA-256, and those whose recorded value is not text
+    with the `EvidenceError` saying so."""
+    found: dict[str, str | EvidenceError] = {}
     for key, record in latest_archive_records(instance, partition_keys).items():
-        sha256 = optional_value(record_metadata(record), SHA256, str)
+        try:
+            sha256 = optional_value(record_metadata(record), SHA256, str)
+        except EvidenceError as error:
+            found[key] = error
+            continue
         if sha256 is not None:
             found[key] = sha256
     return found
