@@ -68,7 +68,6 @@ from scale import (  # bench/scale.py
     BATCH,
     SOURCE_BUCKET,
     TINY_ARCHIVE,
-    _database_url,
     _entry,
     _instance_yaml,
     analyze,
@@ -76,7 +75,13 @@ from scale import (  # bench/scale.py
     store_batch,
     tenant_name,
 )
-from stack import REPO, enable_tenants, local_stack, progress  # bench/stack.py
+from stack import (  # bench/stack.py
+    REPO,
+    create_postgres_database,
+    enable_tenants,
+    local_stack,
+    progress,
+)
 
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import ArchiveDeletion
@@ -267,8 +272,8 @@ def measure(backend: str, tenants: int, sample: int, events: bool) -> dict[str, 
 
             progress(f"[{backend} {tenants}] starting a throwaway PostgreSQL server")
             admin_url = stack.enter_context(temporary_postgres())
-            app_url = _database_url(admin_url, "recordings", "postgresql+psycopg")
-            dagster_url = _database_url(admin_url, "dagster", "postgresql+psycopg2")
+            app_url = create_postgres_database(admin_url, "recordings", "postgresql+psycopg")
+            dagster_url = create_postgres_database(admin_url, "dagster", "postgresql+psycopg2")
         local = stack.enter_context(
             local_stack(
                 Path(scratch),
