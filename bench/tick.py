@@ -27,10 +27,10 @@ recording that day, some medium, a few heavy; only their database rows), so the 
 them as on a real night: many small tenant-days per run, a heavy one alone (`--population
 empty` gives every tenant an empty day: the fewest runs).
 
-`--submit-workers K` adds Dagster's threaded schedule submission to the instance
+`--submit-workers K` sets Dagster's threaded schedule submission to K workers
 (`schedules: {use_threads: true, num_submit_workers: K}`); without it the instance is
-production's (one run submitted after the other). Runs plan their partitions in one event
-(`DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`, as the deployment sets it);
+production's (deploy/dagster.prod.yaml: four submit workers). Runs plan their partitions in
+one event (`DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`, as the deployment sets it);
 `--planned-per-partition` measures the old way, one "materialization planned" event per hour.
 
 Usage (Markdown on stdout, progress on stderr):
@@ -473,8 +473,12 @@ def report(sizes: Sequence[Size], args: argparse.Namespace) -> None:
             f"{verdict} the target (under {TARGET_SECONDS:.0f} s)."
         )
     workers = args.submit_workers
+    production = yaml.safe_load(instance_yaml()).get("schedules", {})
     submission = (
-        f"threaded, {workers} submit workers" if workers else "production's, one run after another"
+        f"threaded, {workers} submit workers"
+        if workers
+        else f"production's (threads: {production.get('use_threads', False)}, "
+        f"{production.get('num_submit_workers', 1)} submit workers)"
     )
     planned = "one per hour" if args.planned_per_partition else f"one per run ({PLANNED_SUBSET})"
     backend = (
