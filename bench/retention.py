@@ -77,7 +77,7 @@ from scale import (  # bench/scale.py
 )
 from stack import (  # bench/stack.py
     REPO,
-    create_postgres_database,
+    benchmark_databases,
     enable_tenants,
     local_stack,
     progress,
@@ -265,22 +265,14 @@ def measure(backend: str, tenants: int, sample: int, events: bool) -> dict[str, 
         tempfile.TemporaryDirectory(prefix="bench-retention-") as scratch,
         contextlib.ExitStack() as stack,
     ):
-        app_url: str | None = None
-        dagster_url: str | None = None
-        if backend == "postgresql":
-            from tests.postgres import temporary_postgres
-
-            progress(f"[{backend} {tenants}] starting a throwaway PostgreSQL server")
-            admin_url = stack.enter_context(temporary_postgres())
-            app_url = create_postgres_database(admin_url, "recordings", "postgresql+psycopg")
-            dagster_url = create_postgres_database(admin_url, "dagster", "postgresql+psycopg2")
+        databases = benchmark_databases(stack, backend, f"{backend} {tenants}")
         local = stack.enter_context(
             local_stack(
                 Path(scratch),
                 source_bucket=SOURCE_BUCKET,
                 archive_bucket=ARCHIVE_BUCKET,
-                database_url=app_url,
-                dagster_yaml=_instance_yaml(dagster_url),
+                database_url=databases.application_url,
+                dagster_yaml=_instance_yaml(databases.dagster_url),
             )
         )
         client, database_url = local.s3.client, local.database_url
@@ -308,7 +300,7 @@ def measure(backend: str, tenants: int, sample: int, events: bool) -> dict[str, 
         figures["objects"] = len(keys)
         if backend == "postgresql":
             analyze(database_url)
-            analyze(str(dagster_url))
+            analyze(str(databases.dagster_url))
         figures["seed_s"] = time.perf_counter() - started
 
         results: list[dg.ExecuteInProcessResult] = []

@@ -101,7 +101,7 @@ from litestar import Litestar
 from minio import Minio
 from stack import (  # bench/stack.py
     REPO,
-    create_postgres_database,
+    benchmark_databases,
     enable_tenants,
     local_stack,
     progress,
@@ -122,12 +122,6 @@ from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_archives_schedule
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
-
-# `tests.postgres` (the throwaway PostgreSQL server the tests use) is imported from the
-# repository root, which is not on sys.path when this runs as `python bench/scale.py`
-# (sys.path[0] is then bench/, which is how `api` above is found).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 ARCHIVE_BUCKET = "scale-archives"
 SOURCE_BUCKET = "scale-sources"
@@ -511,24 +505,14 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
         contextlib.ExitStack() as stack,
     ):
-        app_url: str | None = None  # PostgreSQL's; None: SQLite in the folder
-        dagster_url: str | None = None
-        if backend == "postgresql":
-            from tests.postgres import temporary_postgres
-
-            progress(f"[{backend} {tenants}] starting a throwaway PostgreSQL server")
-            admin_url = stack.enter_context(temporary_postgres())
-            app_url = create_postgres_database(admin_url, "recordings", "postgresql+psycopg")
-            # psycopg2, named: with SQLAlchemy 2.1 a plain `postgresql://` URL means psycopg 3,
-            # under which dagster-postgres fails on its first event (`NOTIFY run_events, $1`).
-            dagster_url = create_postgres_database(admin_url, "dagster", "postgresql+psycopg2")
+        databases = benchmark_databases(stack, backend, f"{backend} {tenants}")
         local = stack.enter_context(
             local_stack(
                 Path(scratch),
                 source_bucket=SOURCE_BUCKET,
                 archive_bucket=ARCHIVE_BUCKET,
-                database_url=app_url,
-                dagster_yaml=_instance_yaml(dagster_url),
+                database_url=databases.application_url,
+                dagster_yaml=_instance_yaml(databases.dagster_url),
             )
         )
         folder, client, database_url = local.folder, local.s3.client, local.database_url
@@ -558,7 +542,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
             # Autovacuum would analyze the freshly loaded tables within a minute or so; without
             # statistics the planner picks worse plans (the links lookup took twice as long).
             analyze(database_url)
-            analyze(str(dagster_url))
+            analyze(str(databases.dagster_url))
         progress(f"[{backend} {tenants}] listing the partitions")
         keys: list[str] = []
 

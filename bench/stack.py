@@ -223,12 +223,37 @@ def enable_tenants(database_url: str, names: Sequence[str], retention_days: int 
 
 
 def create_postgres_database(admin_url: str, name: str, driver: str) -> str:
-    """Create database `name` on the server of `admin_url`; its URL with `driver` (psycopg for
-    the application database, psycopg2 for Dagster's: with SQLAlchemy 2.1 a plain
-    `postgresql://` means psycopg 3, under which dagster-postgres fails on its first event)."""
+    """Create database `name` on the server of `admin_url`; its URL with `driver`."""
     engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     engine.dispose()
     url = sa.make_url(admin_url).set(drivername=driver, database=name)
     return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Databases:
+    """Where a benchmark keeps its data: None for SQLite in the stack's folder."""
+
+    application_url: str | None = None
+    dagster_url: str | None = None
+
+
+def benchmark_databases(stack: contextlib.ExitStack, backend: str, label: str) -> Databases:
+    """SQLite (nothing to start), or a throwaway PostgreSQL server (tests/postgres.py, stopped
+    with `stack`) holding the application database and Dagster's. Dagster's URL names psycopg2:
+    with SQLAlchemy 2.1 a plain `postgresql://` means psycopg 3, under which dagster-postgres
+    fails on its first event (`NOTIFY run_events, $1`)."""
+    if backend != "postgresql":
+        return Databases()
+    if str(REPO) not in sys.path:  # `tests` is imported from the repository root
+        sys.path.insert(0, str(REPO))
+    from tests.postgres import temporary_postgres
+
+    progress(f"[{label}] starting a throwaway PostgreSQL server")
+    admin_url = stack.enter_context(temporary_postgres())
+    return Databases(
+        create_postgres_database(admin_url, "recordings", "postgresql+psycopg"),
+        create_postgres_database(admin_url, "dagster", "postgresql+psycopg2"),
+    )

@@ -43,7 +43,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -65,9 +64,8 @@ from night import (  # bench/night.py
 )
 from population import Population, register_population  # bench/population.py
 from stack import (  # bench/stack.py
-    REPO,
     LocalStack,
-    create_postgres_database,
+    benchmark_databases,
     enable_tenants,
     local_stack,
     progress,
@@ -78,10 +76,6 @@ from recordings_dagster.definitions import defs
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_run_requests, previous_utc_day
-
-# `tests.postgres` (the tests' throwaway PostgreSQL server) is imported from the repository root.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 DAY_TAG = "recordings/utc_day"
 TARGET_TENANTS = 10_000
@@ -308,22 +302,14 @@ class Size:
 def measure(tenants: int, args: argparse.Namespace) -> Size:
     tick = nightly_tick(datetime.now(UTC))
     with tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp, contextlib.ExitStack() as stack:
-        app_url: str | None = None  # None: SQLite in the stack's folder
-        dagster_url: str | None = None
-        if args.backend == "postgresql":
-            from tests.postgres import temporary_postgres
-
-            progress(f"[{tenants:,}] starting a throwaway PostgreSQL server")
-            admin_url = stack.enter_context(temporary_postgres())
-            app_url = create_postgres_database(admin_url, "recordings", "postgresql+psycopg")
-            dagster_url = create_postgres_database(admin_url, "dagster", "postgresql+psycopg2")
+        databases = benchmark_databases(stack, args.backend, f"{tenants:,}")
         local = stack.enter_context(
             local_stack(
                 Path(tmp),
                 source_bucket="tick-sources",
                 archive_bucket="tick-archives",
-                database_url=app_url,
-                dagster_yaml=tick_instance_yaml(args.submit_workers, dagster_url),
+                database_url=databases.application_url,
+                dagster_yaml=tick_instance_yaml(args.submit_workers, databases.dagster_url),
             )
         )
         # The queue launches nothing: only the tick is measured (and no run competes for CPU).

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
+from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.failures import hour_failures
 from recordings.keys import day_hours
@@ -18,7 +18,7 @@ from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_run_requests
 from recordings_dagster.sensors import archive_failures_sensor
-from tests.support import DAY
+from tests.support import DAY, register_unreadable_source
 
 pytestmark = [pytest.mark.integration]
 
@@ -96,20 +96,7 @@ def test_the_sensor_keeps_the_cause_the_run_recorded_and_skips_archived_hours(
 ) -> None:
     _enable(engine, "acme")
     failing = day_hours(DAY)[9]
-    with session_scope(engine) as session:
-        register_recording(
-            session,
-            tenant_id="acme",
-            conversation_id="c9",
-            session_id="c9-s1",
-            recording_id="c9-r1",
-            bucket=recordings_env["RECORDINGS_SOURCE_BUCKET"] + "-missing",  # the hour fails
-            object_key="tenants/acme/c9.wav",
-            started_at=failing.replace(minute=1),
-            duration_seconds=2.0,
-            audio_format="WAV",
-            channels=1,
-        )
+    register_unreadable_source(engine, "acme", failing, recordings_env["RECORDINGS_SOURCE_BUCKET"])
     (request,) = nightly_run_requests(instance, ["acme"], DAY)
     with dg.execute_job(
         dg.reconstructable(hourly_archives_job_def),
