@@ -45,8 +45,10 @@ RUN pip install -c /tmp/constraints.txt "$(ls /tmp/wheels/*.whl)[k8s,celery]" \
 # The production Dagster instance (PostgreSQL, queued runs, retries, run monitoring) and the
 # workspace that loads the code location from the code server. storage/ holds compute logs and
 # local artefacts; docker-compose.yml shares it between the Dagster services.
+# A run plans its partitions in one event, not one per partition (recordings_instance).
 ENV DAGSTER_HOME=/opt/dagster/home \
-    DAGSTER_MAX_CONCURRENT_RUNS=2
+    DAGSTER_MAX_CONCURRENT_RUNS=2 \
+    DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true
 COPY deploy/dagster.prod.yaml /opt/dagster/home/dagster.yaml
 COPY deploy/workspace.yaml /opt/dagster/home/workspace.yaml
 

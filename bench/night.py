@@ -25,8 +25,9 @@ state of `nightly_archives_schedule` is stored as the daemon itself stores it fo
 that is on by default (`DECLARED_IN_CODE`), with its start time set one minute before the
 latest 00:30 UTC tick. The daemon's first scheduler iteration then evaluates exactly that tick,
 late, as it would after a daemon restart: the schedule function runs in the code server with
-that tick's `scheduled_execution_time`, and its run requests (one per tenant, run key
-`{day}|{tenant}`, the tenant tag) go through the daemon's submission into the queue. This is
+that tick's `scheduled_execution_time`, and its run requests (the tenant-days packed into
+runs, recordings/packing.py: a pack's run key `{day}|{first}..{last}`, a tenant alone
+`{day}|{tenant}` with the tenant tag) go through the daemon's submission into the queue. This is
 production's path end to end (tick, run keys, queue, launcher, retries), without waiting for
 00:30 and without freezing a clock in another process; building the run requests here and
 submitting them would skip the daemon's tick handling. The night's day is the day before that
@@ -45,9 +46,11 @@ Measured, from the instance's own records (the daemon's run events) and by sampl
 storage every 0.5 s: runs launched (first attempts and retries), failed runs, runs per minute,
 the wall time from the first run's enqueueing until every tenant's 24 hours are materialized
 (the last materialization's timestamp), the largest number of runs in progress at once (from
-each run's STARTING event to its end event, and sampled) overall and per tenant.
+each run's STARTING event to its end event, and sampled) overall and per tenant (a run counts
+for every tenant it covers).
 
-Checked (any failure prints FAIL and exits 1): one first-attempt run per tenant; every tenant's
+Checked (any failure prints FAIL and exits 1): every tenant in exactly one first-attempt run
+(a run covers its range's tenants, in partition order); every tenant's
 24 hours materialized, each exactly once (a retry that redid an archived hour would show here);
 each hour's archive is in S3 with the size and SHA-256 its materialization recorded and passes
 `verify_archive` (CRCs, metadata.json); every seeded recording archived and none failed; the
@@ -119,7 +122,12 @@ from recordings.keys import archive_partition_key, day_hours, parse_archive_part
 from recordings_cli.local_api import free_port
 from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
 from recordings_dagster.partitions import tenant_partitions
-from recordings_dagster.schedules import NIGHTLY_CRON, previous_utc_day
+from recordings_dagster.schedules import (
+    NIGHTLY_CRON,
+    TenantOrder,
+    previous_utc_day,
+    tenants_covered,
+)
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records
 
 SOURCE_BUCKET = "night-sources"
@@ -431,7 +439,8 @@ def night_runs(instance: dg.DagsterInstance, day: date) -> list[dg.DagsterRun]:
 
 def sample(instance: dg.DagsterInstance, samples: Samples) -> None:
     running = instance.get_runs(RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES))
-    per_tenant = Counter(run.tags.get(TENANT_TAG) for run in running if TENANT_TAG in run.tags)
+    order = TenantOrder(instance)
+    per_tenant = Counter(tenant for run in running for tenant in tenants_covered(run.tags, order))
     samples.in_progress_max = max(samples.in_progress_max, len(running))
     samples.per_tenant_max = max(samples.per_tenant_max, max(per_tenant.values(), default=0))
     samples.samples += 1
@@ -574,6 +583,7 @@ class RunFigures:
     durations: list[float]
     queue_waits: list[float]
     starting: dict[str, float]
+    tenants: dict[str, list[str]]  # run id -> the tenants it covers
 
 
 def run_figures(instance: dg.DagsterInstance, day: date) -> RunFigures:
@@ -595,9 +605,12 @@ def run_figures(instance: dg.DagsterInstance, day: date) -> RunFigures:
         if run.run_id in starting
     }
     per_tenant: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    order = TenantOrder(instance)
+    tenants = {run.run_id: tenants_covered(run.tags, order) for run in everything}
     for run in everything:
-        if run.run_id in spans and TENANT_TAG in run.tags:
-            per_tenant[run.tags[TENANT_TAG]].append(spans[run.run_id])
+        if run.run_id in spans:
+            for tenant in tenants[run.run_id]:
+                per_tenant[tenant].append(spans[run.run_id])
     night_ids = [run.run_id for run in runs]
     return RunFigures(
         runs=runs,
@@ -616,6 +629,7 @@ def run_figures(instance: dg.DagsterInstance, day: date) -> RunFigures:
             starting[i] - enqueued[i] for i in night_ids if i in starting and i in enqueued
         ],
         starting=starting,
+        tenants=tenants,
     )
 
 
@@ -823,9 +837,13 @@ def checks(night: Night, retries: Retries) -> list[str]:
     """What the night got wrong: tenants, hours, archives, limits, run groups and retries."""
     failures: list[str] = []
     figures, archives, keys = night.runs, night.archives, night.keys
-    first_tenants = Counter(run.tags.get(TENANT_TAG, "") for run in figures.first_attempts)
+    first_tenants = Counter(
+        tenant for run in figures.first_attempts for tenant in figures.tenants[run.run_id]
+    )
     if sorted(first_tenants) != sorted(night.names) or set(first_tenants.values()) != {1}:
-        failures.append(f"first attempts per tenant are not one each: {dict(first_tenants)}")
+        failures.append(
+            f"every tenant is not in exactly one first-attempt run: {dict(first_tenants)}"
+        )
     if archives.materialized != len(keys):
         failures.append(f"{archives.materialized} of {len(keys)} hours materialized")
     if archives.duplicated:

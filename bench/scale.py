@@ -83,7 +83,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,10 @@ from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from litestar import Litestar
 from minio import Minio
+from population import register_population  # bench/population.py
 from stack import (  # bench/stack.py
     REPO,
+    benchmark_databases,
     enable_tenants,
     local_stack,
     progress,
@@ -112,21 +114,16 @@ from recordings.archive.hourly import ArchivedRecording, FailedRecording, HourAr
 from recordings.audio.convert import ConversionResult, SourceAudio
 from recordings.catalog import SourceRecording
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.db.models import ArchiveDeletion
+from recordings.db.models import ArchiveDeletion, AudioFile
 from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
 from recordings_api.archives.services import day_statuses
 from recordings_cli.local_api import APP_FACTORY, LocalApiServer, free_port
 from recordings_dagster.metadata import hour_metadata
 from recordings_dagster.partitions import archive_partitions, tenant_partitions
-from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 from recordings_dagster.schedules import nightly_archives_schedule
+from recordings_dagster.sensors import late_recordings_sensor, tenant_partitions_sensor
 from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
-
-# `tests.postgres` (the throwaway PostgreSQL server the tests use) is imported from the
-# repository root, which is not on sys.path when this runs as `python bench/scale.py`
-# (sys.path[0] is then bench/, which is how `api` above is found).
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 ARCHIVE_BUCKET = "scale-archives"
 SOURCE_BUCKET = "scale-sources"
@@ -484,15 +481,6 @@ def count_materialized(answer: dict[str, Any]) -> dict[str, int]:
 # --- one backend, one size (child process) -----------------------------------------------------
 
 
-def _database_url(admin_url: str, name: str, driver: str) -> str:
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine.dispose()
-    url = sa.make_url(admin_url).set(drivername=driver, database=name)
-    return url.render_as_string(hide_password=False)
-
-
 def analyze(url: str) -> None:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
@@ -507,6 +495,54 @@ def _instance_yaml(storage_url: str | None) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def measure_sensors(
+    instance: dg.DagsterInstance,
+    database_url: str,
+    names: Sequence[str],
+    day: date,
+    backend: str,
+) -> dict[str, Any]:
+    """The tenant-partitions sensor and the late-recordings sensor, evaluated as the daemon
+    does, on the day's registrations of a platform's population (bench/population.py): the
+    late-recordings sensor in steady state (its cursor five minutes behind the last
+    registration, as one tick every 5 minutes sees them) and on its first evaluation (no cursor:
+    a day's registrations)."""
+    progress(f"[{backend} {len(names)}] registering a platform's day of recordings")
+    population = register_population(database_url, names, day, SOURCE_BUCKET)
+    resources = {"database": DatabaseResource(url=database_url)}
+    figures: dict[str, Any] = {"sensor_recordings": population.recordings}
+
+    def tenants_sensor() -> None:
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            tenant_partitions_sensor(context)
+
+    figures["tenant_sensor_first_s"], figures["tenant_sensor_s"] = first_and_median(tenants_sensor)
+    engine = create_db_engine(database_url)
+    with session_scope(engine) as session:
+        last = session.scalar(sa.select(sa.func.max(AudioFile.registered_at)))
+    engine.dispose()
+    assert last is not None
+    steady = (last - timedelta(minutes=5)).isoformat()
+    found: list[int] = []
+
+    def late(cursor: str | None) -> Callable[[], None]:
+        def evaluate() -> None:
+            with dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=resources
+            ) as context:
+                result = late_recordings_sensor(context)
+            assert isinstance(result, dg.SensorResult)
+            found.append(len(result.run_requests or []))
+
+        return evaluate
+
+    figures["late_sensor_first_s"], figures["late_sensor_s"] = first_and_median(late(steady))
+    progress(f"[{backend} {len(names)}] the late-recordings sensor with no cursor (a day back)")
+    figures["late_sensor_day_s"] = seconds_of(late(None))
+    figures["late_requests"] = found[-1]
+    return figures
+
+
 def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
     figures: dict[str, Any] = {"backend": backend, "tenants": tenants}
     now = datetime.now(UTC)
@@ -519,24 +555,14 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
         contextlib.ExitStack() as stack,
     ):
-        app_url: str | None = None  # PostgreSQL's; None: SQLite in the folder
-        dagster_url: str | None = None
-        if backend == "postgresql":
-            from tests.postgres import temporary_postgres
-
-            progress(f"[{backend} {tenants}] starting a throwaway PostgreSQL server")
-            admin_url = stack.enter_context(temporary_postgres())
-            app_url = _database_url(admin_url, "recordings", "postgresql+psycopg")
-            # psycopg2, named: with SQLAlchemy 2.1 a plain `postgresql://` URL means psycopg 3,
-            # under which dagster-postgres fails on its first event (`NOTIFY run_events, $1`).
-            dagster_url = _database_url(admin_url, "dagster", "postgresql+psycopg2")
+        databases = benchmark_databases(stack, backend, f"{backend} {tenants}")
         local = stack.enter_context(
             local_stack(
                 Path(scratch),
                 source_bucket=SOURCE_BUCKET,
                 archive_bucket=ARCHIVE_BUCKET,
-                database_url=app_url,
-                dagster_yaml=_instance_yaml(dagster_url),
+                database_url=databases.application_url,
+                dagster_yaml=_instance_yaml(databases.dagster_url),
             )
         )
         folder, client, database_url = local.folder, local.s3.client, local.database_url
@@ -566,7 +592,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
             # Autovacuum would analyze the freshly loaded tables within a minute or so; without
             # statistics the planner picks worse plans (the links lookup took twice as long).
             analyze(database_url)
-            analyze(str(dagster_url))
+            analyze(str(databases.dagster_url))
         progress(f"[{backend} {tenants}] listing the partitions")
         keys: list[str] = []
 
@@ -583,7 +609,10 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
             with dg.build_schedule_context(
                 instance=instance,
                 scheduled_execution_time=now.replace(hour=0, minute=30, second=0, microsecond=0),
-                resources={"database": DatabaseResource(url=database_url)},
+                resources={
+                    "database": DatabaseResource(url=database_url),
+                    "archive_build": ArchiveBuildResource(),
+                },
             ) as context:
                 result = nightly_archives_schedule(context)
             assert isinstance(result, list), result
@@ -592,6 +621,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         figures["tick_first_s"], figures["tick_next_s"] = first_and_median(tick)
         figures["run_requests"] = len(requests)
         assert {r.tags["recordings/utc_day"] for r in requests} == {yesterday.isoformat()}
+        figures.update(measure_sensors(instance, database_url, names, yesterday, backend))
 
         progress(f"[{backend} {tenants}] starting dagster-webserver")
         webserver = Webserver(env, folder / "webserver.log")
@@ -693,7 +723,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         figures["retention_deleted"] = deleted
         figures["retention_kept"] = len(left)
         assert deleted == tenants, deleted
-        assert sorted(item.object_name for item in left) == sorted(
+        assert sorted(str(item.object_name) for item in left) == sorted(
             archive_key(name, hours[0]) for name in names
         )
         progress(f"[{backend} {tenants}] the retention job again, nothing to delete")
@@ -754,6 +784,19 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("schedule tick: run requests", f"{f['run_requests']:,}"),
         ("schedule tick: first evaluation", _s(f["tick_first_s"])),
         ("schedule tick: next (median of 3)", _s(f["tick_next_s"])),
+        (
+            "tenant-partitions sensor: a tick (median of 3; first)",
+            f"{_s(f['tenant_sensor_s'])} ({_s(f['tenant_sensor_first_s'])})",
+        ),
+        (
+            "late-recordings sensor: a steady tick, 5 minutes of registrations (median of 3)",
+            _s(f["late_sensor_s"]),
+        ),
+        (
+            f"late-recordings sensor: first tick, a day of registrations "
+            f"({f['sensor_recordings']:,})",
+            _s(f["late_sensor_day_s"]),
+        ),
         ("webserver: start until the code location is loaded", _s(f["webserver_start_s"])),
         ("UI partition status (`PartitionHealthQuery`): cold", _s(f["health_cold_s"])),
         ("UI partition status: warm (median of 3)", _s(f["health_warm_s"])),
@@ -832,6 +875,9 @@ def report(results: list[dict[str, Any]]) -> None:
 COMPARED: list[tuple[str, str, Callable[[float], str]]] = [
     ("list all partition keys, first call", "list_first_s", _s),
     ("schedule tick (median of 3)", "tick_next_s", _s),
+    ("tenant-partitions sensor tick", "tenant_sensor_s", _s),
+    ("late-recordings sensor, steady tick", "late_sensor_s", _s),
+    ("late-recordings sensor, first tick (a day)", "late_sensor_day_s", _s),
     ("UI partition status, cold", "health_cold_s", _s),
     ("UI partition status, warm", "health_warm_s", _s),
     ("`partitionStats`, warm", "stats_warm_s", _s),
@@ -844,7 +890,7 @@ COMPARED: list[tuple[str, str, Callable[[float], str]]] = [
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--tenants", type=int, default=1000, help="tenants (one size)")
     parser.add_argument(
         "--sizes", help="comma-separated tenant counts instead of --tenants, e.g. 100,1000"

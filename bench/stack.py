@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from minio import Minio
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_cli.demo_data import SOURCE_MIX
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_cli.synth import FORMATS, write_conversation
+from recordings_instance.archives import INSTANCE_ENVIRONMENT
 
 REPO = Path(__file__).resolve().parents[1]
 LINK_KEYS = "k1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # benchmark only
@@ -117,6 +119,7 @@ class LocalStack:
             "RECORDINGS_PROJECT_DIR": str(self.folder),
             "DAGSTER_HOME": str(self.home),
             "PYTHONPATH": os.pathsep.join(python_path),
+            **INSTANCE_ENVIRONMENT,
         }
 
 
@@ -217,3 +220,40 @@ def enable_tenants(database_url: str, names: Sequence[str], retention_days: int 
                 session, tenant, changed_by="bench", enabled=True, retention_days=retention_days
             )
     engine.dispose()
+
+
+def create_postgres_database(admin_url: str, name: str, driver: str) -> str:
+    """Create database `name` on the server of `admin_url`; its URL with `driver`."""
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    url = sa.make_url(admin_url).set(drivername=driver, database=name)
+    return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Databases:
+    """Where a benchmark keeps its data: None for SQLite in the stack's folder."""
+
+    application_url: str | None = None
+    dagster_url: str | None = None
+
+
+def benchmark_databases(stack: contextlib.ExitStack, backend: str, label: str) -> Databases:
+    """SQLite (nothing to start), or a throwaway PostgreSQL server (tests/postgres.py, stopped
+    with `stack`) holding the application database and Dagster's. Dagster's URL names psycopg2:
+    with SQLAlchemy 2.1 a plain `postgresql://` means psycopg 3, under which dagster-postgres
+    fails on its first event (`NOTIFY run_events, $1`)."""
+    if backend != "postgresql":
+        return Databases()
+    if str(REPO) not in sys.path:  # `tests` is imported from the repository root
+        sys.path.insert(0, str(REPO))
+    from tests.postgres import temporary_postgres
+
+    progress(f"[{label}] starting a throwaway PostgreSQL server")
+    admin_url = stack.enter_context(temporary_postgres())
+    return Databases(
+        create_postgres_database(admin_url, "recordings", "postgresql+psycopg"),
+        create_postgres_database(admin_url, "dagster", "postgresql+psycopg2"),
+    )

@@ -42,11 +42,11 @@ the load average is printed with them.
 import argparse
 import contextlib
 import cProfile
+import math
 import os
 import pstats
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,6 +72,7 @@ from stack import (  # bench/stack.py
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import day_hours
+from recordings.packing import DEFAULT_MAX_TENANTS_PER_RUN
 
 SOURCE_BUCKET = "overhead-sources"
 ARCHIVE_BUCKET = "overhead-archives"
@@ -147,56 +148,63 @@ class Tenants:
 
 @dataclass(frozen=True)
 class InProcess:
-    cpu: list[float]  # per tenant-day, this process
-    wall: list[float]
-    s3_cpu: float  # SeaweedFS, over all of them
+    tenant_days: int
+    runs: int
+    cpu: float  # this process, over every run
+    wall: float
+    s3_cpu: float  # SeaweedFS, over every run
     run_ids: list[str]
 
 
 def run_in_process(
     instance: dg.DagsterInstance, day: date, tenants: Sequence[str], s3_pid: int
 ) -> InProcess:
-    """Each tenant-day as one `execute_in_process` run with the schedule's tags; every hour
-    must be materialized."""
+    """The tenants' day as the schedule requests it (packed into runs: one run for up to 200
+    small tenant-days), each run `execute_in_process` with the request's tags; every hour must
+    be materialized."""
     from recordings_dagster.execution import QUIET_CONSOLE, hourly_archives_job_def
     from recordings_dagster.schedules import nightly_run_requests
 
     job = hourly_archives_job_def()
-    cpu: list[float] = []
-    wall: list[float] = []
     run_ids: list[str] = []
     s3_before = process_cpu_seconds(s3_pid)
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
     for request in nightly_run_requests(instance, tenants, day):
-        cpu_start, wall_start = time.process_time(), time.perf_counter()
         result = job.execute_in_process(
             instance=instance, tags=request.tags, run_config=QUIET_CONSOLE
         )
-        cpu.append(time.process_time() - cpu_start)
-        wall.append(time.perf_counter() - wall_start)
         if not result.success:
             raise RuntimeError(f"the run of {request.tags} failed")
         run_ids.append(result.run_id)
-        check_materialized(instance, result.run_id)
-    return InProcess(cpu, wall, process_cpu_seconds(s3_pid) - s3_before, run_ids)
+    cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall_start
+    check_materialized(instance, run_ids, len(tenants))
+    return InProcess(
+        len(tenants), len(run_ids), cpu, wall, process_cpu_seconds(s3_pid) - s3_before, run_ids
+    )
 
 
-def check_materialized(instance: dg.DagsterInstance, run_id: str) -> None:
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1000
-    ).records
-    if len(records) != HOURS:
-        raise RuntimeError(f"run {run_id} materialized {len(records)} hours, not {HOURS}")
+def check_materialized(instance: dg.DagsterInstance, run_ids: Sequence[str], tenants: int) -> None:
+    records = sum(
+        len(
+            instance.get_records_for_run(
+                run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
+            ).records
+        )
+        for run_id in run_ids
+    )
+    if records != HOURS * tenants:
+        raise RuntimeError(f"runs {run_ids} materialized {records} hours, not {HOURS * tenants}")
 
 
-def event_counts(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> dict[str, float]:
-    """Events stored per run, on average, by Dagster event type ("log message": a
+def event_counts(instance: dg.DagsterInstance, result: InProcess) -> dict[str, float]:
+    """Events stored per tenant-day, on average, by Dagster event type ("log message": a
     `context.log` line, stored as an event without a Dagster event)."""
     counts: Counter[str] = Counter()
-    for run_id in run_ids:
-        for record in instance.get_records_for_run(run_id, limit=100_000).records:
+    for run_id in result.run_ids:
+        for record in instance.get_records_for_run(run_id, limit=1_000_000).records:
             event = record.event_log_entry.dagster_event
             counts[event.event_type_value if event else "log message"] += 1
-    return {event_type: count / len(run_ids) for event_type, count in counts.items()}
+    return {event_type: count / result.tenant_days for event_type, count in counts.items()}
 
 
 # --- 2. through `recordings materialize` -------------------------------------------------------
@@ -378,67 +386,115 @@ def ratio(value: float, target: float) -> str:
     return f"{value / target:.1f}x"
 
 
-def print_in_process(results: dict[str, InProcess]) -> None:
-    print("\n### 1. A tenant-day in process (`execute_in_process`, one run per tenant-day)\n")
+@dataclass(frozen=True)
+class Split:
+    """A fixed cost per command or run and a marginal cost per tenant-day, from the CPU of 1
+    and of K tenant-days: marginal = (CPU(K) - CPU(1)) / (K - 1), fixed = CPU(1) - marginal."""
+
+    marginal: float
+    fixed: float
+
+    @classmethod
+    def of(cls, one: float, many: float, tenants: int) -> "Split":
+        marginal = (many - one) / (tenants - 1)
+        return cls(marginal, one - marginal)
+
+    def amortized(self, tenants_per_run: int) -> float:
+        """CPU-s per tenant-day when `tenants_per_run` share the fixed cost."""
+        return self.marginal + self.fixed / tenants_per_run
+
+
+def in_process_split(one: InProcess, many: InProcess) -> Split:
+    return Split.of(one.cpu + one.s3_cpu, many.cpu + many.s3_cpu, many.tenant_days)
+
+
+def print_in_process(results: dict[str, tuple[InProcess, InProcess]]) -> None:
     print(
-        "| Tenant-day | Runs | CPU-s per tenant-day (median; min-max) | CPU ms per hour | "
-        "Wall s per tenant-day | SeaweedFS CPU-s per tenant-day | Target | Current / target |"
+        "\n### 1. Tenant-days in process (`execute_in_process` of the schedule's packed runs; "
+        "CPU of this process and of SeaweedFS)\n"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for kind, result in results.items():
-        median = statistics.median(result.cpu)
-        runs = len(result.cpu)
-        print(
-            f"| {kind} | {runs} | {median:.2f} ({min(result.cpu):.2f}-{max(result.cpu):.2f}) | "
-            f"{median / HOURS * 1000:.0f} | {statistics.median(result.wall):.2f} | "
-            f"{result.s3_cpu / runs:.2f} | {TENANT_DAY_TARGET} CPU-s per tenant-day | "
-            f"{ratio(median, TENANT_DAY_TARGET)} |"
-        )
-        if kind == "empty":
-            hour = (median + result.s3_cpu / runs) / HOURS
+    print(
+        "| Tenant-day | Tenant-days | Runs | CPU-s, all | of which SeaweedFS | Wall s | "
+        "CPU-s per tenant-day | CPU ms per hour | Current / target |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, (one, many) in results.items():
+        for result in (one, many):
+            cpu = result.cpu + result.s3_cpu
+            per_day = cpu / result.tenant_days
             print(
-                f"| empty hour, with SeaweedFS's share | | | {hour * 1000:.0f} | | | "
-                f"{EMPTY_HOUR_TARGET * 1000:.0f} ms per hour | {ratio(hour, EMPTY_HOUR_TARGET)} |"
+                f"| {kind} | {result.tenant_days} | {result.runs} | {cpu:.2f} | "
+                f"{result.s3_cpu:.2f} | {result.wall:.1f} | {per_day:.3f} | "
+                f"{per_day / HOURS * 1000:.1f} | {ratio(per_day, TENANT_DAY_TARGET)} |"
             )
+        split = in_process_split(one, many)
+        print(
+            f"| {kind}: **marginal tenant-day** (CPU({many.tenant_days}) - CPU(1)) / "
+            f"{many.tenant_days - 1} | | | | | | **{split.marginal:.3f}** | "
+            f"**{split.marginal / HOURS * 1000:.1f}** | "
+            f"{ratio(split.marginal, TENANT_DAY_TARGET)} |"
+        )
+        print(
+            f"| {kind}: fixed cost of a run, CPU(1) - marginal | | | | | | {split.fixed:.2f} | | |"
+        )
+        packed = split.amortized(DEFAULT_MAX_TENANTS_PER_RUN)
+        print(
+            f"| {kind}: per tenant-day in a full pack of {DEFAULT_MAX_TENANTS_PER_RUN}, "
+            f"marginal + fixed / {DEFAULT_MAX_TENANTS_PER_RUN} | | | | | | {packed:.3f} | "
+            f"{packed / HOURS * 1000:.1f} | {ratio(packed, TENANT_DAY_TARGET)} |"
+        )
+    print(
+        f"\nTargets: {TENANT_DAY_TARGET} CPU-s per tenant-day including its share of run "
+        f"overhead; {EMPTY_HOUR_TARGET * 1000:.0f} ms of CPU per empty hour end to end (the "
+        "empty rows' ms per hour, SeaweedFS included)."
+    )
 
 
 def print_materialize(
-    results: dict[str, tuple[Materialized, Materialized]], in_process: dict[str, InProcess]
+    results: dict[str, tuple[Materialized, Materialized]],
+    in_process: dict[str, tuple[InProcess, InProcess]],
 ) -> None:
-    print("\n### 2. Through `recordings materialize` (multiprocess executor, a step process)\n")
     print(
-        "| Tenant-day | Tenants in the command | CPU-s, command + step processes | Wall s | "
+        "\n### 2. Through `recordings materialize` (a process of its own, the packed runs in "
+        "process)\n"
+    )
+    print(
+        "| Tenant-day | Tenants in the command | CPU-s, command | Wall s | "
         "SeaweedFS CPU-s | CPU-s per tenant-day | Current / target |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind, (one, many) in results.items():
         for result in (one, many):
-            per_day = result.cpu / result.tenants
+            per_day = (result.cpu + result.s3_cpu) / result.tenants
             print(
                 f"| {kind} | {result.tenants} | {result.cpu:.2f} | {result.wall:.1f} | "
                 f"{result.s3_cpu:.2f} | {per_day:.2f} | {ratio(per_day, TENANT_DAY_TARGET)} |"
             )
-        marginal = (many.cpu - one.cpu) / (many.tenants - 1)
-        fixed = one.cpu - marginal
+        split = materialize_split(one, many)
         print(
             f"| {kind}: **marginal tenant-day** (CPU({many.tenants}) - CPU(1)) / "
-            f"{many.tenants - 1} | | | | | **{marginal:.2f}** "
-            f"({marginal / HOURS * 1000:.0f} ms per hour) | {ratio(marginal, TENANT_DAY_TARGET)} |"
+            f"{many.tenants - 1} | | | | | **{split.marginal:.3f}** "
+            f"({split.marginal / HOURS * 1000:.1f} ms per hour) | "
+            f"{ratio(split.marginal, TENANT_DAY_TARGET)} |"
         )
-        print(f"| {kind}: fixed cost of the command, CPU(1) - marginal | | | | | {fixed:.2f} | |")
-        extra = marginal - statistics.median(in_process[kind].cpu)
         print(
-            f"| {kind}: marginal beyond the in-process run (step process, code load, run "
-            f"bookkeeping) | | | | | {extra:.2f} | |"
+            f"| {kind}: fixed cost of the command (interpreter, code load, run), CPU(1) - "
+            f"marginal | | | | | {split.fixed:.2f} | |"
         )
+        extra = split.marginal - in_process_split(*in_process[kind]).marginal
+        print(f"| {kind}: marginal beyond the in-process one | | | | | {extra:.3f} | |")
 
 
-def print_profile(stats: pstats.Stats, profiled_days: int) -> None:
+def materialize_split(one: Materialized, many: Materialized) -> Split:
+    return Split.of(one.cpu + one.s3_cpu, many.cpu + many.s3_cpu, many.tenants)
+
+
+def print_profile(stats: pstats.Stats, profiled_days: int, kind: str) -> None:
     total = sum(row[2] for row in profile_table(stats).values())  # own times add up to the total
     per_day = total / profiled_days
     print(
-        f"\n### 3. Where an empty tenant-day's in-process CPU goes (cProfile, {profiled_days} "
-        f"empty tenant-days)\n"
+        f"\n### 3. Where a {kind} tenant-day's in-process CPU goes (cProfile, {profiled_days} "
+        f"{kind} tenant-days in one run)\n"
     )
     print(
         f"Profiled total: {per_day:.2f} CPU-s per tenant-day over all threads (the profiler "
@@ -458,7 +514,7 @@ def print_profile(stats: pstats.Stats, profiled_days: int) -> None:
     if events:
         print(
             f"\nOne stored event costs {store / events * 1000:.1f} ms of profiled CPU "
-            f"({events / profiled_days:.0f} events per empty tenant-day)."
+            f"({events / profiled_days:.0f} events per {kind} tenant-day)."
         )
     print("\nMost expensive functions by own time (all profiled tenant-days):\n")
     print("| Function | Own s per tenant-day | Calls per tenant-day |")
@@ -473,7 +529,9 @@ PER_HOUR_EVENTS = ("ASSET_MATERIALIZATION_PLANNED", "ASSET_MATERIALIZATION", "lo
 def print_events(per_day: dict[str, dict[str, float]]) -> None:
     """Events stored per tenant-day by type, for each kind measured; then per hour and per run."""
     kinds = list(per_day)
-    print("\n### Events stored per tenant-day, by type (from the runs' event logs)\n")
+    print(
+        "\n### Events stored per tenant-day, by type (the packed runs' event logs / tenant-days)\n"
+    )
     print("| Event type | " + " | ".join(kinds) + " |")
     print("| --- | " + " | ".join("---:" for _ in kinds) + " |")
     first = per_day[kinds[0]]
@@ -485,37 +543,51 @@ def print_events(per_day: dict[str, dict[str, float]]) -> None:
     print("| **all** | " + " | ".join(f"**{sum(per_day[k].values()):.0f}**" for k in kinds) + " |")
     hourly = sum(first.get(t, 0) for t in PER_HOUR_EVENTS)
     print(
-        f"\nGrowth ({kinds[0]}): {hourly / HOURS:.0f} events per hour "
-        f"({', '.join(PER_HOUR_EVENTS)}) and {sum(first.values()) - hourly:.0f} per run, "
-        "whatever its number of hours."
+        f"\nGrowth ({kinds[0]}): {hourly / HOURS:.1f} events per hour "
+        f"({', '.join(PER_HOUR_EVENTS)}) and {sum(first.values()) - hourly:.1f} more per "
+        "tenant-day (a run's own events, shared by the tenant-days packed into it)."
     )
 
 
 @dataclass(frozen=True)
 class Growth:
     name: str
-    per_day: float  # CPU-s per tenant-day
+    split: Split
+    tenants_per_run: int
+
+    def night(self, tenants: int) -> float:
+        """CPU-s of `tenants` tenant-days: each its marginal cost, each run its fixed cost."""
+        return self.split.marginal * tenants + self.split.fixed * math.ceil(
+            tenants / self.tenants_per_run
+        )
 
 
 def print_growth(rows: Sequence[Growth]) -> None:
-    """Each per-tenant-day figure at 100, 1,000 and 10,000 tenants (one run per tenant-day, so
-    linear in tenants; 24 hours each, so per hour is per tenant-day / 24), against the target."""
+    """Each figure at 100, 1,000 and 10,000 tenants: marginal x N + fixed x ceil(N / P), P the
+    tenant-days per run; 24 hours each, so per hour is per tenant-day / 24."""
     print("\n### Growth: CPU of a night of empty or tiny tenant-days, at this cost\n")
     print(
-        "| Figure | ms per hour | CPU-s per tenant-day | 100 tenants | 1,000 tenants | "
-        "10,000 tenants | 10,000 at the target |"
+        "Formula: CPU(N) = marginal x N + fixed x ceil(N / P), P tenant-days per run (the "
+        f"schedule packs up to {DEFAULT_MAX_TENANTS_PER_RUN} small ones).\n"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| Figure | marginal CPU-s | fixed CPU-s | P | 100 tenants | 1,000 tenants | "
+        "10,000 tenants | per tenant-day at 10,000 | Current / target |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
-        cells = " | ".join(cpu_time(row.per_day * tenants) for tenants in (100, 1_000, 10_000))
+        cells = " | ".join(cpu_time(row.night(tenants)) for tenants in (100, 1_000, 10_000))
+        per_day = row.night(10_000) / 10_000
         print(
-            f"| {row.name} | {row.per_day / HOURS * 1000:.0f} | {row.per_day:.2f} | {cells} | "
-            f"{cpu_time(TENANT_DAY_TARGET * 10_000)} |"
+            f"| {row.name} | {row.split.marginal:.3f} | {row.split.fixed:.2f} | "
+            f"{row.tenants_per_run} | {cells} | {per_day:.3f} | "
+            f"{ratio(per_day, TENANT_DAY_TARGET)} |"
         )
     print(
-        "\nCPU time, not wall time: on 2 cores the wall time is at least half of it. Every "
-        "figure grows linearly with tenants (one run each) and with hours (the per-hour events "
-        "and our per-hour database and S3 calls); nothing here is shared between tenant-days."
+        f"\nAt the target ({TENANT_DAY_TARGET} CPU-s per tenant-day) 10,000 tenant-days are "
+        f"{cpu_time(TENANT_DAY_TARGET * 10_000)}. CPU time, not wall time: on 2 cores the wall "
+        "time is at least half of it. The marginal cost grows with hours (one materialization "
+        "and one empty archive each); the fixed cost with runs."
     )
 
 
@@ -528,15 +600,20 @@ def cpu_time(seconds: float) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--tenants", type=int, default=5, help="tenant-days in process, per kind")
+    parser.add_argument(
+        "--tenants", type=int, default=20, help="K: tenant-days of the in-process pack, per kind"
+    )
     parser.add_argument(
         "--materialize-tenants",
         type=int,
-        default=4,
+        default=20,
         help="K: tenants in the second `recordings materialize` command, per kind (at least 2)",
     )
     parser.add_argument(
-        "--profile-tenants", type=int, default=2, help="empty tenant-days run under cProfile"
+        "--profile-tenants", type=int, default=2, help="tenant-days run under cProfile"
+    )
+    parser.add_argument(
+        "--profile-kind", choices=KINDS, default="empty", help="which tenant-days are profiled"
     )
     parser.add_argument("--recordings", type=int, default=2, help="recordings of a tiny tenant")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each recording")
@@ -546,8 +623,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-out", type=Path, help="also write the profile here (pstats)")
     parser.add_argument("--temp-dir", type=Path, help="where the temporary folder goes")
     args = parser.parse_args(argv)
-    if args.tenants < 1 or args.materialize_tenants < 2 or args.profile_tenants < 1:
-        parser.error("--tenants and --profile-tenants at least 1, --materialize-tenants at least 2")
+    if args.tenants < 2 or args.materialize_tenants < 2 or args.profile_tenants < 1:
+        parser.error("--tenants and --materialize-tenants at least 2, --profile-tenants at least 1")
     if not 1 <= args.recordings <= HOURS or args.seconds <= 0:
         parser.error("--recordings 1-24 and --seconds positive")
     return args
@@ -581,23 +658,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         with dg.DagsterInstance.from_config(str(local.home)) as instance:
             progress("in process: warm-up tenant-day")
             run_in_process(instance, day, tenants.make("empty", 1), s3_pid)
-            in_process: dict[str, InProcess] = {}
+            in_process: dict[str, tuple[InProcess, InProcess]] = {}
             for kind in args.kinds:
-                progress(f"in process: {args.tenants} {kind} tenant-days")
-                in_process[kind] = run_in_process(
-                    instance, day, tenants.make(kind, args.tenants), s3_pid
-                )
-            progress(f"profile: {args.profile_tenants} empty tenant-days under cProfile")
+                progress(f"in process: 1 {kind} tenant-day, then {args.tenants} in one run")
+                one = run_in_process(instance, day, tenants.make(kind, 1), s3_pid)
+                many = run_in_process(instance, day, tenants.make(kind, args.tenants), s3_pid)
+                in_process[kind] = (one, many)
+            progress(
+                f"profile: {args.profile_tenants} {args.profile_kind} tenant-days under cProfile"
+            )
             profiles: list[cProfile.Profile] = []
-            names = tenants.make("empty", args.profile_tenants)
+            names = tenants.make(args.profile_kind, args.profile_tenants)
             with profiled(profiles):
                 run_in_process(instance, day, names, s3_pid)
             stats = pstats.Stats(*profiles)
             if args.profile_out is not None:
                 stats.dump_stats(args.profile_out)
-            events = {
-                kind: event_counts(instance, result.run_ids) for kind, result in in_process.items()
-            }
+            events = {kind: event_counts(instance, many) for kind, (_, many) in in_process.items()}
         materialized: dict[str, tuple[Materialized, Materialized]] = {}
         for kind in args.kinds:
             progress(f"materialize: 1 {kind} tenant")
@@ -607,16 +684,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             materialized[kind] = (one, many)
         print_in_process(in_process)
         print_materialize(materialized, in_process)
-        print_profile(stats, args.profile_tenants)
+        print_profile(stats, args.profile_tenants, args.profile_kind)
         print_events(events)
         growth = [
-            Growth(f"{kind}, in process", statistics.median(result.cpu))
-            for kind, result in in_process.items()
+            Growth(f"{kind}, in process", in_process_split(*pair), DEFAULT_MAX_TENANTS_PER_RUN)
+            for kind, pair in in_process.items()
         ]
-        for kind, (one, many) in materialized.items():
-            marginal = (many.cpu - one.cpu) / (many.tenants - 1)
-            growth.append(Growth(f"{kind}, `recordings materialize`, marginal", marginal))
-            growth.append(Growth(f"{kind}, `recordings materialize` of 1 tenant", one.cpu))
+        growth += [
+            Growth(
+                f"{kind}, `recordings materialize`",
+                materialize_split(*pair),
+                DEFAULT_MAX_TENANTS_PER_RUN,
+            )
+            for kind, pair in materialized.items()
+        ]
         print_growth(growth)
     print(f"\n_Load average at the end {load_average()}; bench runtime {elapsed():.0f} s._")
 

@@ -1,4 +1,4 @@
-"""The nightly tick at 100, 1,000 and 10,000 tenants: how its cost grows with tenants, today.
+"""The nightly tick at 100, 1,000 and 10,000 tenants: how its cost grows with tenants.
 
 For each size in `--sizes`, on a fresh local stack (bench/stack.py: its own S3 server, SQLite
 application database, DAGSTER_HOME holding deploy/dagster.prod.yaml's queue, retry and
@@ -22,17 +22,21 @@ tenants enabled in the application database (seeding is not measured):
    If `--time-cap` runs out before all N runs are queued, the daemon is stopped and the rate
    measured so far is projected to N (the report says so and prints the formula).
 
-`--submit-workers K` adds Dagster's threaded schedule submission to the instance
-(`schedules: {use_threads: true, num_submit_workers: K}`), one of the issue's levers; without
-it the instance is production's (one run submitted after the other). `--planned-subset` sets
-`DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS` for the daemon: creating a run then stores one
-"materialization planned" event for its partition range instead of one per hour (24 per
-tenant-day); Dagster notes that a failed run's partitions are then not marked failed.
+The tenants are a platform's population (bench/population.py: most small, a fifth without a
+recording that day, some medium, a few heavy; only their database rows), so the schedule packs
+them as on a real night: many small tenant-days per run, a heavy one alone (`--population
+empty` gives every tenant an empty day: the fewest runs).
+
+`--submit-workers K` sets Dagster's threaded schedule submission to K workers
+(`schedules: {use_threads: true, num_submit_workers: K}`); without it the instance is
+production's (deploy/dagster.prod.yaml: four submit workers). Runs plan their partitions in
+one event (`DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`, as the deployment sets it);
+`--planned-per-partition` measures the old way, one "materialization planned" event per hour.
 
 Usage (Markdown on stdout, progress on stderr):
 
     .venv/bin/python bench/tick.py [--sizes 100,1000,10000] [--time-cap 900] [--submit-workers K]
-        [--planned-subset]
+        [--planned-per-partition] [--population platform|empty]
 """
 
 import argparse
@@ -44,7 +48,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -58,15 +62,20 @@ from night import (  # bench/night.py
     start_code_server,
     store_schedule_states,
 )
-from stack import LocalStack, enable_tenants, local_stack, progress  # bench/stack.py
-
-from recordings.catalog import (
-    enabled_tenant_ids_and_unusable,
+from population import Population, register_population  # bench/population.py
+from stack import (  # bench/stack.py
+    LocalStack,
+    benchmark_databases,
+    enable_tenants,
+    local_stack,
+    progress,
 )
+
+from recordings.catalog import enabled_tenant_ids_and_unusable, expected_audio_seconds
 from recordings_dagster.definitions import defs
 from recordings_dagster.partitions import tenant_partitions
 from recordings_dagster.resources import DatabaseResource
-from recordings_dagster.schedules import previous_utc_day, tenant_day_run_request
+from recordings_dagster.schedules import nightly_run_requests, previous_utc_day
 
 DAY_TAG = "recordings/utc_day"
 TARGET_TENANTS = 10_000
@@ -91,10 +100,12 @@ def timed(action: Callable[[], object]) -> Cost:
     return Cost(time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def tick_instance_yaml(submit_workers: int | None) -> str:
-    """bench/night.py's instance (production's minus PostgreSQL), with threaded schedule
-    submission if `submit_workers` is given."""
+def tick_instance_yaml(submit_workers: int | None, storage_url: str | None = None) -> str:
+    """bench/night.py's instance (production's minus PostgreSQL), on PostgreSQL at
+    `storage_url` if given, with threaded schedule submission if `submit_workers` is given."""
     config = yaml.safe_load(instance_yaml())
+    if storage_url is not None:
+        config["storage"] = {"postgres": {"postgres_url": storage_url}}
     if submit_workers:
         config["schedules"] = {
             "use_threads": True,
@@ -117,7 +128,10 @@ def evaluate_schedule(instance: dg.DagsterInstance, tick: datetime) -> list[dg.R
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=tick,
-        resources={"database": defs.resources["database"]},
+        resources={
+            "database": defs.resources["database"],
+            "archive_build": defs.resources["archive_build"],
+        },
     ) as context:
         result = schedule(context)
     assert isinstance(result, list), result
@@ -126,7 +140,8 @@ def evaluate_schedule(instance: dg.DagsterInstance, tick: datetime) -> list[dg.R
 
 def in_process(
     instance: dg.DagsterInstance, database_url: str, tick: datetime, tenants: int
-) -> dict[str, Cost]:
+) -> tuple[dict[str, Cost], int]:
+    """The schedule's evaluation and its pieces; and how many runs it requests (the packs)."""
     day = previous_utc_day(tick)
     ids: list[str] = []
 
@@ -142,14 +157,23 @@ def in_process(
     costs["register_all"] = timed(lambda: instance.add_dynamic_partitions(probe, ids))
     requests: list[dg.RunRequest] = []
     costs["first_night"] = timed(lambda: requests.extend(evaluate_schedule(instance, tick)))
-    assert len(requests) == tenants, len(requests)
+    runs = len(requests)
     requests.clear()
     costs["later_night"] = timed(lambda: requests.extend(evaluate_schedule(instance, tick)))
-    assert len(requests) == tenants, len(requests)
+    assert len(requests) == runs, (len(requests), runs)
     name = tenant_partitions.name or "tenants"
     costs["list_registered"] = timed(lambda: set(instance.get_dynamic_partitions(name)))
-    costs["build_requests"] = timed(lambda: [tenant_day_run_request(t, day) for t in ids])
-    return costs
+    start = datetime.combine(day, datetime.min.time(), UTC)
+
+    def expected() -> None:
+        database = DatabaseResource(url=database_url)
+        with database.session() as session:
+            expected_audio_seconds(session, ids, start, start + timedelta(days=1))
+        database.engine().dispose()
+
+    costs["expected_work"] = timed(expected)
+    costs["build_requests"] = timed(lambda: nightly_run_requests(instance, ids, day))
+    return costs, runs
 
 
 # --- 2. the tick through dagster-daemon -----------------------------------------------------
@@ -183,7 +207,7 @@ def daemon_tick(
     local: LocalStack,
     instance: dg.DagsterInstance,
     tick: datetime,
-    tenants: int,
+    runs: int,
     time_cap: float,
 ) -> DaemonTick:
     code_server, workspace = start_code_server(stack, local)
@@ -203,20 +227,20 @@ def daemon_tick(
         if not (daemon.alive() and code_server.alive()):
             raise RuntimeError(f"dagster-daemon or the code server exited; see {local.folder}")
         queued = instance.get_runs_count(queued_filter)
-        if queued >= tenants:
+        if queued >= runs:
             break
         if time.time() - started > time_cap:
             capped = True
             break
         if time.time() - last_report > 15:
             last_report = time.time()
-            progress(f"{queued:,} of {tenants:,} runs queued")
+            progress(f"{queued:,} of {runs:,} runs queued")
     stopped_at = time.time()
     cpu = {
         "daemon": cpu_seconds(_started(daemon)),
         "code server": cpu_seconds(_started(code_server)) - cpu_before["code server"],
     }
-    progress(f"{queued:,} of {tenants:,} runs queued; stopping the daemon")
+    progress(f"{queued:,} of {runs:,} runs queued; stopping the daemon")
     daemon.stop()
     code_server.stop()
     records = instance.get_run_records(filters=day_filter)
@@ -243,6 +267,8 @@ class Size:
     seed_s: float
     costs: dict[str, Cost]
     daemon: DaemonTick
+    runs: int  # the schedule's run requests: tenant-days packed
+    population: Population | None
 
     @property
     def to_first_run_s(self) -> float | None:
@@ -276,29 +302,43 @@ class Size:
 def measure(tenants: int, args: argparse.Namespace) -> Size:
     tick = nightly_tick(datetime.now(UTC))
     with tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp, contextlib.ExitStack() as stack:
+        databases = benchmark_databases(stack, args.backend, f"{tenants:,}")
         local = stack.enter_context(
             local_stack(
                 Path(tmp),
                 source_bucket="tick-sources",
                 archive_bucket="tick-archives",
-                dagster_yaml=tick_instance_yaml(args.submit_workers),
+                database_url=databases.application_url,
+                dagster_yaml=tick_instance_yaml(args.submit_workers, databases.dagster_url),
             )
         )
         # The queue launches nothing: only the tick is measured (and no run competes for CPU).
         os.environ.update({**local.environment(), "DAGSTER_MAX_CONCURRENT_RUNS": "0"})
-        if args.planned_subset:
-            os.environ[PLANNED_SUBSET] = "true"
+        if args.planned_per_partition:
+            os.environ[PLANNED_SUBSET] = "false"
         instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None and queue.max_concurrent_runs == 0
         names = [tenant_name(index) for index in range(tenants)]
         progress(f"[{tenants:,}] seeding {tenants:,} enabled tenants")
-        seed = timed(lambda: enable_tenants(local.database_url, names))
+        population: list[Population] = []
+
+        def seed_tenants() -> None:
+            enable_tenants(local.database_url, names)
+            if args.population == "platform":
+                day = previous_utc_day(tick)
+                population.append(
+                    register_population(local.database_url, names, day, "tick-sources")
+                )
+
+        seed = timed(seed_tenants)
+        if population:
+            progress(f"[{tenants:,}] {population[0].describe()}")
         progress(f"[{tenants:,}] the schedule function in process")
-        costs = in_process(instance, local.database_url, tick, tenants)
-        progress(f"[{tenants:,}] the tick through dagster-daemon")
-        daemon = daemon_tick(stack, local, instance, tick, tenants, args.time_cap)
-        return Size(tenants, seed.wall, costs, daemon)
+        costs, runs = in_process(instance, local.database_url, tick, tenants)
+        progress(f"[{tenants:,}] the tick through dagster-daemon: {runs:,} runs")
+        daemon = daemon_tick(stack, local, instance, tick, runs, args.time_cap)
+        return Size(tenants, seed.wall, costs, daemon, runs, population[0] if population else None)
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -320,8 +360,11 @@ def projection(size: Size) -> tuple[float, str] | None:
     if not rate:
         return None
     factor = TARGET_TENANTS / size.tenants
-    seconds = evaluation * factor + TARGET_TENANTS / rate
-    formula = f"{evaluation:.2f} s x {factor:g} + {TARGET_TENANTS:,} / {rate:.2f} runs/s"
+    runs = size.runs * factor
+    seconds = evaluation * factor + runs / rate
+    formula = (
+        f"{evaluation:.2f} s x {factor:g} + ({size.runs:,} runs x {factor:g}) / {rate:.2f} runs/s"
+    )
     return seconds, formula
 
 
@@ -333,13 +376,24 @@ def report(sizes: Sequence[Size], args: argparse.Namespace) -> None:
     def row(label: str, values: Sequence[str]) -> None:
         print(f"| {label} | " + " | ".join(values) + " |")
 
+    row("runs requested (tenant-days packed)", [f"{s.runs:,}" for s in sizes])
+    row(
+        "population: recordings / hours of audio that day",
+        [
+            f"{s.population.recordings:,} / {s.population.audio_hours:,.0f} h"
+            if s.population
+            else "none"
+            for s in sizes
+        ],
+    )
     pieces = [
         ("schedule in process, first night (registers all), wall / CPU s", "first_night"),
         ("schedule in process, later night (all registered), wall / CPU s", "later_night"),
         ("- reading the enabled tenants, wall / CPU s", "read"),
+        ("- the day's expected audio per tenant, wall / CPU s", "expected_work"),
         ("- listing the registered tenant partitions, wall / CPU s", "list_registered"),
         ("- registering N new tenant partitions, wall / CPU s", "register_all"),
-        ("- building N run requests, wall / CPU s", "build_requests"),
+        ("- packing and building the run requests, wall / CPU s", "build_requests"),
     ]
     for label, key in pieces:
         row(label, [_cost(s.costs[key]) for s in sizes])
@@ -405,12 +459,20 @@ def report(sizes: Sequence[Size], args: argparse.Namespace) -> None:
             f"{verdict} the target (under {TARGET_SECONDS:.0f} s)."
         )
     workers = args.submit_workers
+    production = yaml.safe_load(instance_yaml()).get("schedules", {})
     submission = (
-        f"threaded, {workers} submit workers" if workers else "production's, one run after another"
+        f"threaded, {workers} submit workers"
+        if workers
+        else f"production's (threads: {production.get('use_threads', False)}, "
+        f"{production.get('num_submit_workers', 1)} submit workers)"
+    )
+    planned = "one per hour" if args.planned_per_partition else f"one per run ({PLANNED_SUBSET})"
+    backend = (
+        "PostgreSQL (throwaway server, fsync off)" if args.backend == "postgresql" else "SQLite"
     )
     print(
-        f"\nSQLite; schedule submission: {submission}; planned events: "
-        f"{'one per run (' + PLANNED_SUBSET + ')' if args.planned_subset else 'one per hour'}; "
+        f"\n{backend}; population: {args.population}; schedule submission: {submission}; planned "
+        f"events: {planned}; "
         f"queue: production's limits with `DAGSTER_MAX_CONCURRENT_RUNS=0` (nothing launched); "
         f"time cap {args.time_cap:.0f} s per size."
     )
@@ -435,9 +497,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="threaded schedule submission with this many workers (default: production's)",
     )
     parser.add_argument(
-        "--planned-subset",
+        "--planned-per-partition",
         action="store_true",
-        help=f"{PLANNED_SUBSET}=true for the daemon: one planned event per run, not per hour",
+        help=f"{PLANNED_SUBSET}=false for the daemon: one planned event per hour (the old way)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the instance's and the application database's storage",
+    )
+    parser.add_argument(
+        "--population",
+        choices=("platform", "empty"),
+        default="platform",
+        help="the day's recordings: a platform's tiers (bench/population.py), or none",
     )
     return parser.parse_args(argv)
 

@@ -1,6 +1,6 @@
 """Queries and commands on the application database, shared by the CLI, Dagster and the API."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -200,6 +200,22 @@ def retention_days_if_enabled(session: Session, tenant_id: str) -> int | None:
     return settings.retention_days if settings and settings.enabled else None
 
 
+def _source_recording(row: AudioFile) -> SourceRecording:
+    return SourceRecording(
+        recording_id=row.id,
+        conversation_id=row.conversation_id,
+        session_id=row.session_id,
+        bucket=row.bucket,
+        object_key=row.object_key,
+        started_at=row.started_at,
+        duration_seconds=row.duration_seconds,
+        format=row.format,
+        channels=row.channels,
+        sample_rate=row.sample_rate,
+        size_bytes=row.size_bytes,
+    )
+
+
 def recordings_in_hour(session: Session, tenant_id: str, hour: datetime) -> list[SourceRecording]:
     """The tenant's recordings that started in `[hour, hour + 1h)`, in archive order.
 
@@ -215,22 +231,86 @@ def recordings_in_hour(session: Session, tenant_id: str, hour: datetime) -> list
         )
         .order_by(AudioFile.started_at, AudioFile.id)
     )
-    return [
-        SourceRecording(
-            recording_id=row.id,
-            conversation_id=row.conversation_id,
-            session_id=row.session_id,
-            bucket=row.bucket,
-            object_key=row.object_key,
-            started_at=row.started_at,
-            duration_seconds=row.duration_seconds,
-            format=row.format,
-            channels=row.channels,
-            sample_rate=row.sample_rate,
-            size_bytes=row.size_bytes,
+    return [_source_recording(row) for row in session.scalars(query)]
+
+
+TENANTS_PER_QUERY = 500
+"""Tenants per `IN (...)` list: well under SQLite's and PostgreSQL's parameter limits."""
+
+
+def _tenant_chunks(tenant_ids_: Iterable[str]) -> Iterator[list[str]]:
+    ordered = sorted(set(tenant_ids_))
+    for index in range(0, len(ordered), TENANTS_PER_QUERY):
+        yield ordered[index : index + TENANTS_PER_QUERY]
+
+
+def recordings_in_hours(
+    session: Session, tenant_hours: Collection[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], list[SourceRecording]]:
+    """The recordings of many tenant-hours at once, each hour's in archive order (as
+    `recordings_in_hour`), every requested hour present (empty when it has none).
+
+    One range scan of `ix_audio_files_tenant_started` per `TENANTS_PER_QUERY` tenants over the
+    span of the requested hours; a run of a thousand tenant-hours costs a few queries, not a
+    thousand.
+    """
+    wanted = {(tenant_id, hour_start(hour)) for tenant_id, hour in tenant_hours}
+    found: dict[tuple[str, datetime], list[SourceRecording]] = {key: [] for key in wanted}
+    if not wanted:
+        return found
+    start = min(hour for _, hour in wanted)
+    end = max(hour for _, hour in wanted) + timedelta(hours=1)
+    for chunk in _tenant_chunks(tenant_id for tenant_id, _ in wanted):
+        query = (
+            sa.select(AudioFile)
+            .where(
+                AudioFile.tenant_id.in_(chunk),
+                AudioFile.started_at >= start,
+                AudioFile.started_at < end,
+            )
+            .order_by(AudioFile.tenant_id, AudioFile.started_at, AudioFile.id)
         )
-        for row in session.scalars(query)
-    ]
+        for row in session.scalars(query):
+            key = (row.tenant_id, hour_start(row.started_at))
+            if key in found:
+                found[key].append(_source_recording(row))
+    return found
+
+
+def enabled_among(session: Session, tenant_ids_: Iterable[str]) -> set[str]:
+    """Which of these tenants have their daily recordings feature on (one query per
+    `TENANTS_PER_QUERY` tenants)."""
+    enabled: set[str] = set()
+    for chunk in _tenant_chunks(tenant_ids_):
+        enabled.update(
+            session.scalars(
+                sa.select(TenantRecordingSettings.tenant_id).where(
+                    TenantRecordingSettings.tenant_id.in_(chunk),
+                    TenantRecordingSettings.enabled.is_(True),
+                )
+            )
+        )
+    return enabled
+
+
+def expected_audio_seconds(
+    session: Session, tenant_ids_: Iterable[str], start: datetime, end: datetime
+) -> dict[str, float]:
+    """Seconds of audio registered per tenant for recordings started in `[start, end)`: the
+    work a tenant-day is expected to be (tenants with none are absent)."""
+    seconds: dict[str, float] = {}
+    for chunk in _tenant_chunks(tenant_ids_):
+        rows = session.execute(
+            sa.select(AudioFile.tenant_id, sa.func.sum(AudioFile.duration_seconds))
+            .where(
+                AudioFile.tenant_id.in_(chunk),
+                AudioFile.started_at >= start,
+                AudioFile.started_at < end,
+            )
+            .group_by(AudioFile.tenant_id)
+        )
+        seconds.update({tenant_id: float(total or 0.0) for tenant_id, total in rows})
+    return seconds
 
 
 def register_recording(

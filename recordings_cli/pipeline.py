@@ -1,7 +1,7 @@
 """`recordings materialize` and `recordings retention`: the pipeline's jobs run through Dagster,
 as the schedules run them. Dagster is imported only when one of them runs."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -53,14 +53,14 @@ def retention(today: str | None) -> None:
     help="Tenant to materialize (repeatable) [default: every enabled tenant].",
 )
 def materialize(day: str | None, tenants: tuple[str, ...]) -> None:
-    """Archive a UTC day through Dagster, one ranged run per tenant, like the schedule."""
+    """Archive a UTC day through Dagster, tenant-days packed into runs like the schedule."""
     run_materialize(parse_day(day), tenants)
 
 
 def run_materialize(day: date, tenants: tuple[str, ...]) -> None:
     """Archive `day` for `tenants` (every enabled tenant if none), reporting each tenant-day;
     any failed run fails the command (`materialize` and `demo`)."""
-    from recordings.catalog import enabled_tenant_ids, is_enabled
+    from recordings.catalog import enabled_tenant_ids, expected_audio_seconds, is_enabled
 
     dagster_home()
     with db_session() as session:
@@ -75,12 +75,15 @@ def run_materialize(day: date, tenants: tuple[str, ...]) -> None:
             selected = list(tenants)
         else:
             selected = enabled
+        start = datetime.combine(day, time(), UTC)
+        expected = expected_audio_seconds(session, selected, start, start + timedelta(days=1))
     if not selected:
         raise fail("no tenant has daily recordings enabled; nothing to materialize")
 
     import dagster as dg
 
     from recordings_dagster.execution import materialize_day
+    from recordings_dagster.resources import archive_build_from_environment
 
     click.echo(f"materializing {day} for {len(selected)} tenant(s): {', '.join(selected)}")
 
@@ -94,7 +97,14 @@ def run_materialize(day: date, tenants: tuple[str, ...]) -> None:
             click.echo(f"      {outcome.failure}", err=True)
 
     with dg.DagsterInstance.get() as instance:
-        outcomes = materialize_day(instance, day, selected, on_progress=progress)
+        outcomes = materialize_day(
+            instance,
+            day,
+            selected,
+            expected_audio_seconds=expected,
+            limits=archive_build_from_environment().pack_limits(),
+            on_progress=progress,
+        )
     failed = [o for o in outcomes if not o.success]
     if failed:
         raise fail(

@@ -39,6 +39,7 @@ def write_local_env(folder: Path) -> Path:
     """Create `.env` with fresh local credentials and paths; add settings a newer version needs
     to an existing one (never changing what is there)."""
     from recordings_cli.local_s3 import new_credentials
+    from recordings_instance.archives import INSTANCE_ENVIRONMENT
 
     path = folder / ENV_FILE_NAME
     local = folder / LOCAL_DIR_NAME
@@ -54,6 +55,8 @@ def write_local_env(folder: Path) -> Path:
         "RECORDINGS_JWT_DEV_SECRET": secrets.token_urlsafe(32),
         "RECORDINGS_LINK_KEYS": "local1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "RECORDINGS_PUBLIC_BASE_URL": f"http://127.0.0.1:{API_PORT}",
+        # For `dagster dev`'s daemon and webserver, which create runs too.
+        **INSTANCE_ENVIRONMENT,
     }
     existing = (
         path.read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ from recordings_dagster.schedules import (
     retention_schedule,
 )
 from recordings_dagster.sensors import (
+    archive_failures_sensor,
     late_recordings_sensor,
     stalled_archive_runs_sensor,
     tenant_partitions_sensor,
@@ -22,6 +23,11 @@ defs = dg.Definitions(
     asset_checks=ARCHIVE_CHECKS,
     jobs=[hourly_archives_job, retention_job, integrity_checks_job],
     schedules=[nightly_archives_schedule, retention_schedule, integrity_checks_schedule],
-    sensors=[tenant_partitions_sensor, late_recordings_sensor, stalled_archive_runs_sensor],
+    sensors=[
+        tenant_partitions_sensor,
+        late_recordings_sensor,
+        stalled_archive_runs_sensor,
+        archive_failures_sensor,
+    ],
     resources=default_resources(),
 )

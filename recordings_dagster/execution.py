@@ -1,17 +1,23 @@
 """Run the nightly path outside the daemon: the CLI's `materialize` and the demo use it.
 
-It builds the run requests exactly as the schedule does (`nightly_run_requests`) and executes
-each as a run of `hourly_archives_job` on the persistent instance, so the runs, their per-hour
-materializations and failures appear in the Dagster UI like scheduled ones.
+It builds the run requests exactly as the schedule does (`nightly_run_requests`: tenant-days
+packed into runs by expected audio) and executes each as a run of `hourly_archives_job` on the
+persistent instance, so the runs, their per-hour materializations and failures appear in the
+Dagster UI like scheduled ones.
 """
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 
-from recordings_dagster.schedules import RANGE_START_TAG, nightly_run_requests
+from recordings.keys import parse_archive_partition_key
+from recordings.packing import PackLimits
+from recordings_dagster.schedules import TenantOrder, nightly_run_requests, tenants_covered
+
+HOURS_PER_DAY = 24
 
 # The terminal shows warnings and errors only; every event is still in the instance (the UI).
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -38,36 +44,49 @@ def materialize_day(
     day: date,
     tenant_ids: Sequence[str],
     *,
+    expected_audio_seconds: Mapping[str, float] | None = None,
+    limits: PackLimits | None = None,
     on_progress: Callable[[int, int, TenantDayOutcome], None] | None = None,
 ) -> list[TenantDayOutcome]:
-    """Execute one ranged run per tenant for `day`; return what happened to each."""
-    requests = nightly_run_requests(instance, tenant_ids, day)
+    """Execute the day's runs as the schedule packs them; return what happened to each
+    tenant-day (a tenant whose 24 hours were archived succeeded even if another tenant of its
+    run failed)."""
+    requests = nightly_run_requests(instance, tenant_ids, day, expected_audio_seconds, limits)
     job = dg.reconstructable(hourly_archives_job_def)
+    order = TenantOrder(instance)
     outcomes: list[TenantDayOutcome] = []
-    for index, request in enumerate(requests, start=1):
-        tenant_id = request.tags[RANGE_START_TAG].split("|", 1)[1]
+    for request in requests:
+        tenants = tenants_covered(request.tags, order)
         with dg.execute_job(
             job, instance=instance, tags=request.tags, run_config=QUIET_CONSOLE
         ) as result:
             run_id = result.run_id
             success = result.success
-        hours = len(
-            instance.get_records_for_run(
-                run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+        hours = Counter(
+            parse_archive_partition_key(record.partition_key)[0]
+            for record in instance.get_records_for_run(
+                run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
             ).records
+            if record.partition_key
         )
         failure = None
         if not success:
             run = instance.get_run_by_id(run_id)
-            failure = _failure_message(instance, run_id) or (run.status.value if run else "failed")
-        outcome = TenantDayOutcome(tenant_id, run_id, success, hours, failure)
-        outcomes.append(outcome)
-        if on_progress:
-            on_progress(index, len(requests), outcome)
+            failure = run_failure_message(instance, run_id) or (
+                run.status.value if run else "failed"
+            )
+        for tenant_id in tenants:
+            done = success or hours[tenant_id] == HOURS_PER_DAY
+            outcome = TenantDayOutcome(
+                tenant_id, run_id, done, hours[tenant_id], None if done else failure
+            )
+            outcomes.append(outcome)
+            if on_progress:
+                on_progress(len(outcomes), len(tenant_ids), outcome)
     return outcomes
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+def run_failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
     for record in records:
         event = record.event_log_entry.dagster_event
@@ -113,5 +132,5 @@ def run_retention(instance: dg.DagsterInstance, today: date) -> RetentionOutcome
             if event.event_type == dg.DagsterEventType.STEP_OUTPUT and event.step_output_data:
                 summary = {k: v.value for k, v in event.step_output_data.metadata.items()}
     return RetentionOutcome(
-        run_id, success, summary, None if success else _failure_message(instance, run_id)
+        run_id, success, summary, None if success else run_failure_message(instance, run_id)
     )

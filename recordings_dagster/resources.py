@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session
 
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.leases import DEFAULT_LEASE_SECONDS
+from recordings.packing import (
+    DEFAULT_MAX_AUDIO_SECONDS_PER_RUN,
+    DEFAULT_MAX_TENANTS_PER_RUN,
+    PackLimits,
+)
 from recordings.settings import DEFAULT_S3_REGION
 from recordings.storage import DEFAULT_MAX_SOURCE_BYTES, MinioObjectStore, S3Connection
 
@@ -93,6 +98,15 @@ class ArchiveBuildResource(dg.ConfigurableResource):
     """A run building an hour that stops refreshing its lease this long loses it to the next
     run of that hour (see `recordings/leases.py`); a finished holder's lease goes at once."""
 
+    max_tenants_per_run: int = DEFAULT_MAX_TENANTS_PER_RUN
+    """The nightly schedule packs at most this many tenant-days into one run."""
+    max_audio_seconds_per_run: float = DEFAULT_MAX_AUDIO_SECONDS_PER_RUN
+    """...and at most this much of the day's registered audio; a tenant-day with more runs
+    alone."""
+
+    def pack_limits(self) -> PackLimits:
+        return PackLimits(self.max_tenants_per_run, self.max_audio_seconds_per_run)
+
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else usable_cpus()
 
@@ -115,7 +129,20 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
                 os.environ.get("RECORDINGS_MAX_SOURCE_BYTES") or DEFAULT_MAX_SOURCE_BYTES
             ),
         ),
-        "archive_build": ArchiveBuildResource(
-            workers=int(os.environ.get("RECORDINGS_BUILD_WORKERS") or 0)
-        ),
+        "archive_build": archive_build_from_environment(),
     }
+
+
+def archive_build_from_environment() -> ArchiveBuildResource:
+    """How this machine builds hours and how the night is packed (none of it secret: read when
+    the code location loads)."""
+    return ArchiveBuildResource(
+        workers=int(os.environ.get("RECORDINGS_BUILD_WORKERS") or 0),
+        max_tenants_per_run=int(
+            os.environ.get("RECORDINGS_MAX_TENANTS_PER_RUN") or DEFAULT_MAX_TENANTS_PER_RUN
+        ),
+        max_audio_seconds_per_run=float(
+            os.environ.get("RECORDINGS_MAX_AUDIO_SECONDS_PER_RUN")
+            or DEFAULT_MAX_AUDIO_SECONDS_PER_RUN
+        ),
+    )

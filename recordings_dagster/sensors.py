@@ -8,14 +8,23 @@ import dagster as dg
 import sqlalchemy as sa
 
 from recordings.archive.evidence import GENERATED_AT, optional_value
-from recordings.catalog import enabled_tenant_ids, recordings_registered_since, tenant_ids
+from recordings.catalog import (
+    enabled_among,
+    enabled_tenant_ids,
+    recordings_registered_since,
+    tenant_ids,
+)
 from recordings.db.models import TenantRecordingSettings
+from recordings.failures import HourFailure, record_hour_failures, recorded_by_run
 from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
 from recordings.leases import silent_holders
 from recordings.retention import is_kept
+from recordings_dagster.execution import run_failure_message
 from recordings_dagster.jobs import hourly_archives_job
-from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.partitions import archive_partitions, tenant_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_dagster.schedules import tenants_in_unfinished_runs
+from recordings_dagster.tags import RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, stepped_over
 from recordings_instance.archives import latest_archive_records, record_metadata
 
 TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
@@ -107,24 +116,31 @@ def late_recordings_sensor(
         key = archive_partition_key(recording.tenant_id, hour)
         newest[key] = max(newest.get(key, recording.registered_at), recording.registered_at)
     selected_at = _archived_contents_times(context.instance, set(newest)) if newest else {}
+    late = {
+        key: registered_at
+        for key, registered_at in newest.items()
+        if key in selected_at and selected_at[key] < registered_at
+    }
+    # A tenant in a run that has not finished (its night's pack, a retry) waits for that run:
+    # one tenant's runs never overlap. Its hours are looked at again on the next ticks.
+    busy = tenants_in_unfinished_runs(context.instance) if late else set()
+    deferred = [t for key, t in late.items() if parse_archive_partition_key(key)[0] in busy]
     requests = [
         dg.RunRequest(
             run_key=f"late|{key}|{registered_at.isoformat()}",
             partition_key=key,
             # The tenant tag puts the rebuild under the per-tenant run limit, so it never runs
-            # alongside the tenant's nightly run or another rebuild of its hours.
-            tags={
-                LATE_REASON_TAG: "late_recordings",
-                "recordings/tenant": parse_archive_partition_key(key)[0],
-            },
+            # alongside another single-tenant run of the tenant (a heavy tenant's night, another
+            # rebuild of its hours).
+            tags={LATE_REASON_TAG: "late_recordings", TENANT_TAG: tenant_id},
         )
-        for key, registered_at in sorted(newest.items())
-        if key in selected_at and selected_at[key] < registered_at
+        for key, registered_at in sorted(late.items())
+        if (tenant_id := parse_archive_partition_key(key)[0]) not in busy
     ]
     # An hour not archived yet may be in a run right now whose archive will not contain the
     # recording: look at it again on the next ticks (until UNDECIDED_FOR has passed; after
     # that the hour is the nightly run's and the integrity checks' business).
-    undecided = [
+    undecided = deferred + [
         registered_at
         for key, registered_at in newest.items()
         if key not in selected_at and now - registered_at < UNDECIDED_FOR
@@ -134,10 +150,21 @@ def late_recordings_sensor(
     )
     if requests:
         context.log.info(f"re-archiving {len(requests)} hour(s) with late recordings")
+    if deferred:
+        context.log.info(
+            f"{len(deferred)} hour(s) with late recordings wait for their tenant's unfinished "
+            "run before they are re-archived"
+        )
     return dg.SensorResult(
         run_requests=requests,
         cursor=cursor.isoformat(),
-        skip_reason=None if requests else "no archived hour received a late recording",
+        skip_reason=None
+        if requests
+        else (
+            f"{len(deferred)} hour(s) with late recordings wait for their tenant's run"
+            if deferred
+            else "no archived hour received a late recording"
+        ),
     )
 
 
@@ -198,3 +225,61 @@ def stalled_archive_runs_sensor(
         if silent
         else "no stalled run"
     )
+
+
+@dg.run_failure_sensor(
+    name="archive_failures_sensor",
+    monitored_jobs=[hourly_archives_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Records the hours a failed archive run did not archive (why, and which run) in the "
+        "application database, so the API reports them failed rather than pending: the run "
+        "records the hours it saw fail itself, this covers a run that died before it could."
+    ),
+)
+def archive_failures_sensor(
+    context: dg.RunFailureSensorContext, database: DatabaseResource
+) -> None:
+    run = context.dagster_run
+    keys = run_partition_keys(context.instance, run)
+    archived = {
+        record.partition_key
+        for record in context.instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=len(keys) + 1
+        ).records
+    }
+    unarchived = [parse_archive_partition_key(key) for key in keys if key not in archived]
+    if not unarchived:
+        return
+    message = run_failure_message(context.instance, run.run_id) or context.failure_event.message
+    cause = f"the run failed before this hour was archived: {message}"
+    with database.session() as session:
+        enabled = enabled_among(session, {tenant_id for tenant_id, _ in unarchived})
+        already = recorded_by_run(session, run.run_id, unarchived)
+        failures = [
+            HourFailure(tenant_id, hour, run.run_id, cause)
+            for tenant_id, hour in unarchived
+            if tenant_id in enabled and (tenant_id, hour) not in already
+        ]
+        record_hour_failures(session, failures, datetime.now(UTC))
+    context.log.info(
+        f"run {run.run_id}: {len(unarchived)} hour(s) not archived, {len(failures)} recorded "
+        f"as failed now ({len(already)} recorded by the run itself)"
+    )
+
+
+def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """The archive partitions a run was to archive: its range (a rectangle of tenants x hours)
+    but the tenants it steps over, or its single partition."""
+    start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+    if start and end:
+        skipped = stepped_over(run.tags)
+        return [
+            key
+            for key in archive_partitions.get_partition_keys_in_range(
+                dg.PartitionKeyRange(start, end), dynamic_partitions_store=instance
+            )
+            if parse_archive_partition_key(key)[0] not in skipped
+        ]
+    single = run.tags.get("dagster/partition")
+    return [single] if single else []

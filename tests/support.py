@@ -1,7 +1,33 @@
-"""Values several test modules share that are not fixtures: computed once per run, here once."""
+"""Values and helpers several test modules share that are not fixtures."""
 
 from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from recordings.catalog import register_recording
+from recordings.db.engine import session_scope
 
 # Yesterday in UTC when the run started: a whole day in the past, which the pipeline archives and
 # the API serves, and inside every retention window the tests set.
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
+
+
+def register_unreadable_source(
+    engine: sa.Engine, tenant: str, hour: datetime, source_bucket: str
+) -> None:
+    """A recording of `tenant` in `hour` whose bucket does not exist: the hour's build fails
+    (the S3 error is not a per-recording problem), so the run fails naming that hour."""
+    with session_scope(engine) as session:
+        register_recording(
+            session,
+            tenant_id=tenant,
+            conversation_id=f"{tenant}-c{hour:%H}",
+            session_id=f"{tenant}-c{hour:%H}-s1",
+            recording_id=f"{tenant}-c{hour:%H}-r1",
+            bucket=source_bucket + "-missing",
+            object_key=f"tenants/{tenant}/c{hour:%H}.wav",
+            started_at=hour + timedelta(minutes=1),
+            duration_seconds=2.0,
+            audio_format="WAV",
+            channels=1,
+        )

@@ -428,6 +428,8 @@ class HourJob:
     hour: datetime
     load: Callable[[], Sequence[SourceRecording]]
     claim: Callable[[], None] | None = None
+    selected_at: datetime | None = None
+    """When `load`'s recordings were selected, if before the build (a bulk read); None: now."""
 
 
 HOURS_IN_FLIGHT = 2
@@ -462,7 +464,7 @@ def build_hour_archives(
                     job.claim()
                 # `generated_at` is when the hour's recordings were selected: a recording
                 # registered later is not in this archive (the late-recordings sensor's test).
-                selected_at = datetime.now(UTC)
+                selected_at = job.selected_at or datetime.now(UTC)
                 return build_hour_archive(
                     tenant_id=job.tenant_id,
                     hour=job.hour,

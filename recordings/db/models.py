@@ -265,3 +265,24 @@ class ArchiveHourLease(Base):
     holder: Mapped[str] = mapped_column(sa.String(64))  # the Dagster run id
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
     renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ArchiveHourFailure(Base):
+    """The latest failed attempt at a tenant-hour's archive: which run, why, and when.
+
+    The API tells a tenant whether a missing hour is `failed` (the run that last tried it failed
+    and no retry is coming) or `pending`. Dagster could say so from one planned-materialization
+    event per partition per run, but writing 24 such events per tenant-day made submitting a
+    night of 10,000 tenants take most of an hour; a run now plans its partitions in one event,
+    and failures are recorded here instead, in bulk, only when there are some (by the run for
+    the hours it could not archive, and by the archive-failures sensor for runs that died).
+    A later archive of the hour supersedes the row: the API reads materializations first.
+    """
+
+    __tablename__ = "archive_hour_failures"
+
+    tenant_id: Mapped[str] = mapped_column(sa.String(63), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    run_id: Mapped[str] = mapped_column(sa.String(64))
+    cause: Mapped[str] = mapped_column(sa.String(2000))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,13 +5,13 @@ metadata (object key, size, SHA-256, counts; `recordings.archive.evidence`). The
 are looked up with `recordings_instance.archives.latest_evidence`: two indexed reads, the second
 only for materializations its `EvidenceCache` does not hold yet.
 
-Hours without a materialization are `failed` when the last run that planned them failed and
-will not be retried, and `pending` otherwise; the same two indexed steps over the
-"materialization planned" events name those runs, so a missing hour never costs a scan of the
-asset's history. (Dagster writes one planned event per partition, also for ranged runs, unless
-DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS is set, which also stops Dagster itself from
-marking a failed run's partitions as failed: leave it unset.) Hours outside the tenant's
-retention are `expired`.
+Hours without a materialization are `failed` when the run that last failed to archive them
+(`archive_hour_failures`, recorded by that run or by the archive-failures sensor) failed for
+good, with no retry coming, and `pending` otherwise. (Dagster could name that run from one
+"materialization planned" event per partition per run, but the deployment has runs plan their
+partitions in one event, DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS: 24 events per
+tenant-day made a 10,000-tenant night's submission take most of an hour.) Only a day with a
+missing hour pays for that lookup. Hours outside the tenant's retention are `expired`.
 
 The operations (a day's signed download links, and a download through one) each work on the
 request's audited attempt (recordings_api/attempts.py): they add what they learn (the day, the
@@ -21,11 +21,12 @@ app's exception hook records.
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import sqlalchemy.exc
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
@@ -35,6 +36,7 @@ from recordings.archive.evidence import ArchiveEvidence, EvidenceError
 from recordings.catalog import is_enabled, retention_days_if_enabled
 from recordings.db.engine import session_scope
 from recordings.downloads import try_grant_download
+from recordings.failures import HourFailure, hour_failures
 from recordings.keys import archive_partition_key, day_hours
 from recordings.links import DownloadLink, LinkError
 from recordings.retention import deleted_hours, is_kept
@@ -44,13 +46,7 @@ from recordings_api.auth import authenticate, principal_of, tenant_of
 from recordings_api.errors import ApiError
 from recordings_api.state import ApiState
 from recordings_api.wire import iso_utc
-from recordings_instance.archives import (
-    ARCHIVE_ASSET_KEY,
-    EvidenceCache,
-    RecordedEvidence,
-    latest_evidence,
-    latest_storage_ids,
-)
+from recordings_instance.archives import EvidenceCache, RecordedEvidence, latest_evidence
 
 # Dagster's run tag saying the run-retry daemon will retry a failed run. Dagster exports no
 # public name for it, only a private module does; tests/api/test_services.py pins this copy to
@@ -80,6 +76,7 @@ def day_statuses(
     now: datetime | None = None,
     cache: EvidenceCache | None = None,
     deleted: Mapping[datetime, datetime] | None = None,
+    failures: Callable[[list[datetime]], Mapping[datetime, HourFailure]] | None = None,
 ) -> list[HourStatus]:
     """The 24 hours of `day` for `tenant_id`, each with its status and archive evidence.
 
@@ -111,8 +108,11 @@ def day_statuses(
             key,
             error,
         )
-    missing = set(keys) - set(found)
-    failed_keys = set(unreadable) | (_failed_partitions(instance, missing) if missing else set())
+    missing = [hour for key, hour in keys.items() if key not in found]
+    failed_for_good = (
+        _failed_for_good(instance, failures(missing)) if missing and failures else set()
+    )
+    failed_keys = set(unreadable) | {archive_partition_key(tenant_id, h) for h in failed_for_good}
     statuses = []
     for key, hour in keys.items():
         archive = recorded.get(key)
@@ -128,34 +128,22 @@ def day_statuses(
     return statuses
 
 
-def _failed_partitions(instance: dg.DagsterInstance, partition_keys: set[str]) -> set[str]:
-    """The partitions whose most recent planned run failed for good (no retry coming)."""
-    planned = latest_storage_ids(
-        instance, partition_keys, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-    )
-    if not planned:
+def _failed_for_good(
+    instance: dg.DagsterInstance, failures: Mapping[datetime, HourFailure]
+) -> set[datetime]:
+    """The hours whose recorded failure is final: its run failed or was canceled, and the
+    run-retry daemon is not going to retry it."""
+    if not failures:
         return set()
-    records = instance.event_log_storage.get_event_records(
-        dg.EventRecordsFilter(
-            dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
-            asset_key=ARCHIVE_ASSET_KEY,
-            storage_ids=list(planned.values()),
-        ),
-        limit=len(planned),
-    )
-    run_by_partition = {
-        record.partition_key: record.run_id
-        for record in records
-        if record.partition_key in partition_keys
-    }
-    runs = instance.get_runs(dg.RunsFilter(run_ids=sorted(set(run_by_partition.values()))))
-    failed_runs = {
+    run_ids = sorted({failure.run_id for failure in failures.values()})
+    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids))
+    final = {
         run.run_id
         for run in runs
         if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
         and run.tags.get(WILL_RETRY_TAG) != "true"
     }
-    return {key for key, run_id in run_by_partition.items() if run_id in failed_runs}
+    return {hour for hour, failure in failures.items() if failure.run_id in final}
 
 
 def parse_day(value: str | None) -> date:
@@ -174,6 +162,15 @@ def parse_day(value: str | None) -> date:
     if day >= datetime.now(UTC).date():
         raise ApiError(400, "day_not_over", f"{day} is not over yet (UTC); ask for a past day")
     return day
+
+
+class _ApplicationDatabaseError(Exception):
+    """The application database failed during a day's lookup (which maps other failures to
+    `dagster_unavailable`)."""
+
+    def __init__(self, error: sqlalchemy.exc.SQLAlchemyError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -209,10 +206,28 @@ class DayLinksService:
     def _statuses(self, day: date, retention_days: int, now: datetime) -> list[HourStatus]:
         api = self.api
         deleted = deleted_hours(api.engine, self.tenant_id, day_hours(day))
+
+        def failures(hours: list[datetime]) -> Mapping[datetime, HourFailure]:
+            try:
+                with session_scope(api.engine) as session:
+                    return hour_failures(session, self.tenant_id, hours)
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                raise _ApplicationDatabaseError(exc) from exc
+
         try:
             return day_statuses(
-                api.instance, self.tenant_id, day, retention_days, now, api.evidence_cache, deleted
+                api.instance,
+                self.tenant_id,
+                day,
+                retention_days,
+                now,
+                api.evidence_cache,
+                deleted,
+                failures,
             )
+        except _ApplicationDatabaseError as exc:
+            # Not the Dagster instance: the app answers `database_unavailable` for this one.
+            raise exc.error from None
         except Exception as exc:
             logger.warning(
                 "Dagster instance lookup failed for %s %s", self.tenant_id, day, exc_info=exc

@@ -36,6 +36,7 @@ from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
 from tests.api.conftest import JWT_SECRET
+from tests.support import register_unreadable_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -452,20 +453,9 @@ def test_an_hour_whose_run_failed_is_failed_until_a_retry_is_coming(
 ) -> None:
     instance, day = archived_day
     failing_hour = day_hours(day)[9]
-    with session_scope(engine) as session:
-        register_recording(
-            session,
-            tenant_id="globex",
-            conversation_id="g9",
-            session_id="g9-s1",
-            recording_id="g9-r1",
-            bucket=recordings_env["RECORDINGS_SOURCE_BUCKET"] + "-missing",  # the hour fails
-            object_key="tenants/globex/g9.wav",
-            started_at=failing_hour + timedelta(minutes=1),
-            duration_seconds=2.0,
-            audio_format="WAV",
-            channels=1,
-        )
+    register_unreadable_source(
+        engine, "globex", failing_hour, recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    )
     (request,) = nightly_run_requests(instance, ["globex"], day)
     with dg.execute_job(
         dg.reconstructable(hourly_archives_job_def),

@@ -18,6 +18,7 @@ from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.schedules import nightly_run_requests
 from recordings_dagster.sensors import late_recordings_sensor
 from recordings_instance.archives import ARCHIVE_ASSET_KEY
 from tests.dagster.test_pipeline import _run_day
@@ -128,3 +129,43 @@ def test_a_late_recording_rebuilds_its_hour_and_the_change_is_recorded(
 
     # The rebuilt archive contains the late recording: nothing more to do.
     assert not _evaluate(instance, database_url, second.cursor).run_requests
+
+
+def test_a_late_recording_waits_while_a_run_covering_its_tenant_is_unfinished(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    database_url: str,
+    engine: sa.Engine,
+    s3_client: Minio,
+    tmp_path: Path,
+) -> None:
+    """One tenant's runs never overlap: a rebuild is not requested while a packed run that
+    covers the tenant has not finished, and is requested once that run has."""
+    source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    hour = day_hours(DAY)[3]
+    with session_scope(engine) as session:
+        for tenant in ("acme", "globex", "initech"):
+            ensure_tenant(session, tenant)
+            set_recording_settings(session, tenant, changed_by="t", enabled=True)
+    _register(engine, s3_client, source, tmp_path, "globex", "g-on-time", hour)
+    (pack,) = nightly_run_requests(instance, ["acme", "globex", "initech"], DAY)
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=pack.tags
+    ) as result:
+        assert result.success
+    first = _evaluate(instance, database_url)
+    _register(engine, s3_client, source, tmp_path, "globex", "g-late", hour + timedelta(minutes=9))
+
+    # A run of the pack (acme..initech) is created, not finished: globex, inside it, waits.
+    queued = instance.create_run_for_job(hourly_archives_job_def(), tags=pack.tags)
+    waiting = _evaluate(instance, database_url, first.cursor)
+    assert not waiting.run_requests
+    assert waiting.skip_reason is not None and "wait for their tenant's run" in str(
+        waiting.skip_reason
+    )
+
+    instance.report_run_canceled(queued, "the operator canceled the retry")
+    after = _evaluate(instance, database_url, waiting.cursor)
+    (request,) = after.run_requests
+    assert request.partition_key == archive_partition_key("globex", hour)
+    assert request.tags["recordings/tenant"] == "globex"

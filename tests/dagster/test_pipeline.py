@@ -23,6 +23,7 @@ from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
 from recordings_dagster.schedules import nightly_run_requests
 from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.run_retries]
 
@@ -260,3 +261,45 @@ def test_a_backfill_shaped_range_across_tenants_and_hours(
     expected = {archive_partition_key(t, h) for t in ("acme", "globex") for h in hours[2:5]}
     assert set(done) == expected
     assert done[archive_partition_key("globex", hours[3])]["recording_count"] == 3
+
+
+def test_a_pack_archives_its_tenants_and_not_the_heavy_one_it_steps_over(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+) -> None:
+    """acme, globex (heavy: a run of its own) and initech in partition order: the pack ranges
+    acme..initech, archives their 48 hours and leaves globex to its own run."""
+    with session_scope(engine) as session:
+        for tenant in ("acme", "globex", "initech"):
+            ensure_tenant(session, tenant)
+            set_recording_settings(session, tenant, changed_by="t", enabled=True)
+        register_recording(
+            session,
+            tenant_id="globex",
+            conversation_id="g-c",
+            session_id="g-s",
+            recording_id="g-r",
+            bucket=recordings_env["RECORDINGS_SOURCE_BUCKET"],
+            object_key="tenants/globex/long.wav",
+            started_at=day_hours(DAY)[2],
+            duration_seconds=3 * 86_400.0,  # more than a pack holds
+            audio_format="WAV",
+            channels=1,
+        )
+    requests = nightly_run_requests(
+        instance, ["acme", "globex", "initech"], DAY, {"globex": 3 * 86_400.0}
+    )
+    assert [r.tags.get("recordings/tenant") for r in requests] == ["globex", None]
+    pack = requests[1]
+    assert pack.tags["recordings/stepped_over"] == "globex"
+    with dg.execute_job(
+        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=pack.tags
+    ) as result:
+        assert result.success
+        archived = _materializations(instance, result.run_id)
+    assert sorted(archived) == sorted(
+        archive_partition_key(tenant, hour)
+        for tenant in ("acme", "initech")
+        for hour in day_hours(DAY)
+    )

@@ -1,14 +1,17 @@
 """The retention job through Dagster: deletions become observations on the archive partitions
 and run metadata, the API then says `expired` (also after retention is raised again), the
-schedule asks for today's cleanup, and a cleanup that cannot reach its bucket fails the run."""
+schedule asks for today's cleanup, a cleanup that cannot reach its bucket fails the run, and an
+archive S3 refuses to delete is neither observed nor reported expired."""
 
 import io
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 from minio import Minio
+from minio.deleteobjects import DeleteError, DeleteObject
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
@@ -25,14 +28,21 @@ TODAY = datetime.now(UTC).date()
 SHA = "5a" * 32
 
 
-def _archive(instance: dg.DagsterInstance, client: Minio, bucket: str, age: int) -> str:
-    hour = day_hours(TODAY - timedelta(days=age))[7]
-    key = archive_key("acme", hour)
+def _archive(
+    instance: dg.DagsterInstance,
+    client: Minio,
+    bucket: str,
+    age: int,
+    tenant: str = "acme",
+    hour_of_day: int = 7,
+) -> str:
+    hour = day_hours(TODAY - timedelta(days=age))[hour_of_day]
+    key = archive_key(tenant, hour)
     client.put_object(bucket, key, io.BytesIO(b"PK-zip"), 6)
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             ARCHIVE_ASSET_KEY,
-            partition=archive_partition_key("acme", hour),
+            partition=archive_partition_key(tenant, hour),
             metadata={"object_key": key, "sha256": SHA, "size_bytes": 6},
         )
     )
@@ -90,6 +100,77 @@ def test_deletions_are_observed_reported_and_stay_expired(
     assert _run(instance).success  # nothing more to delete, nothing resurrected
 
 
+def _observed(instance: dg.DagsterInstance, run_id: str) -> dict[str, dg.AssetObservation]:
+    """The observations the run recorded in the instance (a failed step's are there too)."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY), limit=1000
+    ).records
+    return {
+        observation.partition: observation
+        for record in records
+        if record.run_id == run_id
+        and (observation := record.asset_observation) is not None
+        and isinstance(observation.partition, str)
+    }
+
+
+def test_whole_expired_days_are_observed_hour_by_hour_except_what_s3_refused(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+    s3_client: Minio,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = recordings_env["RECORDINGS_ARCHIVE_BUCKET"]
+    tenants = ("acme", "globex", "initech")
+    with session_scope(engine) as session:
+        for tenant in tenants:
+            ensure_tenant(session, tenant)
+            set_recording_settings(session, tenant, changed_by="t", enabled=True, retention_days=2)
+    day = TODAY - timedelta(days=3)
+    keys = {
+        (tenant, hour): _archive(instance, s3_client, bucket, 3, tenant, hour)
+        for tenant in tenants
+        for hour in range(24)
+    }
+    refused = keys[("globex", 5)]
+
+    def remove_objects(
+        self: Minio, bucket_name: str, objects: Iterable[DeleteObject]
+    ) -> Iterator[DeleteError]:
+        names = [o.name for o in objects]
+        errors = remove(self, bucket_name, [DeleteObject(n) for n in names if n != refused])
+        return iter([*errors, *[DeleteError("AccessDenied", "no", refused, None)]])
+
+    remove = Minio.remove_objects
+    monkeypatch.setattr(Minio, "remove_objects", remove_objects)
+    result = _run(instance)
+    assert not result.success  # the refusal fails the run, for the retries to try again
+    observed = _observed(instance, result.run_id)
+    expected = {
+        archive_partition_key(tenant, day_hours(day)[hour])
+        for tenant, hour in keys
+        if (tenant, hour) != ("globex", 5)
+    }
+    assert set(observed) == expected
+    assert {o.metadata["status"].value for o in observed.values()} == {"expired"}
+    remaining = {o.object_name for o in s3_client.list_objects(bucket, recursive=True)}
+    assert remaining == {refused}
+    for tenant in tenants:
+        statuses = day_statuses(
+            instance, tenant, day, 7, deleted=deleted_hours(engine, tenant, day_hours(day))
+        )
+        expired = {i for i, s in enumerate(statuses) if s.status == "expired"}
+        assert expired == (set(range(24)) - {5} if tenant == "globex" else set(range(24)))
+
+    monkeypatch.setattr(Minio, "remove_objects", remove)
+    again = _run(instance)  # the retry: settles and deletes the refused archive
+    assert again.success and set(_observed(instance, again.run_id)) == {
+        archive_partition_key("globex", day_hours(day)[5])
+    }
+    assert not list(s3_client.list_objects(bucket, recursive=True))
+
+
 def test_the_schedule_asks_for_todays_cleanup(instance: dg.DagsterInstance) -> None:
     moment = datetime(2026, 3, 20, 4, 0, tzinfo=UTC)
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=moment)
@@ -137,3 +218,27 @@ def test_the_daily_pass_aborts_uploads_a_killed_worker_left_behind(
     assert output.step_output_data is not None
     assert output.step_output_data.metadata["stale_uploads_aborted"].value == 1
     assert s3_client._list_multipart_uploads(bucket, prefix="tenants/").uploads == []
+
+
+def test_the_cleanup_thread_hands_its_error_to_the_op_and_stops_when_the_op_does() -> None:
+    from recordings_dagster.ops import _ahead
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("S3 gone")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="S3 gone"):
+        seen.extend(_ahead(failing(), 1))
+    assert seen == [1]
+    produced = []
+
+    def endless() -> Iterator[int]:
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    reports = _ahead(endless(), 2)
+    assert next(reports) == 0
+    reports.close()  # the op stopped (its event write failed): the thread stops too
+    assert len(produced) <= 5

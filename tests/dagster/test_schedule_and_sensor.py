@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from recordings.catalog import ensure_tenant, set_recording_settings
+from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import Tenant, TenantRecordingSettings
-from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 from recordings_dagster.schedules import nightly_archives_schedule
 from recordings_dagster.sensors import tenant_partitions_sensor
 
@@ -28,29 +28,105 @@ def tenants(engine: sa.Engine) -> None:
             set_recording_settings(session, tenant_id, changed_by="test", enabled=enabled)
 
 
-def _schedule_requests(instance: dg.DagsterInstance, database_url: str) -> object:
+def _schedule_requests(
+    instance: dg.DagsterInstance,
+    database_url: str,
+    archive_build: ArchiveBuildResource | None = None,
+) -> object:
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=TICK,
-        resources={"database": DatabaseResource(url=database_url)},
+        resources={
+            "database": DatabaseResource(url=database_url),
+            "archive_build": archive_build or ArchiveBuildResource(),
+        },
     ) as context:
         return nightly_archives_schedule(context)
 
 
-def test_schedule_requests_one_ranged_run_per_enabled_tenant_for_yesterday(
+def _register_audio(engine: sa.Engine, tenant_id: str, seconds: float) -> None:
+    """One recording of `seconds` on the scheduled day (registered only: the schedule reads
+    durations, not audio)."""
+    with session_scope(engine) as session:
+        register_recording(
+            session,
+            tenant_id=tenant_id,
+            conversation_id=f"c-{tenant_id}",
+            session_id=f"s-{tenant_id}",
+            recording_id=f"r-{tenant_id}",
+            bucket="sources",
+            object_key=f"{tenant_id}/r.wav",
+            started_at=datetime(2025, 12, 12, 9, 15, tzinfo=UTC),
+            duration_seconds=seconds,
+            audio_format="wav",
+            channels=1,
+        )
+
+
+def test_schedule_packs_the_enabled_tenants_of_yesterday_into_one_ranged_run(
     instance: dg.DagsterInstance, database_url: str, tenants: None
 ) -> None:
     requests = _schedule_requests(instance, database_url)
     assert isinstance(requests, list)
+    (pack,) = requests  # initech is disabled
+    assert pack.tags["dagster/asset_partition_range_start"] == "2025-12-12-00:00|acme"
+    assert pack.tags["dagster/asset_partition_range_end"] == "2025-12-12-23:00|globex"
+    assert pack.tags["recordings/tenant_count"] == "2"
+    assert "recordings/tenant" not in pack.tags
+    assert pack.run_key == "2025-12-12|acme..globex"
+    assert pack.job_name == "hourly_archives_job"
+    # The schedule registers tenants the sensor has not seen yet, so the range is valid; the
+    # range is the rectangle of the tenants between the two ends, in partition order.
+    assert instance.get_dynamic_partitions("tenants") == ["acme", "globex"]
+
+
+def test_a_run_of_one_tenant_carries_the_tenant_tag_for_the_per_tenant_limit(
+    instance: dg.DagsterInstance, database_url: str, tenants: None
+) -> None:
+    requests = _schedule_requests(
+        instance, database_url, ArchiveBuildResource(max_tenants_per_run=1)
+    )
+    assert isinstance(requests, list)
     by_tenant = {r.tags["recordings/tenant"]: r for r in requests}
-    assert sorted(by_tenant) == ["acme", "globex"]  # initech is disabled
+    assert sorted(by_tenant) == ["acme", "globex"]
     acme = by_tenant["acme"]
     assert acme.tags["dagster/asset_partition_range_start"] == "2025-12-12-00:00|acme"
     assert acme.tags["dagster/asset_partition_range_end"] == "2025-12-12-23:00|acme"
     assert acme.run_key == "2025-12-12|acme"
-    assert acme.job_name == "hourly_archives_job"
-    # The schedule registers tenants the sensor has not seen yet, so the range is valid.
-    assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
+
+
+def test_a_heavy_tenant_gets_its_own_run_and_the_pack_steps_over_it_and_a_disabled_one(
+    instance: dg.DagsterInstance, database_url: str, engine: sa.Engine
+) -> None:
+    names = ["a-small", "b-heavy", "c-small", "d-off", "e-small", "f-small"]
+    instance.add_dynamic_partitions("tenants", names)
+    with session_scope(engine) as session:
+        for tenant_id in names:
+            ensure_tenant(session, tenant_id)
+            set_recording_settings(
+                session, tenant_id, changed_by="test", enabled=tenant_id != "d-off"
+            )
+    _register_audio(engine, "a-small", 600)
+    _register_audio(engine, "b-heavy", 7200)
+    _register_audio(engine, "c-small", 60)
+    requests = _schedule_requests(
+        instance, database_url, ArchiveBuildResource(max_audio_seconds_per_run=3600)
+    )
+    assert isinstance(requests, list)
+    runs = [
+        (
+            r.tags["recordings/first_tenant"],
+            r.tags["recordings/last_tenant"],
+            r.tags.get("recordings/tenant"),
+            r.tags.get("recordings/stepped_over"),
+        )
+        for r in requests
+    ]
+    assert runs == [
+        ("b-heavy", "b-heavy", "b-heavy", None),
+        ("a-small", "f-small", None, "b-heavy,d-off"),
+    ]
+    assert requests[1].tags["recordings/tenant_count"] == "4"
 
 
 def test_an_invalid_tenant_row_costs_only_itself_its_night(
@@ -69,7 +145,9 @@ def test_an_invalid_tenant_row_costs_only_itself_its_night(
             )
     requests = _schedule_requests(instance, database_url)
     assert isinstance(requests, list)
-    assert sorted(r.tags["recordings/tenant"] for r in requests) == ["acme", "globex"]
+    assert [
+        (r.tags["recordings/first_tenant"], r.tags["recordings/last_tenant"]) for r in requests
+    ] == [("acme", "globex")]
     assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
     with dg.build_sensor_context(
         instance=instance, resources={"database": DatabaseResource(url=database_url)}
@@ -90,15 +168,27 @@ def test_schedule_tick_covers_every_enabled_tenant_at_scale(
     instance: dg.DagsterInstance, database_url: str, engine: sa.Engine
 ) -> None:
     with session_scope(engine) as session:
-        for index in range(300):
+        for index in range(450):
             ensure_tenant(session, f"tenant-{index:04d}")
             set_recording_settings(
                 session, f"tenant-{index:04d}", changed_by="test", enabled=index % 3 != 0
             )
     requests = _schedule_requests(instance, database_url)
     assert isinstance(requests, list)
-    assert len(requests) == 200
-    assert len({r.run_key for r in requests}) == 200
+    # Every enabled tenant in exactly one run, at most 200 (the default) to a run; tenants
+    # never enabled are not partitions, so they split nothing.
+    order = instance.get_dynamic_partitions("tenants")
+    sizes = []
+    covered = []
+    for request in requests:
+        first = order.index(request.tags["recordings/first_tenant"])
+        last = order.index(request.tags["recordings/last_tenant"])
+        covered += order[first : last + 1]
+        sizes.append(int(request.tags["recordings/tenant_count"]))
+    assert sizes == [200, 100]
+    assert len(covered) == 300 and len(set(covered)) == 300
+    assert all(int(t.split("-")[1]) % 3 != 0 for t in covered)
+    assert len({r.run_key for r in requests}) == 2
 
 
 def _sensor_result(instance: dg.DagsterInstance, database_url: str) -> object:

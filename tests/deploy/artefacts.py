@@ -41,6 +41,8 @@ READERS: Mapping[str, frozenset[str]] = {
     "RECORDINGS_S3_REGION": frozenset({CLI, CODE, API}),
     "RECORDINGS_BUILD_WORKERS": frozenset({CODE}),
     "RECORDINGS_MAX_SOURCE_BYTES": frozenset({CODE}),
+    "RECORDINGS_MAX_TENANTS_PER_RUN": frozenset({CODE}),
+    "RECORDINGS_MAX_AUDIO_SECONDS_PER_RUN": frozenset({CODE}),
     "RECORDINGS_ARCHIVE_BUCKET": frozenset({CLI, CODE, API}),
     "RECORDINGS_SOURCE_BUCKET": frozenset({CLI}),
     "RECORDINGS_PROJECT_DIR": frozenset({CLI}),
@@ -66,6 +68,8 @@ READERS: Mapping[str, frozenset[str]] = {
     "DAGSTER_PG_PASSWORD": DAGSTER_INSTANCE,
     "DAGSTER_PG_DB": DAGSTER_INSTANCE,
     "DAGSTER_MAX_CONCURRENT_RUNS": frozenset({DAEMON, WEBSERVER}),
+    # Read by Dagster itself in every process that creates runs (recordings_instance.archives).
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": frozenset({CLI, CODE, DAEMON, WEBSERVER}),
 }
 
 # Development only: production artefacts must not set them. The HS256 development secret would

@@ -2,17 +2,20 @@
 the legal hold, and that a tenant's cleanup never touches anything but its own archives."""
 
 import io
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
 from minio import Minio
+from minio.deleteobjects import DeleteError, DeleteObject
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import ArchiveDeletion, TenantRecordingSettingsChange
 from recordings.keys import archive_key, day_hours, parse_archive_key, source_key
-from recordings.retention import apply_retention, deleted_hours, is_kept
+from recordings.retention import apply_retention, cleanups, deleted_hours, is_kept
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +37,58 @@ def _archives(client: Minio, bucket: str, tenant: str, ages: range) -> dict[int,
         _put(client, bucket, key)
         keys[age] = key
     return keys
+
+
+def _day(client: Minio, bucket: str, tenant: str, age: int) -> list[str]:
+    """A whole day of archives, `age` days ago: 24 keys."""
+    keys = [archive_key(tenant, hour) for hour in day_hours(TODAY - timedelta(days=age))]
+    for key in keys:
+        _put(client, bucket, key)
+    return keys
+
+
+def _states(engine: sa.Engine) -> dict[str, str]:
+    with session_scope(engine) as session:
+        rows = session.execute(sa.select(ArchiveDeletion.object_key, ArchiveDeletion.state))
+        return {key: state for key, state in rows}
+
+
+class _Killed(BaseException):
+    """The process dying: nothing in the cleanup catches it."""
+
+
+class _FaultyDeletes:
+    """The real S3 client but for its multi-object delete, which removes everything except the
+    keys in `refused` (reporting each as S3 does, in the answer), refuses the whole request
+    (`whole`: an error naming no key), or removes everything and then dies (`die`)."""
+
+    def __init__(
+        self, client: Minio, refused: Iterable[str] = (), *, whole: bool = False, die: bool = False
+    ) -> None:
+        self._client, self._refused, self._whole, self._die = client, set(refused), whole, die
+        self.requests: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def remove_objects(self, bucket: str, objects: Iterable[DeleteObject]) -> Iterator[DeleteError]:
+        names = [o.name for o in objects]
+        self.requests.append(len(names))
+        if self._whole:
+            return iter([DeleteError("AccessDenied", "Access Denied.", None, None)])
+        errors = list(
+            self._client.remove_objects(
+                bucket, [DeleteObject(n) for n in names if n not in self._refused]
+            )
+        )
+        assert errors == []
+        if self._die:
+            raise _Killed
+        return iter(
+            DeleteError("AccessDenied", "Access Denied.", n, None)
+            for n in names
+            if n in self._refused
+        )
 
 
 def _tenant(engine: sa.Engine, tenant: str, retention: int, **extra: bool) -> None:
@@ -84,7 +139,7 @@ def test_expired_archives_are_deleted_with_evidence_and_nothing_else_is_touched(
         s3_client,
         archive,
         TODAY,
-        recorded_sha256=lambda tenant, hour: recorded.get((tenant, hour)),
+        recorded_sha256=lambda hours: {h: recorded[h] for h in hours if h in recorded},
         run_id="run-1",
     )
     by_tenant = {r.tenant_id: r for r in reports}
@@ -191,3 +246,152 @@ def test_an_interrupted_deletion_is_settled_by_the_next_cleanup(
     assert states[archive_key("acme", gone_hour)] == "deleted"  # the object was already gone
     assert states[keys[1]] == "abandoned"  # still there and within retention: kept
     assert keys[1] in _keys(s3_client, archive)
+
+
+def test_a_whole_expired_day_of_many_tenants_goes_in_batches_each_tenant_reported_when_done(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    tenants = [f"t{i}" for i in range(5)]
+    expired = {}
+    for tenant in tenants:
+        _tenant(engine, tenant, 7)
+        expired[tenant] = _day(s3_client, archive, tenant, 8)
+        _archives(s3_client, archive, tenant, range(7, 8))  # kept
+    client = _FaultyDeletes(s3_client)
+    reports = []
+    for report in cleanups(engine, cast(Minio, client), archive, TODAY, batch_size=50):
+        # Yielded once done: its deletions are already recorded as such.
+        states = _states(engine)
+        assert all(states[key] == "deleted" for key in expired[report.tenant_id])
+        reports.append(report)
+    assert [r.tenant_id for r in reports] == tenants
+    assert all(len(r.deleted) == 24 and r.kept == 1 and not r.failures for r in reports)
+    assert client.requests == [48, 48, 24]  # whole tenants per batch, up to 50 keys
+    assert not {key for keys in expired.values() for key in keys} & _keys(s3_client, archive)
+    assert len(_states(engine)) == 120
+    hours = day_hours(TODAY - timedelta(days=8))
+    assert set(deleted_hours(engine, "t3", hours)) == set(hours)
+
+
+def test_a_tenant_with_more_than_a_batch_is_split(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 1)
+    keys = _day(s3_client, archive, "acme", 2) + _day(s3_client, archive, "acme", 3)
+    client = _FaultyDeletes(s3_client)
+    (report,) = cleanups(engine, cast(Minio, client), archive, TODAY, batch_size=20)
+    assert len(report.deleted) == 48 and client.requests == [20, 20, 8]
+    assert not set(keys) & _keys(s3_client, archive)
+
+
+def test_keys_s3_refuses_to_delete_are_failures_and_never_recorded_deleted(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 7)
+    _tenant(engine, "globex", 7)
+    acme = _day(s3_client, archive, "acme", 8)
+    globex = _day(s3_client, archive, "globex", 8)
+    refused = {acme[3], globex[20]}
+    acme_report, globex_report = apply_retention(
+        engine, cast(Minio, _FaultyDeletes(s3_client, refused)), archive, TODAY
+    )
+    assert acme_report.failures == [(acme[3], "S3 AccessDenied: Access Denied.")]
+    assert globex_report.failures == [(globex[20], "S3 AccessDenied: Access Denied.")]
+    assert len(acme_report.deleted) == len(globex_report.deleted) == 23
+    assert not refused & {d.object_key for d in acme_report.deleted + globex_report.deleted}
+    assert _keys(s3_client, archive) == refused
+    states = _states(engine)
+    assert {states[key] for key in refused} == {"deleting"}  # not deleted: settled next time
+    hours = day_hours(TODAY - timedelta(days=8))
+    assert hours[3] not in deleted_hours(engine, "acme", hours)
+    # The next cleanup settles them (still there: abandoned) and deletes them.
+    again = apply_retention(engine, s3_client, archive, TODAY)
+    assert [len(r.deleted) for r in again] == [1, 1] and _keys(s3_client, archive) == set()
+    with session_scope(engine) as session:
+        rows = session.execute(
+            sa.select(ArchiveDeletion.state).where(ArchiveDeletion.object_key == acme[3])
+        )
+        assert sorted(state for (state,) in rows) == ["abandoned", "deleted"]
+
+
+def test_a_refused_request_deletes_and_records_nothing(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 7)
+    keys = _day(s3_client, archive, "acme", 8)
+    (report,) = apply_retention(
+        engine, cast(Minio, _FaultyDeletes(s3_client, whole=True)), archive, TODAY
+    )
+    assert report.deleted == [] and len(report.failures) == 24
+    assert {reason for _, reason in report.failures} == {"S3 AccessDenied: Access Denied."}
+    assert _keys(s3_client, archive) == set(keys)
+    assert set(_states(engine).values()) == {"deleting"}
+    assert deleted_hours(engine, "acme", day_hours(TODAY - timedelta(days=8))) == {}
+
+
+def test_a_legal_hold_keeps_its_whole_day_while_the_batch_deletes_the_others(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 7)
+    _tenant(engine, "globex", 7, legal_hold=True)
+    _tenant(engine, "initech", 7)
+    held = _day(s3_client, archive, "globex", 8)
+    _day(s3_client, archive, "acme", 8)
+    _day(s3_client, archive, "initech", 8)
+    acme, globex, initech = apply_retention(engine, s3_client, archive, TODAY)
+    assert len(acme.deleted) == len(initech.deleted) == 24
+    assert globex.deleted == [] and sorted(a.object_key for a in globex.held) == sorted(held)
+    assert _keys(s3_client, archive) == set(held)
+    assert not set(held) & set(_states(engine))
+
+
+def test_a_crash_between_the_s3_delete_and_the_deleted_rows_is_settled_next_time(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 7)
+    keys = _day(s3_client, archive, "acme", 8)
+    with pytest.raises(_Killed):
+        apply_retention(engine, cast(Minio, _FaultyDeletes(s3_client, die=True)), archive, TODAY)
+    assert _keys(s3_client, archive) == set()
+    assert set(_states(engine).values()) == {"deleting"}  # the crash left the first step only
+    hours = day_hours(TODAY - timedelta(days=8))
+    assert deleted_hours(engine, "acme", hours) == {}
+    report = apply_retention(engine, s3_client, archive, TODAY)[0]
+    assert report.deleted == [] and not report.failures  # nothing left to delete
+    assert set(_states(engine).values()) == {"deleted"} and len(_states(engine)) == len(keys)
+    assert set(deleted_hours(engine, "acme", hours)) == set(hours)
+
+
+def test_evidence_that_cannot_be_written_stops_that_batch_only_and_deletes_nothing_of_it(
+    engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
+) -> None:
+    archive = buckets[1]
+    _tenant(engine, "acme", 7)
+    _tenant(engine, "globex", 7)
+    acme = _day(s3_client, archive, "acme", 8)
+    _day(s3_client, archive, "globex", 8)
+    refusals = []
+
+    def refuse_first_insert(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO archive_deletions") and not refusals:
+            refusals.append(statement)
+            raise sa.exc.OperationalError(statement, {}, Exception("disk full"))
+
+    sa.event.listen(engine, "before_cursor_execute", refuse_first_insert)
+    try:
+        acme_report, globex_report = cleanups(engine, s3_client, archive, TODAY, batch_size=24)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", refuse_first_insert)
+    assert acme_report.deleted == [] and len(acme_report.failures) == 24
+    assert acme_report.failures[0][1].startswith("recording the deletion failed: Operational")
+    assert len(globex_report.deleted) == 24 and not globex_report.failures
+    assert _keys(s3_client, archive) == set(acme)
+    assert set(_states(engine)) == {
+        archive_key("globex", h) for h in day_hours(TODAY - timedelta(days=8))
+    }

@@ -12,6 +12,7 @@ from recordings_instance.archives import (
     latest_archive_records,
     latest_evidence,
     recorded_sha256,
+    recorded_sha256s,
 )
 
 HOUR_03 = "2026-03-20-03:00|acme"
@@ -54,3 +55,17 @@ def test_an_event_without_evidence_is_an_error_and_stays_out_of_the_cache(
     assert recorded_sha256(dagster_instance, HOUR_04) is None  # it recorded none
     again = latest_evidence(dagster_instance, [HOUR_03, HOUR_04], cache)
     assert again[HOUR_03] == readable and isinstance(again[HOUR_04], EvidenceError)
+
+
+def test_recorded_sha256s_reads_many_partitions_and_names_an_unreadable_one(
+    dagster_instance: dg.DagsterInstance,
+) -> None:
+    hour_05 = "2026-03-20-05:00|acme"
+    _report(dagster_instance, HOUR_03, _evidence("a" * 64).to_metadata())
+    _report(dagster_instance, HOUR_04, {"object_key": "tenants/acme/y.zip"})  # no SHA-256
+    _report(dagster_instance, hour_05, {"sha256": 5})
+    found = recorded_sha256s(dagster_instance, [HOUR_03, HOUR_04, hour_05, "2026-03-20-06:00|acme"])
+    assert set(found) == {HOUR_03, hour_05}
+    assert found[HOUR_03] == "a" * 64
+    unreadable = found[hour_05]
+    assert isinstance(unreadable, EvidenceError) and unreadable.key == "sha256"

@@ -32,7 +32,8 @@ from recordings.db.engine import session_scope
 from recordings.keys import archive_partition_key, day_hours, parse_archive_key
 from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import hourly_archives_job_def
-from recordings_dagster.schedules import RANGE_END_TAG, RANGE_START_TAG, nightly_run_requests
+from recordings_dagster.schedules import nightly_run_requests
+from recordings_dagster.tags import RANGE_END_TAG, RANGE_START_TAG
 from recordings_instance.archives import ARCHIVE_ASSET_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

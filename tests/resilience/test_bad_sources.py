@@ -18,14 +18,26 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.engine import session_scope
 from recordings.keys import archive_partition_key, day_hours
 from recordings_cli.synth import FORMATS, write_conversation
+from recordings_dagster.assets import hourly_conversation_audio_archive
 from recordings_dagster.definitions import defs
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.jobs import hourly_archives_job
+from recordings_dagster.resources import default_resources
 from tests.resilience.support import materializations, metadata_of, range_tags
 from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 LIMIT = 4 * 1024 * 1024
+
+
+def _job_with_the_environment_of_now() -> dg.JobDefinition:
+    """The archive job with its resources read from the environment when the run starts: the
+    job runs in this process (in-process executor), where `defs` read it at first import."""
+    return dg.Definitions(
+        assets=[hourly_conversation_audio_archive],
+        jobs=[hourly_archives_job],
+        resources=default_resources(),
+    ).resolve_job_def(hourly_archives_job.name)
 
 
 def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
@@ -74,7 +86,7 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
             )
 
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
+        dg.reconstructable(_job_with_the_environment_of_now),
         instance=dagster_instance,
         tags=range_tags(dagster_instance, "acme", DAY, 11, 11),
     ) as result:

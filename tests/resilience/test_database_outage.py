@@ -1,7 +1,8 @@
 """The application database (PostgreSQL, as in production) goes down during a run and during
 API requests, then comes back.
 
-Runs fail with a message that names the database and recover on retry, each hour archived once;
+A run that has read its hours loses none of them to an outage; a run that starts during one
+fails with a message that names the database and recovers on retry;
 the API answers 503 with a JSON error naming no driver and no stack, `/health/ready` says the
 database is down, and both recover without a restart once it is back.
 """
@@ -23,7 +24,7 @@ from recordings.keys import archive_partition_key, day_hours
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
-from recordings_dagster.execution import _failure_message
+from recordings_dagster.execution import run_failure_message
 from tests.api.conftest import JWT_SECRET
 from tests.postgres import PostgresServer
 from tests.resilience.support import (
@@ -68,13 +69,17 @@ def app_database(
         server.remove()
 
 
-def test_a_database_outage_mid_run_fails_clearly_and_the_retries_recover(
+def test_a_database_outage_mid_run_costs_no_hour_and_a_run_started_in_it_fails_clearly(
     dagster_instance: dg.DagsterInstance,
     recordings_env: dict[str, str],
     app_database: tuple[PostgresServer, str],
     s3_client: Minio,
     tmp_path: Path,
 ) -> None:
+    """A run reads what it needs from the database up front (its hours' leases and
+    recordings, in bulk): once it has, an outage costs it nothing but the leases it cannot
+    give back, which the next run of those hours takes over. A run that starts while the
+    database is down archives nothing and says why; its retry recovers."""
     server, url = app_database
     engine = create_db_engine(url)
     seed_hours(
@@ -95,29 +100,27 @@ def test_a_database_outage_mid_run_fails_clearly_and_the_retries_recover(
         worker,
     )
     server.stop()
-    assert worker[0].wait(timeout=600) == 1, worker[1].read_text()
-    first_pass = materializations(dagster_instance, [first_run])
-    assert 2 <= len(first_pass) < 24
-    message = _failure_message(dagster_instance, first_run) or ""
-    assert f"{24 - len(first_pass)} of 24 hours failed" in message
-    assert "the application database is unreachable" in message
-    assert "RECORDINGS_DATABASE_URL" in message
+    assert worker[0].wait(timeout=600) == 0, worker[1].read_text()
+    assert sorted(materializations(dagster_instance, [first_run])) == sorted(partitions)
+    assert "could not release 24 hour leases" in worker[1].read_text()
 
-    # The first retry comes while the database is still down: it fails at once, saying so.
-    still_down = retry_like_the_daemon(dagster_instance, first_run)
-    assert still_down.status == dg.DagsterRunStatus.FAILURE
-    assert (_failure_message(dagster_instance, still_down.run_id) or "").startswith(
-        "no hour was archived: the application database is unreachable"
+    # A run of the day started while the database is still down fails at once, saying so.
+    still_down = start_run_process(
+        dagster_instance, range_tags(dagster_instance, "acme", DAY), tmp_path, "rerun"
     )
+    assert still_down[0].wait(timeout=600) == 1, still_down[1].read_text()
+    rerun = run_id_of(still_down[1])
+    message = run_failure_message(dagster_instance, rerun) or ""
+    assert message.startswith("no hour was archived: the application database is unreachable")
+    assert "RECORDINGS_DATABASE_URL" in message
+    assert not materializations(dagster_instance, [rerun])
 
     server.start()
-    recovered = retry_like_the_daemon(dagster_instance, still_down.run_id)
+    recovered = retry_like_the_daemon(dagster_instance, rerun)
     assert recovered.status == dg.DagsterRunStatus.SUCCESS
-    retried = materializations(dagster_instance, [recovered.run_id])
-    assert set(retried) == set(partitions) - set(first_pass)
+    assert sorted(materializations(dagster_instance, [recovered.run_id])) == sorted(partitions)
     every = materializations(dagster_instance)
-    assert sorted(every) == sorted(partitions)
-    assert all(len(records) == 1 for records in every.values()), "each hour archived once"
+    assert all(len(records) == 2 for records in every.values()), "the first run, the re-run"
     assert_latest_evidence_matches_objects(
         dagster_instance, s3_client, recordings_env["RECORDINGS_ARCHIVE_BUCKET"], partitions,
         tmp_path,
@@ -125,7 +128,7 @@ def test_a_database_outage_mid_run_fails_clearly_and_the_retries_recover(
     engine = create_db_engine(url)
     with engine.connect() as connection:
         leases = connection.execute(sa.select(sa.func.count()).select_from(ArchiveHourLease))
-        assert leases.scalar() == 0, "the dead run's leases were taken over and released"
+        assert leases.scalar() == 0, "the first run's leases were taken over and released"
     engine.dispose()
 
 

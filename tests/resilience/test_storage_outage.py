@@ -14,7 +14,7 @@ from minio import Minio
 
 from recordings.keys import archive_partition_key, day_hours, tenant_archive_prefix
 from recordings_cli.local_s3 import LocalS3Server
-from recordings_dagster.execution import _failure_message
+from recordings_dagster.execution import run_failure_message
 from tests.resilience.support import (
     ArchiveWatcher,
     assert_latest_evidence_matches_objects,
@@ -66,7 +66,7 @@ def test_an_s3_outage_mid_run_is_retried_and_every_hour_lands_exactly_once(
         first_pass = materializations(dagster_instance, [first_run])
         assert 3 <= len(first_pass) < 24
 
-        message = _failure_message(dagster_instance, first_run) or ""
+        message = run_failure_message(dagster_instance, first_run) or ""
         assert f"{24 - len(first_pass)} of 24 hours failed" in message
         assert "the object store is unreachable or failing" in message
         assert "RECORDINGS_S3_ENDPOINT" in message
