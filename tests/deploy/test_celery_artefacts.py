@@ -21,6 +21,8 @@ from tests.deploy.artefacts import (
     DEVELOPMENT_ONLY,
     READERS,
     compose_raw,
+    dockerfile_env,
+    dockerfile_stages,
     service_environment,
 )
 
@@ -140,7 +142,8 @@ def test_compose_gives_the_workers_what_the_code_server_has() -> None:
     for name, value in code_env.items():
         assert worker_env[name] == value, name
     production = {name for name, roles in READERS.items() if CODE in roles} - DEVELOPMENT_ONLY
-    assert production <= set(worker_env) | {"DAGSTER_HOME"}
+    image = dockerfile_env(dockerfile_stages()[-1])  # the worker runs the same image
+    assert production <= set(worker_env) | set(image), sorted(production - set(worker_env))
     named = {name for name in worker_env if name.startswith(("RECORDINGS_", "DAGSTER_"))}
     assert named <= set(READERS), sorted(named - set(READERS))
     assert worker["command"][:4] == ["celery", "-A", "dagster_celery.app", "worker"]
