@@ -88,6 +88,7 @@ from night import (  # bench/night.py
     night_runs,
     nightly_tick,
     open_instance,
+    report_outcome,
     retries_of,
     run_figures,
     seed,
@@ -701,22 +702,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     outcome, _ = celery_night(args)
-    print(
-        f"\n**A night through the Dagster daemon, {args.launcher} launcher, "
-        f"{args.tenants} tenants**\n"
+    return report_outcome(
+        f"A night through the Dagster daemon, {args.launcher} launcher, {args.tenants} tenants",
+        outcome,
     )
-    print("| figure | value |")
-    print("| --- | ---: |")
-    for name, value in outcome.lines:
-        print(f"| {name} | {value} |")
-    print()
-    if outcome.failures:
-        print("**FAIL**")
-        for failure in outcome.failures:
-            print(f"- {failure}")
-        return 1
-    print("**PASS**: every check held.")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1038,8 +1038,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    outcome = night(args)
-    print(f"\n**A night through the Dagster daemon, {args.tenants} tenants**\n")
+    return report_outcome(
+        f"A night through the Dagster daemon, {args.tenants} tenants", night(args)
+    )
+
+
+def report_outcome(title: str, outcome: Outcome) -> int:
+    """Print a night's table and verdict; the exit status (1 if a check failed)."""
+    print(f"\n**{title}**\n")
     print("| figure | value |")
     print("| --- | ---: |")
     for name, value in outcome.lines:
