@@ -141,6 +141,33 @@ def retry_like_the_daemon(instance: dg.DagsterInstance, run_id: str) -> dg.Dagst
     return retry
 
 
+def wait_until_serving(client: Minio, bucket: str, timeout: float = 120.0) -> None:
+    """Wait until a restarted S3 server stores and serves objects again, not only answers.
+
+    SeaweedFS answers a bucket listing (what `LocalS3Server.start` waits for) a moment before
+    its volumes take writes again under load; the outage tests are about the outage they
+    cause, not that moment.
+    """
+    probe = b"the server is back"
+    deadline = time.monotonic() + timeout
+    problem = ""
+    while time.monotonic() < deadline:
+        try:
+            client.put_object(bucket, "probe/back", io.BytesIO(probe), len(probe))
+            response = client.get_object(bucket, "probe/back")
+            try:
+                if response.read() == probe:
+                    client.remove_object(bucket, "probe/back")
+                    return
+            finally:
+                response.close()
+                response.release_conn()
+        except Exception as exc:  # any failure means "not back yet"
+            problem = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    raise AssertionError(f"the S3 server did not serve objects within {timeout:.0f} s: {problem}")
+
+
 def run_id_of(log: Path, timeout: float = 120.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

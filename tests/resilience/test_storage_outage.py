@@ -25,6 +25,7 @@ from tests.resilience.support import (
     seed_hours,
     start_run_process,
     wait_for,
+    wait_until_serving,
 )
 from tests.support import DAY
 
@@ -73,8 +74,11 @@ def test_an_s3_outage_mid_run_is_retried_and_every_hour_lands_exactly_once(
         assert recordings_env["RECORDINGS_S3_SECRET_KEY"] not in message
 
         server.start()
+        wait_until_serving(client, archive_bucket)
         retry = retry_like_the_daemon(dagster_instance, first_run)
-        assert retry.status == dg.DagsterRunStatus.SUCCESS
+        assert retry.status == dg.DagsterRunStatus.SUCCESS, run_failure_message(
+            dagster_instance, retry.run_id
+        )
         retry_run = retry.run_id
         wait_for(lambda: watcher.polls > 0 and len(watcher.seen) >= 24, 60, "every archive")
 
