@@ -10,8 +10,9 @@ platform-shaped population from them, printing the formula with its numbers:
    marginal = (CPU(K) - CPU(1)) / (K - 1), fixed = CPU(1) - marginal (this process and
    SeaweedFS). A run launched by the daemon also starts a run worker process that loads the code
    location: its CPU is measured apart (`--worker-starts` starts of
-   `python -c "import recordings_dagster.definitions"`, the median), and counted once per run
-   for the default and Kubernetes launchers, not for Celery's long-lived workers.
+   `python -c "import recordings_dagster.definitions"`, the median: a lower bound, the run
+   worker also reads the run and opens the instance), and counted once per run for the default
+   and Kubernetes launchers, not for Celery's long-lived workers.
 2. **The audio's cost** on a sample of real speech: `bench/speech.py` calls (two speakers from
    `espeak-ng` and `flite`, turns, pauses and double-talk) in six source classes, equal shares
    (8 kHz mono and two-channel u-law telephony, 16 kHz mono and stereo, 44.1 kHz stereo,
@@ -36,7 +37,8 @@ this run. Not counted: the queue's and the daemon's own CPU (another process, bo
 Run::
 
     PYTHONPATH=. .venv/bin/python bench/night_projection.py [--sizes 100,1000,10000]
-        [--tenants 20] [--calls 12] [--call-seconds 120] [--workers 1,4,16,64] [--cores 2]
+        [--tenants 20] [--calls 12] [--call-seconds 120] [--workers 1,16,64,128,256]
+        [--cores 2]
 
 Markdown goes to stdout, progress to stderr. CPU figures from a shared 2-core machine are noisy;
 the load average is printed with them.
@@ -250,7 +252,7 @@ def report(
     print("| cost | CPU-s |")
     print("| --- | ---: |")
     print(f"| a run's fixed cost, in process | {costs.run_fixed:.2f} |")
-    print(f"| a run worker starting (code location load), per run, not with Celery | "
+    print(f"| a run worker starting (code location load, a lower bound), per run, not Celery | "
           f"{costs.worker_start:.2f} |")  # fmt: skip
     print(f"| an empty tenant-day in a packed run, marginal | {costs.tenant_day:.3f} |")
     print(
@@ -312,7 +314,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=12, help="real-speech calls in the sample")
     parser.add_argument("--call-seconds", type=float, default=120.0, help="length of each call")
     parser.add_argument("--worker-starts", type=int, default=3, help="code loads measured")
-    parser.add_argument("--workers", default="1,4,16,64", help="worker counts projected")
+    parser.add_argument("--workers", default="1,16,64,128,256", help="worker counts projected")
     parser.add_argument("--cores", type=int, default=2, help="cores per worker")
     parser.add_argument("--temp-dir", type=Path, help="where the temporary folder goes")
     return parser.parse_args(argv)
