@@ -46,7 +46,6 @@ the load average is printed with them.
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -66,6 +65,7 @@ from tenant_day_overhead import (  # bench/tenant_day_overhead.py
     InProcess,
     Split,
     Tenants,
+    children_cpu_seconds,
     load_average,
     run_in_process,
 )
@@ -88,11 +88,6 @@ SOURCE_CLASSES = (
     ("48k-mono", 48000, 1, "PCM_16"),
 )
 CALLS_PER_TENANT = 3
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 # --- 1. fixed costs ----------------------------------------------------------------------------
