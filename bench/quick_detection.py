@@ -39,7 +39,11 @@ def quick_stalled_archive_runs_sensor(
 
 def _with_short_leases(resource: ArchiveBuildResource) -> ArchiveBuildResource:
     return ArchiveBuildResource(
-        workers=resource.workers, temp_dir=resource.temp_dir, hour_lease_seconds=LEASE_SECONDS
+        workers=resource.workers,
+        temp_dir=resource.temp_dir,
+        hour_lease_seconds=LEASE_SECONDS,
+        max_tenants_per_run=resource.max_tenants_per_run,
+        max_audio_seconds_per_run=resource.max_audio_seconds_per_run,
     )
 
 
