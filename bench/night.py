@@ -872,7 +872,7 @@ def checks(night: Night, retries: Retries) -> list[str]:
             f"progress at once (limit {TENANT_LIMIT})"
         )
     if retries.unsuccessful:
-        failures.append(f"{len(retries.unsuccessful)} tenants' run groups never succeeded")
+        failures.append(f"{len(retries.unsuccessful)} run groups never succeeded")
     if retries.failed_after_fault:
         failures.append(
             f"{len(retries.failed_after_fault)} retries started after S3 was back did not succeed"
@@ -935,8 +935,8 @@ def _run_rows(night: Night, retries: Retries) -> list[tuple[str, str]]:
             ),
         ),
         (
-            "tenants whose night ended in success",
-            f"{len(retries.groups) - len(retries.unsuccessful)} of {args.tenants}",
+            "run groups (a run and its retries) that ended in success",
+            f"{len(retries.groups) - len(retries.unsuccessful)} of {len(retries.groups)}",
         ),
     ]
 
