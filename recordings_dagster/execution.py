@@ -10,16 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from recordings.keys import parse_archive_partition_key
 from recordings.packing import PackLimits
 from recordings_dagster.schedules import TenantOrder, nightly_run_requests, tenants_covered
-
-if TYPE_CHECKING:  # what `dg.execute_job` takes; Dagster does not export the type
-    from dagster._core.definitions.reconstruct import ReconstructableJob
 
 HOURS_PER_DAY = 24
 
@@ -34,7 +30,9 @@ def hourly_archives_job_def(job_name: str) -> dg.JobDefinition:
     return defs.resolve_job_def(job_name)
 
 
-def reconstructable_archives_job(job_name: str) -> "ReconstructableJob":
+# The two functions below return Dagster's ReconstructableJob, which Dagster does not export:
+# their return type is inferred rather than imported from a private module.
+def reconstructable_archives_job(job_name: str):
     """The archive job `job_name` (`hourly_archives_shard_07`) as `dg.execute_job` takes it:
     rebuilt by name in the run's process (the form of `dg.reconstructable` for a job that
     needs an argument)."""
@@ -43,7 +41,7 @@ def reconstructable_archives_job(job_name: str) -> "ReconstructableJob":
     )
 
 
-def run_request_job(request: dg.RunRequest) -> "ReconstructableJob":
+def run_request_job(request: dg.RunRequest):
     """The archive job a run request of the schedules or sensors names, reconstructable."""
     if request.job_name is None:
         raise ValueError("an archive run request names its shard's job")

@@ -1,25 +1,18 @@
 """Jobs: one hourly archive job per shard of tenants, which the nightly schedules and operators
 launch, the day's integrity checks, and the daily retention cleanup."""
 
-from typing import TYPE_CHECKING
-
 import dagster as dg
 
 from recordings.keys import SHARD_COUNT, shard_name, tenant_shard
 from recordings_dagster.assets import ARCHIVE_ASSETS
 from recordings_dagster.ops import apply_archive_retention
 
-if TYPE_CHECKING:  # what `define_asset_job` returns; Dagster does not export the type
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
-
 MAX_RETRIES = 2
 
 
-def _hourly_archives_job(shard: int) -> "UnresolvedAssetJobDefinition":
-    # A job selects assets of one partitions definition only, so each shard has its own.
-    return dg.define_asset_job(
+# A job selects assets of one partitions definition only, so each shard has its own.
+HOURLY_ARCHIVES_JOBS = tuple(
+    dg.define_asset_job(
         name=f"hourly_archives_{shard_name(shard)}",
         # The day's checks run in their own job once all tenants are done, not in each run.
         selection=dg.AssetSelection.assets(ARCHIVE_ASSETS[shard]).without_checks(),
@@ -31,17 +24,11 @@ def _hourly_archives_job(shard: int) -> "UnresolvedAssetJobDefinition":
         # Two more attempts, queued behind the night's other runs by the run coordinator.
         tags={"dagster/max_retries": str(MAX_RETRIES), "dagster/retry_strategy": "FROM_FAILURE"},
     )
-
-
-HOURLY_ARCHIVES_JOBS = tuple(_hourly_archives_job(shard) for shard in range(SHARD_COUNT))
-"""The archive jobs, shard by shard (`hourly_archives_shard_07`)."""
+    for shard in range(SHARD_COUNT)
+)
+"""The archive jobs, shard by shard (`HOURLY_ARCHIVES_JOBS[7]` is `hourly_archives_shard_07`)."""
 
 HOURLY_ARCHIVES_JOB_NAMES = frozenset(job.name for job in HOURLY_ARCHIVES_JOBS)
-
-
-def hourly_archives_job_for(shard: int) -> "UnresolvedAssetJobDefinition":
-    """The archive job of `shard`."""
-    return HOURLY_ARCHIVES_JOBS[shard]
 
 
 def tenant_archives_job_name(tenant_id: str) -> str:

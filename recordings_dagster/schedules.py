@@ -20,7 +20,7 @@ from recordings.keys import (
 from recordings.packing import Pack, PackLimits, pack_tenant_days
 from recordings_dagster.jobs import (
     HOURLY_ARCHIVES_JOB_NAMES,
-    hourly_archives_job_for,
+    HOURLY_ARCHIVES_JOBS,
     integrity_checks_job,
     retention_job,
     tenant_archives_job_name,
@@ -215,7 +215,7 @@ def nightly_archives(
 def _nightly_archives_schedule(shard: int) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"nightly_archives_{shard_name(shard)}",
-        job=hourly_archives_job_for(shard),
+        job=HOURLY_ARCHIVES_JOBS[shard],
         cron_schedule=NIGHTLY_CRON,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
