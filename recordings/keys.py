@@ -8,6 +8,7 @@ read differently by two systems.
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 ARCHIVE_FEATURE_PREFIX = "daily-conversation-audio-recordings"
@@ -161,6 +162,14 @@ def tenant_shard(tenant_id: str) -> int:
     """
     digest = hashlib.sha256(tenant_id.encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "big") % SHARD_COUNT
+
+
+def tenants_by_shard(tenant_ids: Iterable[str]) -> dict[int, list[str]]:
+    """`tenant_ids` grouped by shard, each group in the order given."""
+    grouped: dict[int, list[str]] = {}
+    for tenant_id in tenant_ids:
+        grouped.setdefault(tenant_shard(tenant_id), []).append(tenant_id)
+    return grouped
 
 
 def shard_name(shard: int) -> str:

@@ -16,6 +16,7 @@ from recordings.keys import (
     parse_archive_partition_key,
     shard_name,
     tenant_shard,
+    tenants_by_shard,
 )
 from recordings.packing import Pack, PackLimits, pack_tenant_days
 from recordings_dagster.jobs import (
@@ -99,11 +100,8 @@ def nightly_run_requests(
     tenant), so both take the same path. A schedule cannot return dynamic-partition requests,
     hence the direct registration.
     """
-    by_shard: dict[int, list[str]] = {}
-    for tenant_id in tenant_ids:
-        by_shard.setdefault(tenant_shard(tenant_id), []).append(tenant_id)
     requests: list[dg.RunRequest] = []
-    for shard, shard_tenants in sorted(by_shard.items()):
+    for shard, shard_tenants in sorted(tenants_by_shard(tenant_ids).items()):
         name = tenant_partitions_name(shard)
         order = list(instance.get_dynamic_partitions(name))
         known = set(order)

@@ -23,6 +23,7 @@ from recordings.keys import (
     hour_start,
     parse_archive_partition_key,
     tenant_shard,
+    tenants_by_shard,
 )
 from recordings.leases import silent_holders
 from recordings.retention import is_kept
@@ -55,9 +56,7 @@ def tenant_partitions_sensor(
     with database.session() as session:
         enabled = enabled_tenant_ids(session)
         existing_tenants = set(tenant_ids(session))
-    enabled_by_shard: dict[int, set[str]] = {}
-    for tenant_id in enabled:
-        enabled_by_shard.setdefault(tenant_shard(tenant_id), set()).add(tenant_id)
+    enabled_by_shard = tenants_by_shard(enabled)
     requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
     added: list[str] = []
     deleted: list[str] = []
@@ -65,7 +64,7 @@ def tenant_partitions_sensor(
     for shard in range(SHARD_COUNT):
         known = set(context.instance.get_dynamic_partitions(tenant_partitions_name(shard)))
         known_count += len(known)
-        to_add = sorted(enabled_by_shard.get(shard, set()) - known)
+        to_add = sorted(set(enabled_by_shard.get(shard, [])) - known)
         to_delete = sorted(known - existing_tenants)
         partitions = tenant_partitions_of(shard)
         if to_add:

@@ -17,6 +17,7 @@ from recordings.keys import (
     shard_name,
     source_key,
     tenant_shard,
+    tenants_by_shard,
     zip_entry_name,
 )
 
@@ -85,6 +86,13 @@ def test_tenants_spread_evenly_over_the_shards() -> None:
     assert set(counts) == set(range(SHARD_COUNT))
     expected = 10_000 / SHARD_COUNT
     assert all(abs(n - expected) <= 0.15 * expected for n in counts.values()), counts
+
+
+def test_tenants_group_by_shard_in_their_order() -> None:
+    assert tenants_by_shard(["globex", "initech", "acme"]) == {
+        13: ["globex", "acme"],
+        2: ["initech"],
+    }
 
 
 def test_shard_asset_paths_share_the_archive_prefix() -> None:
