@@ -22,7 +22,6 @@ from recordings.keys import (
     HOUR_PARTITION_FORMAT,
     SHARD_COUNT,
     TENANT_DIMENSION,
-    tenant_shard,
 )
 
 # Retention's longest span plus yesterday, so every hour that may still exist in storage (and
@@ -70,8 +69,3 @@ def tenant_partitions_of(shard: int) -> dg.DynamicPartitionsDefinition:
 def shard_partitions(shard: int) -> dg.MultiPartitionsDefinition:
     """The partitions of the shard's archive asset: its tenants x the hour window."""
     return _SHARD_PARTITIONS[shard]
-
-
-def tenant_partitions_name_of(tenant_id: str) -> str:
-    """The name of the dynamic partitions `tenant_id` belongs in (its shard's)."""
-    return tenant_partitions_name(tenant_shard(tenant_id))

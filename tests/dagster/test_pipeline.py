@@ -26,7 +26,7 @@ from recordings_dagster.execution import (
     run_request_job,
 )
 from recordings_dagster.jobs import tenant_archives_job_name
-from recordings_dagster.partitions import tenant_partitions_name_of
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.schedules import nightly_run_requests
 from recordings_instance.archives import archive_asset_key
 from tests.support import DAY
@@ -251,7 +251,9 @@ def test_a_backfill_shaped_range_across_tenants_and_hours(
     source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
     for tenant in ("acme", "globex"):
         _seed(engine, s3_client, source, tmp_path, day, tenant)
-    instance.add_dynamic_partitions(tenant_partitions_name_of("acme"), ["acme", "globex"])
+    instance.add_dynamic_partitions(
+        tenant_partitions_name(tenant_shard("acme")), ["acme", "globex"]
+    )
     hours = day_hours(day)
     tags = {
         "dagster/asset_partition_range_start": archive_partition_key("acme", hours[2]),
@@ -334,6 +336,6 @@ def test_one_materialize_day_archives_tenants_of_two_shards_each_on_its_shards_j
             archive_asset_key(outcome.tenant_id), dg.DagsterEventType.ASSET_MATERIALIZATION, keys
         )
         assert set(latest) == keys
-        assert instance.get_dynamic_partitions(tenant_partitions_name_of(outcome.tenant_id)) == [
-            outcome.tenant_id
-        ]
+        assert instance.get_dynamic_partitions(
+            tenant_partitions_name(tenant_shard(outcome.tenant_id))
+        ) == [outcome.tenant_id]

@@ -15,7 +15,7 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.engine import session_scope
 from recordings.db.models import Tenant, TenantRecordingSettings
 from recordings.keys import SHARD_COUNT, tenant_shard
-from recordings_dagster.partitions import tenant_partitions_name, tenant_partitions_name_of
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 from recordings_dagster.schedules import NIGHTLY_ARCHIVES_SCHEDULES
 from recordings_dagster.sensors import tenant_partitions_sensor
@@ -23,7 +23,7 @@ from tests.support import tenants_of_shard
 
 TICK = datetime(2025, 12, 13, 0, 30, tzinfo=UTC)
 ACME_SHARD = tenant_shard("acme")
-ACME_TENANTS = tenant_partitions_name_of("acme")  # globex's too
+ACME_TENANTS = tenant_partitions_name(ACME_SHARD)  # globex's too
 
 
 @pytest.fixture
@@ -251,7 +251,9 @@ def _sensor_result(instance: dg.DagsterInstance, database_url: str) -> object:
 def test_sensor_adds_enabled_tenants_and_removes_deleted_ones(
     instance: dg.DagsterInstance, database_url: str, tenants: None, engine: sa.Engine
 ) -> None:
-    instance.add_dynamic_partitions(tenant_partitions_name_of("deleted-tenant"), ["deleted-tenant"])
+    instance.add_dynamic_partitions(
+        tenant_partitions_name(tenant_shard("deleted-tenant")), ["deleted-tenant"]
+    )
     result = _sensor_result(instance, database_url)
     assert isinstance(result, dg.SensorResult)
     requests = result.dynamic_partitions_requests or []
@@ -271,7 +273,9 @@ def test_sensor_adds_enabled_tenants_and_removes_deleted_ones(
     assert deleted == ["deleted-tenant"]
 
     instance.add_dynamic_partitions(ACME_TENANTS, ["acme", "globex"])
-    instance.delete_dynamic_partition(tenant_partitions_name_of("deleted-tenant"), "deleted-tenant")
+    instance.delete_dynamic_partition(
+        tenant_partitions_name(tenant_shard("deleted-tenant")), "deleted-tenant"
+    )
     assert isinstance(_sensor_result(instance, database_url), dg.SkipReason)
 
     # Disabling keeps the partition (its history stays visible); deleting the tenant removes it.
@@ -304,5 +308,5 @@ def test_sensor_puts_each_tenant_in_its_own_shards_partitions_only(
     }
     assert added == {
         ACME_TENANTS: ["acme", "globex"],
-        tenant_partitions_name_of("initech"): ["initech"],
+        tenant_partitions_name(tenant_shard("initech")): ["initech"],
     }

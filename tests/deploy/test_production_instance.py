@@ -34,9 +34,10 @@ from dagster._grpc.client import DagsterGrpcClient
 from dagster._utils import find_free_port
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from recordings.keys import tenant_shard
 from recordings_dagster.definitions import defs
 from recordings_dagster.jobs import tenant_archives_job_name
-from recordings_dagster.partitions import tenant_partitions_name_of
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.schedules import tenant_day_run_request
 from tests.deploy.artefacts import (
     DEPLOY,
@@ -151,7 +152,7 @@ def test_the_production_instance_stores_in_postgresql(instance: dg.DagsterInstan
     assert stored.status == DagsterRunStatus.SUCCESS
     assert instance.get_records_for_run(result.run_id).records  # the event log
 
-    partitions = tenant_partitions_name_of("acme")  # globex's too
+    partitions = tenant_partitions_name(tenant_shard("acme"))  # globex's too
     instance.add_dynamic_partitions(partitions, ["acme", "globex"])
     assert set(instance.get_dynamic_partitions(partitions)) >= {"acme", "globex"}
 
