@@ -230,8 +230,7 @@ def shard_checks(shard: int) -> list[dg.AssetChecksDefinition]:
         asset=asset,
         name="day_complete",
         description="Every enabled tenant has all 24 hourly archives of the day (yesterday) "
-        + of_shard
-        + ".",
+        f"{of_shard}.",
     )
     def day_complete_check(
         context: dg.AssetCheckExecutionContext, database: DatabaseResource
