@@ -13,7 +13,9 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 # under `make test-postgres`; so does Redis (the Celery run engine's broker, docs/DISTRIBUTED.md)
 # for the Celery tests.
 SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql redis-server
-BENCH_PACKAGES := ffmpeg
+# Benchmarks (and their small versions in the tests): ffmpeg is the encoder reference; espeak-ng,
+# flite and sox speak and resample the real-speech calls of bench/speech.py.
+BENCH_PACKAGES := ffmpeg sox espeak-ng flite
 
 .PHONY: install system-deps bench-deps demo test test-postgres test-fast test-resilience lint bench clean-local stop
 
@@ -37,17 +39,23 @@ system-deps:
 	@command -v java >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq default-jre-headless)
 
 bench-deps: system-deps
-	@command -v ffmpeg >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(BENCH_PACKAGES))
+	@missing=""; for p in $(BENCH_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing benchmark packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 install: system-deps $(VENV)/.installed
 
 demo: install
 	$(BIN)/recordings demo
 
-test: install
+test: install bench-deps
 	RECORDINGS_TEST_BACKEND=sqlite $(BIN)/pytest
 
-test-postgres: install
+test-postgres: install bench-deps
 	RECORDINGS_TEST_BACKEND=postgresql $(BIN)/pytest
 
 test-fast: install

@@ -75,16 +75,54 @@ def tier_of_each(names: Sequence[str], rng: random.Random) -> dict[str, Tier]:
     return {name: rng.choices(TIERS, weights)[0] for name in names}
 
 
+@dataclass(frozen=True)
+class TenantDay:
+    """One tenant's drawn day: its tier and its recordings (start, seconds)."""
+
+    tier: Tier
+    recordings: tuple[tuple[datetime, float], ...]
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(seconds for _, seconds in self.recordings)
+
+
+def draw_day(names: Sequence[str], day: date, seed: str = "population") -> dict[str, TenantDay]:
+    """Each tenant's tier and recordings of `day`, drawn (seeded: a size always gets the same
+    population); nothing is written."""
+    rng = random.Random(f"{seed}:{len(names)}:{day.isoformat()}")  # noqa: S311 - bench data
+    tiers = tier_of_each(names, rng)
+    midnight = datetime.combine(day, time(), UTC)
+    days: dict[str, TenantDay] = {}
+    for name in names:
+        tier = tiers[name]
+        recordings = []
+        for _ in range(rng.randint(*tier.recordings)):
+            seconds = rng.uniform(*tier.minutes) * 60
+            started = midnight + timedelta(seconds=rng.uniform(0, 86_400 - seconds))
+            recordings.append((started, seconds))
+        days[name] = TenantDay(tier, tuple(recordings))
+    return days
+
+
+def summarize(days: dict[str, TenantDay]) -> Population:
+    """How many tenants, recordings and hours of audio each tier has in `days`."""
+    tenants: Counter[str] = Counter()
+    recordings: Counter[str] = Counter()
+    hours: dict[str, float] = {}
+    for tenant_day in days.values():
+        name = tenant_day.tier.name
+        tenants[name] += 1
+        recordings[name] += len(tenant_day.recordings)
+        hours[name] = hours.get(name, 0.0) + tenant_day.audio_seconds / 3600
+    return Population(dict(tenants), dict(recordings), hours)
+
+
 def register_population(
     database_url: str, names: Sequence[str], day: date, bucket: str, seed: str = "population"
 ) -> Population:
     """Register every tenant's recordings of `day` (the tenants exist already), in bulk."""
-    rng = random.Random(f"{seed}:{len(names)}:{day.isoformat()}")  # noqa: S311 - bench data
-    tiers = tier_of_each(names, rng)
-    midnight = datetime.combine(day, time(), UTC)
-    tenants: Counter[str] = Counter()
-    recordings: Counter[str] = Counter()
-    hours: dict[str, float] = {}
+    days = draw_day(names, day, seed)
     conversations: list[dict[str, object]] = []
     sessions: list[dict[str, object]] = []
     files: list[dict[str, object]] = []
@@ -102,12 +140,8 @@ def register_population(
         for rows in (conversations, sessions, files):
             rows.clear()
 
-    for name in names:
-        tier = tiers[name]
-        tenants[tier.name] += 1
-        for number in range(rng.randint(*tier.recordings)):
-            seconds = rng.uniform(*tier.minutes) * 60
-            started = midnight + timedelta(seconds=rng.uniform(0, 86_400 - seconds))
+    for name, tenant_day in days.items():
+        for number, (started, seconds) in enumerate(tenant_day.recordings):
             ident = f"{name}-{number:05d}"
             conversations.append(
                 {"id": f"c-{ident}", "tenant_id": name, "started_at": started, "channel": "voice"}
@@ -137,10 +171,8 @@ def register_population(
                     "registered_at": started + timedelta(seconds=seconds),
                 }
             )
-            recordings[tier.name] += 1
-            hours[tier.name] = hours.get(tier.name, 0.0) + seconds / 3600
         if len(files) >= INSERT_BATCH:
             flush()
     flush()
     engine.dispose()
-    return Population(dict(tenants), dict(recordings), hours)
+    return summarize(days)

@@ -9,12 +9,15 @@ Seeding (timed, reported, not the point):
 - `--tenants` tenants in the application database (feature enabled, retention 7 days) and in
   their shards' dynamic partitions (`tenants_07`);
 - in the Dagster event log, for every tenant, 24 materializations for yesterday plus one for
-  hour 00:00 eight days ago (the hour the retention job deletes that day), each with the
-  pipeline's own metadata (`hour_metadata` of `recordings_dagster/metadata.py`, over a template
-  hour of three recordings in two conversations, one hour in six with a failed recording) and
-  the multi-partition tags a run puts on them. `report_runless_asset_event` writes one event per
-  call: one durable commit on each of SQLite's two shards, 20-60 ms an event here (PostgreSQL:
-  25-45 ms, a new connection per statement), so 25,000 events would take 10 to 25 minutes.
+  hour 00:00 eight days ago (the hour the retention job deletes that day); with
+  `--full-window`, the steady state instead: every hour of the eight days before today (192 a
+  tenant, each archived once, so the UI's partition status has every key of the window to
+  show). Each has the pipeline's own metadata (`hour_metadata` of
+  `recordings_dagster/metadata.py`, over a template hour of three recordings in two
+  conversations, one hour in six with a failed recording) and the multi-partition tags a run
+  puts on them. `report_runless_asset_event` writes one event per call: one durable commit on
+  each of SQLite's two shards, 20-60 ms an event here (PostgreSQL: 25-45 ms, a new connection
+  per statement), so 25,000 events would take 10 to 25 minutes.
   Tenant 0's events go through it (the per-event figure is reported); the others are written
   in batches of the same `EventLogEntry` records: on PostgreSQL with the storage's own
   `store_event_batch`, on SQLite (whose storage has no batch path) with the statements
@@ -65,7 +68,7 @@ step fails.
 Run::
 
     .venv/bin/python bench/scale.py [--tenants 1000] [--backend sqlite|postgresql|both]
-                                    [--sizes 100,1000] [--seconds 5]
+                                    [--sizes 100,1000] [--seconds 5] [--full-window]
 
 Markdown tables go to stdout, progress to stderr.
 """
@@ -556,13 +559,20 @@ def measure_sensors(
     return figures
 
 
-def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
-    figures: dict[str, Any] = {"backend": backend, "tenants": tenants}
+def measure(backend: str, tenants: int, seconds: float, full_window: bool) -> dict[str, Any]:
+    figures: dict[str, Any] = {"backend": backend, "tenants": tenants, "full": full_window}
     now = datetime.now(UTC)
     today = now.date()
     yesterday = today - timedelta(days=1)
     expired_hour = day_hours(today - timedelta(days=EXPIRED_DAYS_AGO))[0]
+    kept_hour = day_hours(yesterday)[0]  # the archive retention keeps, one per tenant
     hours = [*day_hours(yesterday), expired_hour]
+    if full_window:  # steady state: every hour of the window's days has been archived
+        hours = [
+            hour
+            for days_ago in range(EXPIRED_DAYS_AGO, 0, -1)
+            for hour in day_hours(today - timedelta(days=days_ago))
+        ]
     names = [tenant_name(index) for index in range(tenants)]
     with (
         tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch,
@@ -601,7 +611,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         figures["seed_materializations_s"] = time.perf_counter() - started
         progress(f"[{backend} {tenants}] seeding {2 * tenants:,} archive objects")
         started = time.perf_counter()
-        figures["objects"] = seed_objects(client, names, [hours[0], expired_hour])
+        figures["objects"] = seed_objects(client, names, [kept_hour, expired_hour])
         figures["seed_objects_s"] = time.perf_counter() - started
 
         if backend == "postgresql":
@@ -744,7 +754,7 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
         figures["retention_kept"] = len(left)
         assert deleted == tenants, deleted
         assert sorted(str(item.object_name) for item in left) == sorted(
-            archive_key(name, hours[0]) for name in names
+            archive_key(name, kept_hour) for name in names
         )
         progress(f"[{backend} {tenants}] the retention job again, nothing to delete")
         figures["retention_again_s"] = seconds_of(retention)
@@ -755,11 +765,11 @@ def measure(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
 # --- the parent: one child per backend and size, then the tables -------------------------------
 
 
-def run_child(backend: str, tenants: int, seconds: float) -> dict[str, Any]:
+def run_child(backend: str, tenants: int, seconds: float, full_window: bool) -> dict[str, Any]:
     started = time.perf_counter()
     command = [sys.executable, __file__, "--only", backend, "--tenants", str(tenants)]
     child = subprocess.run(
-        [*command, "--seconds", str(seconds)],
+        [*command, "--seconds", str(seconds), *(["--full-window"] if full_window else [])],
         check=False,
         stdout=subprocess.PIPE,
         text=True,
@@ -920,6 +930,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=5.0, help="links endpoint load time")
+    parser.add_argument(
+        "--full-window",
+        action="store_true",
+        help="seed every hour of the 8-day window (the steady state: 192 materializations a "
+        "tenant) instead of yesterday's 24 and the expired hour",
+    )
     parser.add_argument("--only", choices=("sqlite", "postgresql"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -927,12 +943,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.only:  # a child: one backend, one size; figures as JSON on the last stdout line
-        print(json.dumps(measure(args.only, args.tenants, args.seconds)))
+        print(json.dumps(measure(args.only, args.tenants, args.seconds, args.full_window)))
         return
     sizes = [int(size) for size in args.sizes.split(",")] if args.sizes else [args.tenants]
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     started = time.perf_counter()
-    results = [run_child(b, n, args.seconds) for n in sizes for b in backends]
+    results = [run_child(b, n, args.seconds, args.full_window) for n in sizes for b in backends]
     print(
         f"Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"Dagster {dg.__version__}; {datetime.now(UTC):%Y-%m-%d}."

@@ -304,8 +304,8 @@ def helm_values() -> dict[str, Any]:
 
 
 # Keys of the chart's values schema (dagster-io/dagster, helm/dagster/schema: values.py and
-# subschema daemon.py, run_launcher.py, postgresql.py, user_deployments.py) and the run
-# monitoring keys its instance template reads; the values file may use nothing else.
+# subschema daemon.py, webserver.py, run_launcher.py, postgresql.py, user_deployments.py) and
+# the run monitoring keys its instance template reads; the values file may use nothing else.
 CHART_TOP_LEVEL = {
     "dagsterWebserver", "dagster-user-deployments", "postgresql",
     "generatePostgresqlPasswordSecret", "generateCeleryConfigSecret", "rabbitmq", "redis",
@@ -331,6 +331,16 @@ CHART_RUN_MONITORING = {
     "pollIntervalSeconds", "freeSlotsAfterRunEndSeconds",
 }  # fmt: skip
 CHART_RUN_RETRIES = {"enabled", "maxRetries", "retryOnAssetOrOpFailure"}
+# daemon.py's Schedules; the instance template writes them as `schedules:` use_threads,
+# num_workers, num_submit_workers.
+CHART_SCHEDULES = {"useThreads", "numWorkers", "numSubmitWorkers"}
+CHART_WEBSERVER = {
+    "replicaCount", "image", "nameOverride", "pathPrefix", "service", "workspace", "env",
+    "envConfigMaps", "envSecrets", "deploymentLabels", "labels", "nodeSelector", "affinity",
+    "tolerations", "podSecurityContext", "securityContext", "resources", "readinessProbe",
+    "livenessProbe", "startupProbe", "annotations", "enableReadOnly", "dbStatementTimeout",
+    "dbPoolRecycle", "logLevel", "schedulerName", "volumeMounts", "volumes",
+}  # fmt: skip
 CHART_K8S_RUN_LAUNCHER = {
     "image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile",
     "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels",
@@ -365,6 +375,8 @@ def test_the_helm_values_use_only_the_charts_keys() -> None:
     )
     assert set(daemon["runMonitoring"]) <= CHART_RUN_MONITORING
     assert set(daemon["runRetries"]) <= CHART_RUN_RETRIES
+    assert set(daemon["schedules"]) <= CHART_SCHEDULES
+    assert set(values["dagsterWebserver"]) <= CHART_WEBSERVER
     assert set(values["runLauncher"]["config"]["k8sRunLauncher"]) <= CHART_K8S_RUN_LAUNCHER
     assert set(values["postgresql"]) <= CHART_POSTGRESQL
     assert set(the_user_deployment()) <= CHART_USER_DEPLOYMENT
@@ -396,6 +408,14 @@ def test_the_helm_values_carry_the_production_instance_settings() -> None:
     assert retries == expected
     assert prod["run_retries"] == root
 
+    # Threaded schedule submission, as production's instance: the tick at 10,000 tenants.
+    schedules = daemon["schedules"]
+    assert {
+        "use_threads": schedules["useThreads"],
+        "num_workers": schedules["numWorkers"],
+        "num_submit_workers": schedules["numSubmitWorkers"],
+    } == prod["schedules"]
+
     monitoring = daemon["runMonitoring"]
     assert monitoring["enabled"] is True
     assert monitoring["maxResumeRunAttempts"] > 0  # K8sRunLauncher can resume a lost pod
@@ -403,6 +423,33 @@ def test_the_helm_values_carry_the_production_instance_settings() -> None:
 
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["telemetry"] == {"enabled": False} == prod["telemetry"]
+
+
+def _env_list(env: list[dict[str, Any]] | dict[str, str] | None) -> dict[str, Any]:
+    """A chart `env` (a list of EnvVars, or a dict of name to value) by name."""
+    if isinstance(env, dict):
+        return {name: {"name": name, "value": value} for name, value in env.items()}
+    return {entry["name"]: entry for entry in env or []}
+
+
+def test_every_process_that_creates_runs_plans_them_in_one_event_on_kubernetes() -> None:
+    """INSTANCE_ENVIRONMENT in the daemon (the tick, retries, backfills), the webserver (the UI's
+    launches), the code location and every run pod. The daemon and the webserver run Dagster's
+    own image, so only these values can give it to them."""
+    values = helm_values()
+    processes = {
+        "dagsterDaemon": values["dagsterDaemon"].get("env"),
+        "dagsterWebserver": values["dagsterWebserver"].get("env"),
+        "the code location": the_user_deployment().get("env"),
+    }
+    run_pods = dict(
+        item.split("=", 1)
+        for item in values["runLauncher"]["config"]["k8sRunLauncher"].get("envVars", [])
+    )
+    for name, value in INSTANCE_ENVIRONMENT.items():
+        for process, env in processes.items():
+            assert _env_list(env).get(name) == {"name": name, "value": value}, (process, name)
+        assert run_pods.get(name) == value, ("run pods (k8sRunLauncher.envVars)", name)
 
 
 def test_the_code_location_on_kubernetes_matches_compose_and_the_code() -> None:
@@ -424,6 +471,9 @@ def test_the_code_location_on_kubernetes_matches_compose_and_the_code() -> None:
     )
     needed = {v for v in production_variables(CODE) if v.startswith("RECORDINGS_")}
     assert needed <= set(available), sorted(needed - set(available))
+    # The nightly packing, read by the code location when it loads (the schedule packs by it).
+    packing = {"RECORDINGS_MAX_TENANTS_PER_RUN", "RECORDINGS_MAX_AUDIO_SECONDS_PER_RUN"}
+    assert packing <= set(available) and packing <= needed
     for name, source in available.items():
         if "valueFrom" in source:
             reference = source["valueFrom"]["secretKeyRef"]
