@@ -68,7 +68,7 @@ from recordings_api.archives.services import day_statuses
 from recordings_cli.local_api import LocalApiServer, free_port
 from recordings_cli.synth import FORMATS, write_conversation
 from recordings_dagster.execution import materialize_day
-from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
+from recordings_instance.archives import EvidenceCache, archive_asset_key
 
 TENANT = "bench-tenant"
 SOURCE_BUCKET = "bench-sources"
@@ -269,7 +269,7 @@ def pad_event_log(instance: dg.DagsterInstance, tenants: int, days: int, today: 
             for hour in day_hours(today - timedelta(days=back)):
                 instance.report_runless_asset_event(
                     dg.AssetMaterialization(
-                        ARCHIVE_ASSET_KEY,
+                        archive_asset_key(tenant),
                         partition=archive_partition_key(tenant, hour),
                         metadata={
                             "object_key": archive_key(tenant, hour),

@@ -107,7 +107,7 @@ from recordings.db.models import ArchiveHourLease
 from recordings.keys import archive_partition_key, day_hours
 from recordings.leases import DEFAULT_LEASE_SECONDS
 from recordings_dagster.definitions import defs
-from recordings_dagster.jobs import hourly_archives_job
+from recordings_dagster.jobs import HOURLY_ARCHIVES_JOB_NAMES, HOURLY_ARCHIVES_JOBS
 from recordings_dagster.schedules import previous_utc_day
 from tests.redis_server import temporary_redis
 
@@ -145,8 +145,8 @@ def worker_pool() -> str:
     """Celery's prefork pool when the archive job runs in process, else the solo pool: a prefork
     pool process is a daemon process, which Python forbids to start the multiprocess executor's
     step processes ("daemonic processes are not allowed to have children")."""
-    executor = defs.resolve_job_def(hourly_archives_job.name).executor_def
-    return "prefork" if executor.name == dg.in_process_executor.name else "solo"
+    executors = {defs.resolve_job_def(job.name).executor_def.name for job in HOURLY_ARCHIVES_JOBS}
+    return "prefork" if executors == {dg.in_process_executor.name} else "solo"
 
 
 # --- the workers -------------------------------------------------------------------------------
@@ -307,13 +307,8 @@ class RunLister:
         self.day = day
 
     def __call__(self) -> list[dg.DagsterRun]:
-        return list(
-            self.instance.get_runs(
-                dg.RunsFilter(
-                    job_name=hourly_archives_job.name, tags={"recordings/utc_day": self.day}
-                )
-            )
-        )
+        runs = self.instance.get_runs(dg.RunsFilter(tags={"recordings/utc_day": self.day}))
+        return [run for run in runs if run.job_name in HOURLY_ARCHIVES_JOB_NAMES]
 
 
 # --- measuring ---------------------------------------------------------------------------------

@@ -16,15 +16,16 @@ What runs, all real and local:
 
 Seeding: `--tenants` tenants enabled (7-day retention) with `--recordings` short real
 recordings each (`--seconds` long, synthesized speech in the demo's formats, spread over the
-day's hours) uploaded and registered for the night's UTC day, and every tenant already in the
-"tenants" dynamic partitions (the partitions sensor adds them as tenants are enabled, long
+day's hours) uploaded and registered for the night's UTC day, and every tenant already in its
+shard's dynamic partitions (the partitions sensor adds them as tenants are enabled, long
 before their first night).
 
 How the night is submitted: by the daemon's own scheduler. Before the daemon starts, the
-state of `nightly_archives_schedule` is stored as the daemon itself stores it for a schedule
-that is on by default (`DECLARED_IN_CODE`), with its start time set one minute before the
-latest 00:30 UTC tick. The daemon's first scheduler iteration then evaluates exactly that tick,
-late, as it would after a daemon restart: the schedule function runs in the code server with
+state of each shard's nightly schedule (`nightly_archives_shard_07`) is stored as the daemon
+itself stores it for a schedule that is on by default (`DECLARED_IN_CODE`), with its start time
+set one minute before the latest 00:30 UTC tick. The daemon's first scheduler iteration then
+evaluates exactly that tick of each, late, as it would after a daemon restart: the schedule
+function runs in the code server with
 that tick's `scheduled_execution_time`, and its run requests (the tenant-days packed into
 runs, recordings/packing.py: a pack's run key `{day}|{first}..{last}`, a tenant alone
 `{day}|{tenant}` with the tenant tag) go through the daemon's submission into the queue. This is
@@ -111,6 +112,7 @@ from stack import (  # bench/stack.py
     SourceRecordings,
     local_stack,
     progress,
+    register_tenant_partitions,
     stop_process_group,
 )
 
@@ -118,22 +120,27 @@ import recordings
 from recordings.archive.verify import verify_archive
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
+from recordings.keys import (
+    SHARD_COUNT,
+    archive_partition_key,
+    day_hours,
+    parse_archive_partition_key,
+)
 from recordings_cli.local_api import free_port
-from recordings_dagster.jobs import MAX_RETRIES, hourly_archives_job
-from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.jobs import HOURLY_ARCHIVES_JOB_NAMES, MAX_RETRIES
 from recordings_dagster.schedules import (
+    NIGHTLY_ARCHIVES_SCHEDULES,
     NIGHTLY_CRON,
     TenantOrder,
     previous_utc_day,
     tenants_covered,
 )
-from recordings_instance.archives import ARCHIVE_ASSET_KEY, latest_archive_records
+from recordings_instance.archives import latest_archive_records, shard_asset_key
 
 SOURCE_BUCKET = "night-sources"
 ARCHIVE_BUCKET = "night-archives"
 LOCATION = "recordings"
-NIGHTLY = "nightly_archives_schedule"
+NIGHTLY = frozenset(schedule.name for schedule in NIGHTLY_ARCHIVES_SCHEDULES)
 TENANT_TAG = "recordings/tenant"
 DAY_TAG = "recordings/utc_day"
 TENANT_LIMIT = 1  # deploy/dagster.prod.yaml: one run per tenant
@@ -258,19 +265,19 @@ def wait_for_code_server(server: Process, port: int, timeout: float = 180) -> No
 
 def store_schedule_states(
     instance: dg.DagsterInstance, workspace: Path, tick: datetime, *, sensors_on: bool = True
-) -> tuple[str, str]:
-    """The nightly schedule on since a minute before `tick`, the other schedules stopped, and the
-    sensors left as declared (on, as in production) or stopped; returns the nightly schedule's
-    origin and selector ids (the keys of its ticks)."""
+) -> list[tuple[str, str]]:
+    """The nightly schedules (one per shard) on since a minute before `tick`, the other
+    schedules stopped, and the sensors left as declared (on, as in production) or stopped;
+    returns each nightly schedule's origin and selector ids (the keys of its ticks)."""
     target = WorkspaceFileTarget(paths=[str(workspace)])
     with WorkspaceProcessContext(instance, target) as context:
         location = context.create_request_context().get_code_location(LOCATION)
         (repository,) = location.get_repositories().values()
-        ids: tuple[str, str] | None = None
+        ids: list[tuple[str, str]] = []
         for schedule in repository.get_schedules():
-            nightly = schedule.name == NIGHTLY
+            nightly = schedule.name in NIGHTLY
             if nightly:
-                ids = (schedule.get_remote_origin_id(), schedule.selector_id)
+                ids.append((schedule.get_remote_origin_id(), schedule.selector_id))
             instance.add_instigator_state(
                 InstigatorState(
                     schedule.get_remote_origin(),
@@ -292,7 +299,7 @@ def store_schedule_states(
                     ),
                 )
             )
-    assert ids is not None, f"no {NIGHTLY} in the code location"
+    assert len(ids) == len(NIGHTLY), f"not every nightly schedule is in the code location: {ids}"
     return ids
 
 
@@ -339,7 +346,7 @@ def open_instance(
     stack: contextlib.ExitStack, local: LocalStack, max_concurrent: int, names: Sequence[str]
 ) -> dg.DagsterInstance:
     """The night's instance (closed with `stack`), checked to hold production's queue limits and
-    run retries, with every tenant already in the "tenants" partitions."""
+    run retries, with every tenant already in its shard's partitions."""
     os.environ["DAGSTER_MAX_CONCURRENT_RUNS"] = str(max_concurrent)
     instance = stack.enter_context(dg.DagsterInstance.from_config(str(local.home)))
     queue = instance.get_concurrency_config().run_queue_config
@@ -348,7 +355,7 @@ def open_instance(
         {"key": TENANT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": TENANT_LIMIT}
     ], queue.tag_concurrency_limits
     assert instance.run_retries_enabled and instance.run_retries_max_retries == MAX_RETRIES
-    instance.add_dynamic_partitions(tenant_partitions.name or "tenants", names)
+    register_tenant_partitions(instance, names)
     return instance
 
 
@@ -432,9 +439,9 @@ class Samples:
 
 
 def night_runs(instance: dg.DagsterInstance, day: date) -> list[dg.DagsterRun]:
-    return list(
-        instance.get_runs(RunsFilter(job_name=hourly_archives_job.name, tags={DAY_TAG: str(day)}))
-    )
+    """The archive runs of `day`, of every shard's job."""
+    runs = instance.get_runs(RunsFilter(tags={DAY_TAG: str(day)}))
+    return [run for run in runs if run.job_name in HOURLY_ARCHIVES_JOB_NAMES]
 
 
 def sample(instance: dg.DagsterInstance, samples: Samples) -> None:
@@ -651,15 +658,16 @@ def archive_figures(
     instance: dg.DagsterInstance, client: Minio, keys: Sequence[str], scratch: Path
 ) -> ArchiveFigures:
     counts: Counter[str] = Counter()
-    cursor = None
-    while True:
-        result = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY), limit=1000, cursor=cursor
-        )
-        counts.update(record.partition_key for record in result.records if record.partition_key)
-        if not result.has_more:
-            break
-        cursor = result.cursor
+    for shard in range(SHARD_COUNT):
+        cursor = None
+        while True:
+            result = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=shard_asset_key(shard)), limit=1000, cursor=cursor
+            )
+            counts.update(record.partition_key for record in result.records if record.partition_key)
+            if not result.has_more:
+                break
+            cursor = result.cursor
     latest = latest_archive_records(instance, keys)
     problems: list[str] = []
     verified = recordings_archived = failed = archive_bytes = 0

@@ -1,10 +1,11 @@
 """Partition space and schedule tick cost with 1,000 tenants.
 
 Dagster advises at most ~100,000 partitions per asset. The tenant x hour space is bounded by a
-sliding 8-day window (retention plus yesterday); this script reports how many keys that is for
-1,000 tenants, what listing them costs, and how long the nightly schedule's tick takes to build
-its 1,000 ranged run requests, against the reference of the same tick for 10 tenants — all on
-one temporary Dagster instance and SQLite database, in one run.
+sliding 8-day window (retention plus yesterday) and split over the shards' assets; this script
+reports how many keys that is for 1,000 tenants (all shards together), what listing them costs,
+and how long the nightly tick (every shard's schedule) takes to build its ranged run requests,
+against the reference of the same tick for 10 tenants — all on one temporary Dagster instance
+and SQLite database, in one run.
 
     .venv/bin/python bench/partitions.py [--tenants 1000]
 """
@@ -25,9 +26,10 @@ import dagster as dg
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
-from recordings_dagster.partitions import hour_partitions
-from recordings_dagster.resources import DatabaseResource
-from recordings_dagster.schedules import nightly_archives_schedule
+from recordings.keys import SHARD_COUNT
+from recordings_dagster.partitions import hour_partitions, tenant_partitions_name
+from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_dagster.schedules import NIGHTLY_ARCHIVES_SCHEDULES
 
 
 def _median_seconds(action: Callable[[], object], repeat: int = 3) -> float:
@@ -40,29 +42,40 @@ def _median_seconds(action: Callable[[], object], repeat: int = 3) -> float:
 
 
 def _list_keys_cold(instance: dg.DagsterInstance, now: datetime) -> int:
-    """List every key once, cold: Dagster caches the keys of equal definitions in-process."""
-    fresh = dg.MultiPartitionsDefinition(
-        {
-            "tenant": dg.DynamicPartitionsDefinition(name="tenants"),
-            "hour": dg.HourlyPartitionsDefinition(
-                start_date=hour_partitions.start.strftime("%Y-%m-%d-%H:%M"),
-                timezone="UTC",
-                fmt="%Y-%m-%d-%H:%M",
-            ),
-        }
-    )
-    keys = fresh.get_partition_keys(current_time=now, dynamic_partitions_store=instance)
-    return len(keys)
+    """List every shard's keys once, cold: Dagster caches the keys of equal definitions
+    in-process."""
+    count = 0
+    for shard in range(SHARD_COUNT):
+        fresh = dg.MultiPartitionsDefinition(
+            {
+                "tenant": dg.DynamicPartitionsDefinition(name=tenant_partitions_name(shard)),
+                "hour": dg.HourlyPartitionsDefinition(
+                    start_date=hour_partitions.start.strftime("%Y-%m-%d-%H:%M"),
+                    timezone="UTC",
+                    fmt="%Y-%m-%d-%H:%M",
+                ),
+            }
+        )
+        keys = fresh.get_partition_keys(current_time=now, dynamic_partitions_store=instance)
+        count += len(keys)
+    return count
 
 
 def _tick(instance: dg.DagsterInstance, url: str, now: datetime) -> int:
-    with dg.build_schedule_context(
-        instance=instance,
-        scheduled_execution_time=now,
-        resources={"database": DatabaseResource(url=url)},
-    ) as context:
-        result = nightly_archives_schedule(context)
-    return len(result) if isinstance(result, list) else 0
+    """Every shard's nightly schedule evaluated for `now`; the runs they request."""
+    runs = 0
+    for schedule in NIGHTLY_ARCHIVES_SCHEDULES:
+        with dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=now,
+            resources={
+                "database": DatabaseResource(url=url),
+                "archive_build": ArchiveBuildResource(),
+            },
+        ) as context:
+            result = schedule(context)
+        runs += len(result) if isinstance(result, list) else 0
+    return runs
 
 
 def _setup(root: Path, tenants: int) -> str:

@@ -86,7 +86,7 @@ from stack import (  # bench/stack.py
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import ArchiveDeletion
 from recordings.keys import archive_key, day_hours
-from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from recordings_instance.archives import archive_asset_key
 
 RETENTION_DAYS = 7
 EXPIRED_DAYS_AGO = RETENTION_DAYS + 1  # today - D = 8 > 7: deleted today
@@ -146,7 +146,7 @@ def seed_materializations(
 def _probe_observation(index: int) -> dg.AssetObservation:
     hour = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=index)
     return dg.AssetObservation(
-        asset_key=ARCHIVE_ASSET_KEY,
+        asset_key=archive_asset_key("events-probe"),
         partition=f"{hour:%Y-%m-%d-%H}:00|events-probe",
         description="expired: deleted by retention",
         metadata={
@@ -210,7 +210,9 @@ def measure_events() -> dict[str, Any]:
         )
         figures["runless"] = (wall / PROBE_EVENTS, cpu / PROBE_EVENTS)
         try:
-            instance.wipe_asset_partitions(ARCHIVE_ASSET_KEY, ["2026-01-01-00:00|events-probe"])
+            instance.wipe_asset_partitions(
+                archive_asset_key("events-probe"), ["2026-01-01-00:00|events-probe"]
+            )
             figures["wipe_asset_partitions"] = "available"
         except NotImplementedError as exc:
             figures["wipe_asset_partitions"] = f"NotImplementedError: {exc}"

@@ -7,7 +7,7 @@ one throwaway server from `tests/postgres.py`) and each tenant count, in a fresh
 Seeding (timed, reported, not the point):
 
 - `--tenants` tenants in the application database (feature enabled, retention 7 days) and in
-  the "tenants" dynamic partitions;
+  their shards' dynamic partitions (`tenants_07`);
 - in the Dagster event log, for every tenant, 24 materializations for yesterday plus one for
   hour 00:00 eight days ago (the hour the retention job deletes that day); with
   `--full-window`, the steady state instead: every hour of the eight days before today (192 a
@@ -28,20 +28,23 @@ Seeding (timed, reported, not the point):
 
 Measured, in this order:
 
-1. The partitions of the asset: how many (`archive_partitions.get_partition_keys` with the
-   instance as dynamic-partitions store) and how long listing them takes: first call in the
-   process (cold) and the median of the next 3.
-2. The nightly schedule's tick: `nightly_archives_schedule` evaluated with
-   `build_schedule_context` at today 00:30 UTC, its run requests counted; first evaluation and
-   the median of the next 3.
+1. The partitions of the largest shard's asset (the archive is one asset per shard of tenants,
+   `recordings.keys.tenant_shard`; the UI shows one asset at a time): how many
+   (`shard_partitions(shard).get_partition_keys` with the instance as dynamic-partitions store)
+   and how long listing them takes: first call in the process (cold) and the median of the
+   next 3.
+2. The nightly tick: every shard's nightly schedule (`nightly_archives_shard_07`) evaluated
+   with `build_schedule_context` at today 00:30 UTC, one after the other, their run requests
+   counted; first evaluation and the median of the next 3.
 3. The Dagster webserver (`dagster-webserver -w workspace.yaml`, its own process): the time
    from start until the code location is loaded, then the UI's partition-status query of the
-   asset page's Partitions tab (`PartitionHealthQuery`, the text copied from the webserver's
-   bundle: partition keys by dimension and `assetPartitionStatuses`): the first answer (cold:
-   the asset status cache is built) and the median of 3 more, and the `partitionStats` field the
-   asset pages ask for (materialized, partitions, failed, materializing), median of 3. The
-   answers are checked: 25 x N materialized (yesterday's 24 hours plus the expired hour, both
-   inside the 8-day window), as many partitions as item 1 listed, none failed or in progress.
+   largest shard's asset page's Partitions tab (`PartitionHealthQuery`, the text copied from
+   the webserver's bundle: partition keys by dimension and `assetPartitionStatuses`): the first
+   answer (cold: the asset status cache is built) and the median of 3 more, and the
+   `partitionStats` field the asset pages ask for (materialized, partitions, failed,
+   materializing), median of 3. The answers are checked: 25 x the shard's tenants materialized
+   (yesterday's 24 hours plus the expired hour, both inside the 8-day window), as many
+   partitions as item 1 listed, none failed or in progress.
 4. The links endpoint (`GET /api/v1/daily-conversation-audio-recordings?utcDay=yesterday`)
    for one tenant, one uvicorn process, one keep-alive client (`load` of bench/api.py), p50 and
    p99 over `--seconds` after 1 s of warm-up; and the Dagster lookup alone in this process
@@ -109,6 +112,7 @@ from stack import (  # bench/stack.py
     enable_tenants,
     local_stack,
     progress,
+    register_tenant_partitions,
     stop_process_group,
     tenant_headers,
 )
@@ -118,15 +122,22 @@ from recordings.audio.convert import ConversionResult, SourceAudio
 from recordings.catalog import SourceRecording
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.models import ArchiveDeletion, AudioFile
-from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
+from recordings.keys import (
+    SHARD_COUNT,
+    archive_key,
+    archive_partition_key,
+    day_hours,
+    hour_partition_key,
+    tenants_by_shard,
+)
 from recordings_api.archives.services import day_statuses
 from recordings_cli.local_api import APP_FACTORY, LocalApiServer, free_port
 from recordings_dagster.metadata import hour_metadata
-from recordings_dagster.partitions import archive_partitions, tenant_partitions
+from recordings_dagster.partitions import shard_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
-from recordings_dagster.schedules import nightly_archives_schedule
+from recordings_dagster.schedules import NIGHTLY_ARCHIVES_SCHEDULES
 from recordings_dagster.sensors import late_recordings_sensor, tenant_partitions_sensor
-from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache
+from recordings_instance.archives import EvidenceCache, archive_asset_key, shard_asset_key
 
 ARCHIVE_BUCKET = "scale-archives"
 SOURCE_BUCKET = "scale-sources"
@@ -137,7 +148,6 @@ EXPIRED_DAYS_AGO = RETENTION_DAYS + 1  # today - D = 8 > 7: deleted today
 # The smallest valid ZIP: an end-of-central-directory record and nothing else.
 TINY_ARCHIVE = b"PK\x05\x06" + bytes(18)
 TINY_SHA256 = hashlib.sha256(TINY_ARCHIVE).hexdigest()
-ASSET_KEY_INPUT = {"path": ARCHIVE_ASSET_KEY.path}
 
 # The Partitions tab of an asset page, as the webserver's UI bundle sends it
 # (dagster_webserver/webapp/build/_next/static/chunks/*.js, Dagster 1.13).
@@ -283,7 +293,7 @@ def materialization(tenant: str, hour: datetime, generated_at: datetime) -> dg.A
         failed=(_failed_recording(hour),) if hour.hour % 6 == 3 else (),
     )
     return dg.AssetMaterialization(
-        ARCHIVE_ASSET_KEY,
+        archive_asset_key(tenant),
         partition=archive_partition_key(tenant, hour),
         metadata=hour_metadata(archive, ARCHIVE_BUCKET),
         tags={
@@ -339,25 +349,28 @@ def seed_materializations(
     instance: dg.DagsterInstance, names: Sequence[str], hours: Sequence[datetime]
 ) -> tuple[int, float]:
     """The first tenant's hours through the public call (returns its seconds per event), the
-    others in batches; returns (events, seconds per event of the public call)."""
+    others in batches, each of one shard's asset (a batch updates the asset row of its last
+    event's asset only, as the storages' own batch writes do); returns (events, seconds per
+    event of the public call)."""
     generated_at = datetime.now(UTC) - timedelta(minutes=5)
     public = [materialization(names[0], hour, generated_at) for hour in hours]
     started = time.perf_counter()
     for event in public:
         instance.report_runless_asset_event(event)
     per_event = (time.perf_counter() - started) / len(public)
-    batch: list[EventLogEntry] = []
     count = len(public)
-    for tenant in names[1:]:
-        for hour in hours:
-            batch.append(_entry(materialization(tenant, hour, generated_at), time.time()))
-            if len(batch) == BATCH:
-                store_batch(instance, batch)
-                count += len(batch)
-                batch = []
-    if batch:
-        store_batch(instance, batch)
-        count += len(batch)
+    for shard_names in tenants_by_shard(names[1:]).values():
+        batch: list[EventLogEntry] = []
+        for tenant in shard_names:
+            for hour in hours:
+                batch.append(_entry(materialization(tenant, hour, generated_at), time.time()))
+                if len(batch) == BATCH:
+                    store_batch(instance, batch)
+                    count += len(batch)
+                    batch = []
+        if batch:
+            store_batch(instance, batch)
+            count += len(batch)
     return count, per_event
 
 
@@ -585,8 +598,11 @@ def measure(backend: str, tenants: int, seconds: float, full_window: bool) -> di
             lambda: enable_tenants(database_url, names, RETENTION_DAYS)
         )
         figures["seed_partitions_s"] = seconds_of(
-            lambda: instance.add_dynamic_partitions(tenant_partitions.name or "tenants", names)
+            lambda: register_tenant_partitions(instance, names)
         )
+        by_shard = tenants_by_shard(names)
+        shard = max(range(SHARD_COUNT), key=lambda s: len(by_shard.get(s, [])))
+        figures["shard"], figures["shard_tenants"] = shard, len(by_shard.get(shard, []))
         progress(f"[{backend} {tenants}] seeding {len(hours) * tenants:,} materializations")
         started = time.perf_counter()
         figures["materializations"], figures["public_event_s"] = seed_materializations(
@@ -603,30 +619,34 @@ def measure(backend: str, tenants: int, seconds: float, full_window: bool) -> di
             # statistics the planner picks worse plans (the links lookup took twice as long).
             analyze(database_url)
             analyze(str(databases.dagster_url))
-        progress(f"[{backend} {tenants}] listing the partitions")
+        progress(f"[{backend} {tenants}] listing the partitions of shard {shard:02d}")
         keys: list[str] = []
 
         def list_keys() -> None:
-            keys[:] = archive_partitions.get_partition_keys(dynamic_partitions_store=instance)
+            keys[:] = shard_partitions(shard).get_partition_keys(dynamic_partitions_store=instance)
 
         figures["list_first_s"], figures["list_next_s"] = first_and_median(list_keys)
         figures["partitions"] = len(keys)
 
-        progress(f"[{backend} {tenants}] evaluating the nightly schedule's tick")
+        progress(f"[{backend} {tenants}] evaluating the nightly schedules' tick")
         requests: list[dg.RunRequest] = []
 
         def tick() -> None:
-            with dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=now.replace(hour=0, minute=30, second=0, microsecond=0),
-                resources={
-                    "database": DatabaseResource(url=database_url),
-                    "archive_build": ArchiveBuildResource(),
-                },
-            ) as context:
-                result = nightly_archives_schedule(context)
-            assert isinstance(result, list), result
-            requests[:] = result
+            requests.clear()
+            for schedule in NIGHTLY_ARCHIVES_SCHEDULES:
+                with dg.build_schedule_context(
+                    instance=instance,
+                    scheduled_execution_time=now.replace(
+                        hour=0, minute=30, second=0, microsecond=0
+                    ),
+                    resources={
+                        "database": DatabaseResource(url=database_url),
+                        "archive_build": ArchiveBuildResource(),
+                    },
+                ) as context:
+                    result = schedule(context)
+                if isinstance(result, list):
+                    requests.extend(result)
 
         figures["tick_first_s"], figures["tick_next_s"] = first_and_median(tick)
         figures["run_requests"] = len(requests)
@@ -641,7 +661,7 @@ def measure(backend: str, tenants: int, seconds: float, full_window: bool) -> di
         webserver.wait_loaded()
         figures["webserver_start_s"] = time.perf_counter() - started
         progress(f"[{backend} {tenants}] partition-status queries")
-        variables = {"assetKey": ASSET_KEY_INPUT}
+        variables = {"assetKey": {"path": shard_asset_key(shard).path}}
         answers: list[dict[str, Any]] = []
 
         def health() -> None:
@@ -659,7 +679,7 @@ def measure(backend: str, tenants: int, seconds: float, full_window: bool) -> di
         numbers = stats[-1]["assetNodeOrError"]["partitionStats"]
         figures["health_answer"] = counted
         figures["partition_stats"] = numbers
-        expected = len(hours) * tenants
+        expected = len(hours) * figures["shard_tenants"]
         assert counted["materialized"] == expected, (counted, expected)
         assert counted["partition_keys"] == len(keys), (counted, len(keys))
         assert numbers == {
@@ -777,7 +797,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     stats = f["partition_stats"]
     return [
         ("seeding: tenants + settings in the database", _s(f["seed_tenants_s"])),
-        ("seeding: dynamic partitions (one call)", _s(f["seed_partitions_s"])),
+        ("seeding: dynamic partitions (one call per shard)", _s(f["seed_partitions_s"])),
         (
             "seeding: materializations (batched; tenant 0 one by one)",
             f"{f['materializations']:,} in {_s(f['seed_materializations_s'])}",
@@ -788,10 +808,13 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
             f"({f['public_event_s'] * f['materializations'] / 60:.0f} min)",
         ),
         ("seeding: archive objects in S3", f"{f['objects']:,} in {_s(f['seed_objects_s'])}"),
-        ("partitions of the asset", f"{f['partitions']:,}"),
+        (
+            "largest shard: tenants (partitions of its asset)",
+            f"{f['shard_tenants']:,} ({f['partitions']:,})",
+        ),
         ("list all partition keys: first call", _s(f["list_first_s"])),
         ("list all partition keys: next (median of 3)", _s(f["list_next_s"])),
-        ("schedule tick: run requests", f"{f['run_requests']:,}"),
+        ("schedule tick (every shard's schedule): run requests", f"{f['run_requests']:,}"),
         ("schedule tick: first evaluation", _s(f["tick_first_s"])),
         ("schedule tick: next (median of 3)", _s(f["tick_next_s"])),
         (

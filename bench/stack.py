@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import dagster as dg
 import sqlalchemy as sa
 from minio import Minio
 from sqlalchemy.orm import Session
@@ -27,12 +28,13 @@ from sqlalchemy.orm import Session
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.db.migrate import upgrade_database
-from recordings.keys import source_key
+from recordings.keys import source_key, tenants_by_shard
 from recordings.storage import S3Connection, ensure_bucket, upload_file
 from recordings.tokens import READ_PERMISSION, mint_development_token
 from recordings_cli.demo_data import SOURCE_MIX
 from recordings_cli.local_s3 import LocalS3Ports, LocalS3Server, new_credentials
 from recordings_cli.synth import FORMATS, write_conversation
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_instance.archives import INSTANCE_ENVIRONMENT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,6 +222,13 @@ def enable_tenants(database_url: str, names: Sequence[str], retention_days: int 
                 session, tenant, changed_by="bench", enabled=True, retention_days=retention_days
             )
     engine.dispose()
+
+
+def register_tenant_partitions(instance: dg.DagsterInstance, names: Sequence[str]) -> None:
+    """Every tenant in its shard's dynamic partitions, in the order given, as the tenant sensor
+    adds them (one call per shard)."""
+    for shard, ids in tenants_by_shard(names).items():
+        instance.add_dynamic_partitions(tenant_partitions_name(shard), ids)
 
 
 def create_postgres_database(admin_url: str, name: str, driver: str) -> str:

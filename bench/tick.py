@@ -5,16 +5,18 @@ application database, DAGSTER_HOME holding deploy/dagster.prod.yaml's queue, ret
 monitoring settings minus its PostgreSQL storage, as bench/night.py builds it), with that many
 tenants enabled in the application database (seeding is not measured):
 
-1. The schedule function's own evaluation, in process: `nightly_archives_schedule` from
-   `defs`, called with `dg.build_schedule_context` and the `database` resource the definitions
-   bind, wall and CPU seconds, on the first night (no tenant in the "tenants" dynamic
-   partitions yet: the schedule registers them all) and on a later night (all registered). The
-   same work is also timed piece by piece: reading the enabled tenants, listing the registered
-   partitions, registering N new ones (on a probe partitions name, so the real ones stay as the
-   first night left them), building the N run requests.
+1. The schedule functions' own evaluation, in process: every shard's nightly schedule
+   (`nightly_archives_shard_07`) from `defs`, one after the other, called with
+   `dg.build_schedule_context` and the `database` resource the definitions bind, wall and CPU
+   seconds, on the first night (no tenant in the shards' dynamic partitions yet: the schedules
+   register them all) and on a later night (all registered). The same work is also timed piece
+   by piece: reading the enabled tenants, listing the registered partitions (every shard's),
+   registering N new ones (on a probe partitions name, so the real ones stay as the first night
+   left them), building the N run requests.
 2. The tick through the real `dagster-daemon` scheduler, as bench/night.py submits its night:
-   the code server on loopback, the nightly schedule's state stored so the daemon's first
-   iteration evaluates exactly one late 00:30 UTC tick (every other schedule and every sensor
+   the code server on loopback, the nightly schedules' states stored so the daemon's first
+   iteration evaluates exactly one late 00:30 UTC tick of each (every other schedule and every
+   sensor
    stopped, so nothing else competes), and `DAGSTER_MAX_CONCURRENT_RUNS=0` so the queue
    launches nothing: only the tick is measured. From the instance's records: the tick's start,
    the first run created, the last run enqueued (its record's last update, the QUEUED status
@@ -54,7 +56,6 @@ from pathlib import Path
 import dagster as dg
 import yaml
 from night import (  # bench/night.py
-    NIGHTLY,
     Process,
     daemon_process,
     instance_yaml,
@@ -72,10 +73,15 @@ from stack import (  # bench/stack.py
 )
 
 from recordings.catalog import enabled_tenant_ids_and_unusable, expected_audio_seconds
+from recordings.keys import SHARD_COUNT
 from recordings_dagster.definitions import defs
-from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.resources import DatabaseResource
-from recordings_dagster.schedules import nightly_run_requests, previous_utc_day
+from recordings_dagster.schedules import (
+    NIGHTLY_ARCHIVES_SCHEDULES,
+    nightly_run_requests,
+    previous_utc_day,
+)
 
 DAY_TAG = "recordings/utc_day"
 TARGET_TENANTS = 10_000
@@ -109,7 +115,8 @@ def tick_instance_yaml(submit_workers: int | None, storage_url: str | None = Non
     if submit_workers:
         config["schedules"] = {
             "use_threads": True,
-            "num_workers": 1,
+            # Production's count of schedules evaluated at once (one per shard is due).
+            "num_workers": config.get("schedules", {}).get("num_workers", 1),
             "num_submit_workers": submit_workers,
         }
     return yaml.safe_dump(config, sort_keys=False)
@@ -119,23 +126,27 @@ def tick_instance_yaml(submit_workers: int | None, storage_url: str | None = Non
 
 
 def evaluate_schedule(instance: dg.DagsterInstance, tick: datetime) -> list[dg.RunRequest]:
-    """The schedule as `defs` holds it, called with the `database` resource `defs` binds (its
-    URL from the environment), as the code server evaluates it."""
-    with warnings.catch_warnings():  # get_schedule_def's note on unresolved resources
-        warnings.simplefilter("ignore", UserWarning)
-        schedule = defs.get_schedule_def(NIGHTLY)
+    """Every shard's nightly schedule as `defs` holds it, called with the resources `defs`
+    binds (the database URL from the environment), as the code server evaluates them; their
+    run requests together."""
     assert defs.resources is not None
-    with dg.build_schedule_context(
-        instance=instance,
-        scheduled_execution_time=tick,
-        resources={
-            "database": defs.resources["database"],
-            "archive_build": defs.resources["archive_build"],
-        },
-    ) as context:
-        result = schedule(context)
-    assert isinstance(result, list), result
-    return result
+    requests: list[dg.RunRequest] = []
+    for nightly in NIGHTLY_ARCHIVES_SCHEDULES:
+        with warnings.catch_warnings():  # get_schedule_def's note on unresolved resources
+            warnings.simplefilter("ignore", UserWarning)
+            schedule = defs.get_schedule_def(nightly.name)
+        with dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            resources={
+                "database": defs.resources["database"],
+                "archive_build": defs.resources["archive_build"],
+            },
+        ) as context:
+            result = schedule(context)
+        if isinstance(result, list):
+            requests += result
+    return requests
 
 
 def in_process(
@@ -161,8 +172,12 @@ def in_process(
     requests.clear()
     costs["later_night"] = timed(lambda: requests.extend(evaluate_schedule(instance, tick)))
     assert len(requests) == runs, (len(requests), runs)
-    name = tenant_partitions.name or "tenants"
-    costs["list_registered"] = timed(lambda: set(instance.get_dynamic_partitions(name)))
+    costs["list_registered"] = timed(
+        lambda: [
+            set(instance.get_dynamic_partitions(tenant_partitions_name(shard)))
+            for shard in range(SHARD_COUNT)
+        ]
+    )
     start = datetime.combine(day, datetime.min.time(), UTC)
 
     def expected() -> None:
@@ -211,7 +226,7 @@ def daemon_tick(
     time_cap: float,
 ) -> DaemonTick:
     code_server, workspace = start_code_server(stack, local)
-    origin_id, selector_id = store_schedule_states(instance, workspace, tick, sensors_on=False)
+    schedule_ids = store_schedule_states(instance, workspace, tick, sensors_on=False)
     daemon = daemon_process(stack, local, workspace)
     cpu_before = {"code server": cpu_seconds(_started(code_server))}
     progress(f"starting dagster-daemon; it evaluates the {tick:%Y-%m-%d %H:%M} UTC tick")
@@ -245,12 +260,18 @@ def daemon_tick(
     code_server.stop()
     records = instance.get_run_records(filters=day_filter)
     queued_records = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.QUEUED]
-    ticks = instance.get_ticks(origin_id, selector_id, limit=1)
+    ticks = [
+        tick
+        for origin_id, selector_id in schedule_ids
+        for tick in instance.get_ticks(origin_id, selector_id, limit=1)
+    ]
+    ends = [tick.end_timestamp for tick in ticks if tick.end_timestamp is not None]
     return DaemonTick(
         queued=len(queued_records),
         capped=capped,
         daemon_started=started,
-        tick_ended=ticks[0].end_timestamp if ticks else None,
+        # The last shard's tick to end (None unless every shard's tick ended).
+        tick_ended=max(ends) if ends and len(ends) == len(schedule_ids) else None,
         first_created=min((r.create_timestamp.timestamp() for r in records), default=None),
         last_enqueued=max((r.update_timestamp.timestamp() for r in queued_records), default=None),
         stopped_at=stopped_at,

@@ -1,4 +1,9 @@
-"""The hourly archive asset: one ZIP per tenant x UTC hour.
+"""The hourly archive assets: one ZIP per tenant x UTC hour, one asset per shard of tenants.
+
+The archive is `SHARD_COUNT` assets (`hourly_conversation_audio_archive/shard_07`), each
+holding the tenants `recordings.keys.tenant_shard` assigns it, so no asset's partition status
+grows past what the Dagster UI answers quickly (`recordings_dagster/partitions.py`). Every
+shard runs the same body, `archive_hours`.
 
 A run may cover any rectangle of tenants x hours (the nightly schedule packs many small
 tenant-days into one run and gives a heavy one its own, see `recordings/packing.py`; UI
@@ -35,6 +40,7 @@ from recordings.catalog import (
 from recordings.failures import HourFailure, record_hour_failures
 from recordings.keys import (
     HOUR_DIMENSION,
+    SHARD_COUNT,
     TENANT_DIMENSION,
     archive_partition_key,
     hour_partition_key,
@@ -43,14 +49,14 @@ from recordings.keys import (
 from recordings.leases import HourLeases, LeaseLostError
 from recordings.outages import describe_failure
 from recordings_dagster.metadata import hour_metadata
-from recordings_dagster.partitions import archive_partitions
+from recordings_dagster.partitions import shard_partitions
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource, ObjectStoreResource
 from recordings_dagster.tags import stepped_over
 from recordings_instance.archives import (
-    ARCHIVE_ASSET_KEY,
     latest_archive_records,
     recorded_sha256,
     recorded_sha256s,
+    shard_asset_key,
 )
 
 
@@ -61,25 +67,43 @@ class ArchiveRunConfig(dg.Config):
     """Rebuild hours this run group already archived (a retry skips them by default)."""
 
 
-@dg.asset(
-    key=ARCHIVE_ASSET_KEY,
-    partitions_def=archive_partitions,
-    group_name="daily_conversation_audio_recordings",
-    output_required=False,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
-    kinds={"s3", "python"},
-    description=(
-        "Hourly ZIP of a tenant's conversation audio (Opus 24 kbps, metadata.json) at "
-        "tenants/{tenant}/daily-conversation-audio-recordings/{yyyy}/{MM}/{dd}/{HH}.zip"
-    ),
-)
-def hourly_conversation_audio_archive(
+def archive_asset(shard: int) -> dg.AssetsDefinition:
+    """The archive asset of `shard`: its tenants' hours, built by `archive_hours`."""
+
+    @dg.asset(
+        key=shard_asset_key(shard),
+        partitions_def=shard_partitions(shard),
+        group_name="daily_conversation_audio_recordings",
+        output_required=False,
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
+        kinds={"s3", "python"},
+        description=(
+            "Hourly ZIP of a tenant's conversation audio (Opus 24 kbps, metadata.json) at "
+            "tenants/{tenant}/daily-conversation-audio-recordings/{yyyy}/{MM}/{dd}/{HH}.zip, "
+            f"for the tenants of shard {shard:02d} of {SHARD_COUNT} (a hash of the tenant id)"
+        ),
+    )
+    def hourly_conversation_audio_archive_shard(
+        context: dg.AssetExecutionContext,
+        config: ArchiveRunConfig,
+        database: DatabaseResource,
+        object_store: ObjectStoreResource,
+        archive_build: ArchiveBuildResource,
+    ) -> Iterator[dg.Output[None]]:
+        yield from archive_hours(context, config, database, object_store, archive_build)
+
+    return hourly_conversation_audio_archive_shard
+
+
+def archive_hours(
     context: dg.AssetExecutionContext,
     config: ArchiveRunConfig,
     database: DatabaseResource,
     object_store: ObjectStoreResource,
     archive_build: ArchiveBuildResource,
 ) -> Iterator[dg.Output[None]]:
+    """Archive the run's tenant-hours, each hour recorded as its own materialization of the
+    run's shard asset."""
     # A pack's range may step over tenants archived by runs of their own (recordings/packing.py).
     others = stepped_over(context.run.tags)
     if others:
@@ -370,7 +394,7 @@ def _record_hour(
         metadata[REPLACES_SHA256] = replaced
     context.log_event(
         dg.AssetMaterialization(
-            asset_key=ARCHIVE_ASSET_KEY,
+            asset_key=context.asset_key,
             partition=partition_key,
             metadata=metadata,
             tags={
@@ -395,3 +419,7 @@ def _failure(failed_hours: dict[str, str], archived: int, hour_count: int) -> dg
             "archived_hours": archived,
         },
     )
+
+
+ARCHIVE_ASSETS = tuple(archive_asset(shard) for shard in range(SHARD_COUNT))
+"""The archive, shard by shard (`ARCHIVE_ASSETS[tenant_shard(tenant_id)]` is a tenant's)."""

@@ -10,8 +10,10 @@ yesterday; yesterday by default), for every tenant with the feature enabled:
 - `unarchivable_recordings` (warning): recordings that could not be archived, with the count
   and the reasons, so a compliance gap is seen even though the hour itself succeeded.
 
-The checks run in their own job (`integrity_checks_job`), not in the nightly runs: a nightly
-run covers one tenant, the checks cover the whole day.
+Each shard's asset has the three checks, each covering the enabled tenants of that shard
+(`recordings.keys.tenant_shard`). They run in their own job (`integrity_checks_job`, every
+shard's checks), not in the nightly runs: a nightly run covers a few tenants, the checks cover
+the whole day.
 """
 
 import tempfile
@@ -33,10 +35,9 @@ from recordings.archive.evidence import (
 )
 from recordings.archive.verify import verify_archive
 from recordings.catalog import enabled_tenant_ids
-from recordings.keys import archive_partition_key, day_hours
-from recordings_dagster.assets import hourly_conversation_audio_archive
+from recordings.keys import SHARD_COUNT, archive_partition_key, day_hours, tenant_shard
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
-from recordings_instance.archives import latest_archive_records, record_metadata
+from recordings_instance.archives import latest_archive_records, record_metadata, shard_asset_key
 
 DAY_TAG = "recordings/utc_day"
 KEYS_PER_QUERY = 2400  # 100 tenant-days: keeps the IN list far below database limits
@@ -82,21 +83,17 @@ def day_archives(
     return missing, archives
 
 
-def _enabled(database: DatabaseResource) -> list[str]:
+def _enabled(database: DatabaseResource, shard: int) -> list[str]:
+    """The enabled tenants of `shard`."""
     with database.session() as session:
-        return enabled_tenant_ids(session)
+        return [t for t in enabled_tenant_ids(session) if tenant_shard(t) == shard]
 
 
-@dg.asset_check(
-    asset=hourly_conversation_audio_archive,
-    name="day_complete",
-    description="Every enabled tenant has all 24 hourly archives of the day (yesterday).",
-)
 def day_complete(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource, shard: int
 ) -> dg.AssetCheckResult:
     day = checked_day(context)
-    tenants = _enabled(database)
+    tenants = _enabled(database, shard)
     missing, _ = day_archives(context.instance, tenants, day)
     missing_hours = sum(len(hours) for hours in missing.values())
     return dg.AssetCheckResult(
@@ -154,19 +151,14 @@ def _verified(
             path.unlink(missing_ok=True)
 
 
-@dg.asset_check(
-    asset=hourly_conversation_audio_archive,
-    name="archives_intact",
-    description="Each of the day's archives has the recorded size and SHA-256, opens, its "
-    "CRCs hold, and its metadata.json matches its entries.",
-)
 def archives_intact(
     context: dg.AssetCheckExecutionContext,
     database: DatabaseResource,
     object_store: ObjectStoreResource,
+    shard: int,
 ) -> dg.AssetCheckResult:
     day = checked_day(context)
-    _, archives = day_archives(context.instance, _enabled(database), day)
+    _, archives = day_archives(context.instance, _enabled(database, shard), day)
     broken: dict[str, list[str]] = {}
     for archive, problems in _verified(object_store, archives):
         if problems:
@@ -186,17 +178,11 @@ def archives_intact(
     )
 
 
-@dg.asset_check(
-    asset=hourly_conversation_audio_archive,
-    name="unarchivable_recordings",
-    description="Recordings of the day that could not be archived (missing, too large, empty, "
-    "corrupt, unsupported) or were archived truncated, with the counts and the reasons.",
-)
 def unarchivable_recordings(
-    context: dg.AssetCheckExecutionContext, database: DatabaseResource
+    context: dg.AssetCheckExecutionContext, database: DatabaseResource, shard: int
 ) -> dg.AssetCheckResult:
     day = checked_day(context)
-    _, archives = day_archives(context.instance, _enabled(database), day)
+    _, archives = day_archives(context.instance, _enabled(database, shard), day)
     reasons: Counter[str] = Counter()
     by_tenant: Counter[str] = Counter()
     # An hour that recorded no counts (an event reported by hand) adds none here;
@@ -235,4 +221,48 @@ def unarchivable_recordings(
     )
 
 
-ARCHIVE_CHECKS = [day_complete, archives_intact, unarchivable_recordings]
+def shard_checks(shard: int) -> list[dg.AssetChecksDefinition]:
+    """The three checks on the archive asset of `shard`, over its enabled tenants."""
+    asset = shard_asset_key(shard)
+    of_shard = f"(the tenants of shard {shard:02d})"
+
+    @dg.asset_check(
+        asset=asset,
+        name="day_complete",
+        description="Every enabled tenant has all 24 hourly archives of the day (yesterday) "
+        f"{of_shard}.",
+    )
+    def day_complete_check(
+        context: dg.AssetCheckExecutionContext, database: DatabaseResource
+    ) -> dg.AssetCheckResult:
+        return day_complete(context, database, shard)
+
+    @dg.asset_check(
+        asset=asset,
+        name="archives_intact",
+        description="Each of the day's archives has the recorded size and SHA-256, opens, its "
+        f"CRCs hold, and its metadata.json matches its entries {of_shard}.",
+    )
+    def archives_intact_check(
+        context: dg.AssetCheckExecutionContext,
+        database: DatabaseResource,
+        object_store: ObjectStoreResource,
+    ) -> dg.AssetCheckResult:
+        return archives_intact(context, database, object_store, shard)
+
+    @dg.asset_check(
+        asset=asset,
+        name="unarchivable_recordings",
+        description="Recordings of the day that could not be archived (missing, too large, "
+        "empty, corrupt, unsupported) or were archived truncated, with the counts and the "
+        f"reasons {of_shard}.",
+    )
+    def unarchivable_recordings_check(
+        context: dg.AssetCheckExecutionContext, database: DatabaseResource
+    ) -> dg.AssetCheckResult:
+        return unarchivable_recordings(context, database, shard)
+
+    return [day_complete_check, archives_intact_check, unarchivable_recordings_check]
+
+
+ARCHIVE_CHECKS = [check for shard in range(SHARD_COUNT) for check in shard_checks(shard)]

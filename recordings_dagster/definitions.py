@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from recordings_dagster.assets import hourly_conversation_audio_archive
+from recordings_dagster.assets import ARCHIVE_ASSETS
 from recordings_dagster.checks import ARCHIVE_CHECKS
-from recordings_dagster.jobs import hourly_archives_job, integrity_checks_job, retention_job
+from recordings_dagster.jobs import HOURLY_ARCHIVES_JOBS, integrity_checks_job, retention_job
 from recordings_dagster.resources import default_resources
 from recordings_dagster.schedules import (
+    NIGHTLY_ARCHIVES_SCHEDULES,
     integrity_checks_schedule,
-    nightly_archives_schedule,
     retention_schedule,
 )
 from recordings_dagster.sensors import (
@@ -19,10 +19,10 @@ from recordings_dagster.sensors import (
 )
 
 defs = dg.Definitions(
-    assets=[hourly_conversation_audio_archive],
+    assets=ARCHIVE_ASSETS,
     asset_checks=ARCHIVE_CHECKS,
-    jobs=[hourly_archives_job, retention_job, integrity_checks_job],
-    schedules=[nightly_archives_schedule, retention_schedule, integrity_checks_schedule],
+    jobs=[*HOURLY_ARCHIVES_JOBS, retention_job, integrity_checks_job],
+    schedules=[*NIGHTLY_ARCHIVES_SCHEDULES, retention_schedule, integrity_checks_schedule],
     sensors=[
         tenant_partitions_sensor,
         late_recordings_sensor,

@@ -1,9 +1,9 @@
 """Run the nightly path outside the daemon: the CLI's `materialize` and the demo use it.
 
-It builds the run requests exactly as the schedule does (`nightly_run_requests`: tenant-days
-packed into runs by expected audio) and executes each as a run of `hourly_archives_job` on the
-persistent instance, so the runs, their per-hour materializations and failures appear in the
-Dagster UI like scheduled ones.
+It builds the run requests exactly as the schedules do (`nightly_run_requests`: tenant-days
+packed into runs by expected audio, shard by shard) and executes each as a run of its shard's
+archive job (`hourly_archives_shard_07`) on the persistent instance, so the runs, their per-hour
+materializations and failures appear in the Dagster UI like scheduled ones.
 """
 
 from collections import Counter
@@ -23,11 +23,29 @@ HOURS_PER_DAY = 24
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def hourly_archives_job_def() -> dg.JobDefinition:
-    """The job with its resources bound, as the code location serves it (reconstructable)."""
+def hourly_archives_job_def(job_name: str) -> dg.JobDefinition:
+    """A shard's archive job with its resources bound, as the code location serves it."""
     from recordings_dagster.definitions import defs
 
-    return defs.resolve_job_def("hourly_archives_job")
+    return defs.resolve_job_def(job_name)
+
+
+# The two functions below return Dagster's ReconstructableJob, which Dagster does not export:
+# their return type is inferred rather than imported from a private module.
+def reconstructable_archives_job(job_name: str):
+    """The archive job `job_name` (`hourly_archives_shard_07`) as `dg.execute_job` takes it:
+    rebuilt by name in the run's process (the form of `dg.reconstructable` for a job that
+    needs an argument)."""
+    return dg.build_reconstructable_job(
+        __name__, hourly_archives_job_def.__name__, reconstructable_args=(job_name,)
+    )
+
+
+def run_request_job(request: dg.RunRequest):
+    """The archive job a run request of the schedules or sensors names, reconstructable."""
+    if request.job_name is None:
+        raise ValueError("an archive run request names its shard's job")
+    return reconstructable_archives_job(request.job_name)
 
 
 @dataclass(frozen=True)
@@ -52,13 +70,12 @@ def materialize_day(
     tenant-day (a tenant whose 24 hours were archived succeeded even if another tenant of its
     run failed)."""
     requests = nightly_run_requests(instance, tenant_ids, day, expected_audio_seconds, limits)
-    job = dg.reconstructable(hourly_archives_job_def)
     order = TenantOrder(instance)
     outcomes: list[TenantDayOutcome] = []
     for request in requests:
         tenants = tenants_covered(request.tags, order)
         with dg.execute_job(
-            job, instance=instance, tags=request.tags, run_config=QUIET_CONSOLE
+            run_request_job(request), instance=instance, tags=request.tags, run_config=QUIET_CONSOLE
         ) as result:
             run_id = result.run_id
             success = result.success

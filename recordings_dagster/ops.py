@@ -2,10 +2,10 @@
 
 The cleanup itself is `recordings.retention.cleanups` (plain code, tested alone); this op feeds
 it the SHA-256s the archives' materializations recorded, and turns each tenant's report into
-what operators see: one observation per deleted hour on the archive asset (the UI shows the
-partition's latest event as "expired: deleted by retention"), and the run's metadata (deleted,
-kept, held by a legal hold, failed). Any failure fails the run after the other tenants are done,
-so the daemon's run retries try again.
+what operators see: one observation per deleted hour on the archive asset of the tenant's shard
+(the UI shows the partition's latest event as "expired: deleted by retention"), and the run's
+metadata (deleted, kept, held by a legal hold, failed). Any failure fails the run after the
+other tenants are done, so the daemon's run retries try again.
 
 A whole expired day at 10,000 tenants is 240,000 observations, and each is one event write.
 Dagster's public API has no batch write for events a step logs (`DAGSTER_EVENT_BATCH_SIZE`
@@ -33,7 +33,7 @@ from recordings.keys import archive_partition_key
 from recordings.retention import RecordedSha256, TenantCleanup, TenantHour, cleanups
 from recordings.storage import abort_stale_uploads
 from recordings_dagster.resources import DatabaseResource, ObjectStoreResource
-from recordings_instance.archives import ARCHIVE_ASSET_KEY, recorded_sha256s
+from recordings_instance.archives import archive_asset_key, recorded_sha256s
 
 T = TypeVar("T")
 
@@ -152,7 +152,7 @@ def _observe_deletions(context: dg.OpExecutionContext, report: TenantCleanup) ->
     for deleted in report.deleted:
         context.log_event(
             dg.AssetObservation(
-                asset_key=ARCHIVE_ASSET_KEY,
+                asset_key=archive_asset_key(deleted.tenant_id),
                 partition=archive_partition_key(deleted.tenant_id, deleted.hour),
                 description="expired: deleted by retention",
                 metadata={

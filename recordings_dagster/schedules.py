@@ -1,5 +1,7 @@
-"""The nightly schedule: the previous UTC day of every enabled tenant, packed into ranged runs
-by expected work (many small tenants per run, a heavy one alone)."""
+"""The nightly schedules: the previous UTC day of every enabled tenant, packed into ranged runs
+by expected work (many small tenants per run, a heavy one alone). One schedule per shard of
+tenants, each submitting its shard's runs to its shard's job; the daemon's threaded scheduler
+evaluates them side by side. Then the day's retention cleanup and integrity checks."""
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -7,10 +9,24 @@ from datetime import UTC, date, datetime, time, timedelta
 import dagster as dg
 
 from recordings.catalog import enabled_tenant_ids_and_unusable, expected_audio_seconds
-from recordings.keys import archive_partition_key, day_hours, parse_archive_partition_key
+from recordings.keys import (
+    SHARD_COUNT,
+    archive_partition_key,
+    day_hours,
+    parse_archive_partition_key,
+    shard_name,
+    tenant_shard,
+    tenants_by_shard,
+)
 from recordings.packing import Pack, PackLimits, pack_tenant_days
-from recordings_dagster.jobs import hourly_archives_job, integrity_checks_job, retention_job
-from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.jobs import (
+    HOURLY_ARCHIVES_JOB_NAMES,
+    HOURLY_ARCHIVES_JOBS,
+    integrity_checks_job,
+    retention_job,
+    tenant_archives_job_name,
+)
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 from recordings_dagster.tags import (
     FIRST_TENANT_TAG,
@@ -42,7 +58,8 @@ def tenant_day_run_request(tenant_id: str, day: date) -> dg.RunRequest:
 
 
 def pack_run_request(pack: Pack, day: date) -> dg.RunRequest:
-    """One run covering the 24 hours of `day` of the pack's consecutive tenants.
+    """One run of the pack's shard job covering the 24 hours of `day` of the pack's consecutive
+    tenants (a pack never spans shards).
 
     A run of one tenant carries `recordings/tenant`, so the run queue's per-tenant limit keeps
     its runs (a heavy tenant's night, late-recordings rebuilds, retries) from overlapping; a
@@ -66,7 +83,7 @@ def pack_run_request(pack: Pack, day: date) -> dg.RunRequest:
         run_key = f"{day.isoformat()}|{pack.first}"
     else:
         run_key = f"{day.isoformat()}|{pack.first}..{pack.last}"
-    return dg.RunRequest(run_key=run_key, job_name=hourly_archives_job.name, tags=tags)
+    return dg.RunRequest(run_key=run_key, job_name=tenant_archives_job_name(pack.first), tags=tags)
 
 
 def nightly_run_requests(
@@ -76,58 +93,68 @@ def nightly_run_requests(
     expected_audio_seconds: Mapping[str, float] | None = None,
     limits: PackLimits | None = None,
 ) -> list[dg.RunRequest]:
-    """Register any tenant missing from the dynamic partitions, then request its day, packed
-    into runs by expected audio (`recordings/packing.py`).
+    """Register any tenant missing from its shard's dynamic partitions, then request its day,
+    packed into runs by expected audio (`recordings/packing.py`), shard by shard.
 
-    Shared by the schedule and the CLI's `materialize`, so both take the same path. A schedule
-    cannot return dynamic-partition requests, hence the direct registration.
+    Shared by the schedules (each passes its shard's tenants) and the CLI's `materialize` (every
+    tenant), so both take the same path. A schedule cannot return dynamic-partition requests,
+    hence the direct registration.
     """
-    name = tenant_partitions.name or "tenants"
-    order = list(instance.get_dynamic_partitions(name))
-    known = set(order)
-    missing = [tenant_id for tenant_id in tenant_ids if tenant_id not in known]
-    if missing:
-        instance.add_dynamic_partitions(name, missing)
-        order.extend(missing)
-    packs = pack_tenant_days(
-        order, set(tenant_ids), expected_audio_seconds or {}, limits or PackLimits()
-    )
-    return [pack_run_request(pack, day) for pack in packs]
+    requests: list[dg.RunRequest] = []
+    for shard, shard_tenants in sorted(tenants_by_shard(tenant_ids).items()):
+        name = tenant_partitions_name(shard)
+        order = list(instance.get_dynamic_partitions(name))
+        known = set(order)
+        missing = [tenant_id for tenant_id in shard_tenants if tenant_id not in known]
+        if missing:
+            instance.add_dynamic_partitions(name, missing)
+            order.extend(missing)
+        packs = pack_tenant_days(
+            order, set(shard_tenants), expected_audio_seconds or {}, limits or PackLimits()
+        )
+        requests += [pack_run_request(pack, day) for pack in packs]
+    return requests
+
+
+UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def tenants_in_unfinished_runs(instance: dg.DagsterInstance) -> set[str]:
     """Every tenant an archive run that has not finished covers (queued, starting, running,
     canceling): what must not get another run of its own meanwhile."""
-    runs = instance.get_runs(
-        dg.RunsFilter(
-            job_name=hourly_archives_job.name,
-            statuses=[
-                dg.DagsterRunStatus.QUEUED,
-                dg.DagsterRunStatus.NOT_STARTED,
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-                dg.DagsterRunStatus.CANCELING,
-            ],
-        )
-    )
+    # One read for every shard's job: Dagster's run filter takes one job name.
+    runs = [
+        run
+        for run in instance.get_runs(dg.RunsFilter(statuses=UNFINISHED))
+        if run.job_name in HOURLY_ARCHIVES_JOB_NAMES
+    ]
     order = TenantOrder(instance)
     return {tenant for run in runs for tenant in tenants_covered(run.tags, order)}
 
 
 class TenantOrder:
-    """The `tenants` dynamic partitions in Dagster's order, read once and only if needed."""
+    """Each shard's tenant partitions in Dagster's order, each read once and only if needed."""
 
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self._instance = instance
-        self._order: list[str] | None = None
+        self._orders: dict[int, list[str]] = {}
 
     def between(self, first: str, last: str) -> list[str]:
-        if self._order is None:
-            name = tenant_partitions.name or "tenants"
-            self._order = list(self._instance.get_dynamic_partitions(name))
-        if first not in self._order or last not in self._order:
+        """The tenants from `first` to `last` (of one shard) in their partitions' order."""
+        shard = tenant_shard(first)
+        order = self._orders.get(shard)
+        if order is None:
+            order = list(self._instance.get_dynamic_partitions(tenant_partitions_name(shard)))
+            self._orders[shard] = order
+        if first not in order or last not in order:
             return []  # a tenant deleted since: its partitions (and its archives) are gone
-        return self._order[self._order.index(first) : self._order.index(last) + 1]
+        return order[order.index(first) : order.index(last) + 1]
 
 
 def tenants_covered(tags: Mapping[str, str], order: TenantOrder) -> list[str]:
@@ -147,32 +174,32 @@ def tenants_covered(tags: Mapping[str, str], order: TenantOrder) -> list[str]:
     return [tenant] if tenant else []
 
 
-@dg.schedule(
-    name="nightly_archives_schedule",
-    job=hourly_archives_job,
-    cron_schedule=NIGHTLY_CRON,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="00:30 UTC: archive the previous UTC day for every tenant with the feature on.",
-)
-def nightly_archives_schedule(
+def nightly_archives(
     context: dg.ScheduleEvaluationContext,
     database: DatabaseResource,
     archive_build: ArchiveBuildResource,
+    shard: int,
 ) -> list[dg.RunRequest] | dg.SkipReason:
+    """The body of the shard's nightly schedule: its enabled tenants' previous day, packed."""
     scheduled = context.scheduled_execution_time or datetime.now(UTC)
     day = previous_utc_day(scheduled)
     start = datetime.combine(day, time(), UTC)
     with database.session() as session:
-        tenant_ids, unusable = enabled_tenant_ids_and_unusable(session)
+        enabled, unusable = enabled_tenant_ids_and_unusable(session)
+        tenant_ids = [tenant_id for tenant_id in enabled if tenant_shard(tenant_id) == shard]
         expected = expected_audio_seconds(session, tenant_ids, start, start + timedelta(days=1))
+    # Each unusable id is reported once a night, by the schedule of the shard its id hashes to.
     for tenant_id in unusable:
-        context.log.error(
-            f"tenant {tenant_id!r} is enabled but its id is not a valid tenant id (1-63 "
-            "lowercase letters, digits or '-'); it gets no run: fix or remove its rows"
-        )
+        if tenant_shard(tenant_id) == shard:
+            context.log.error(
+                f"tenant {tenant_id!r} is enabled but its id is not a valid tenant id (1-63 "
+                "lowercase letters, digits or '-'); it gets no run: fix or remove its rows"
+            )
     if not tenant_ids:
-        return dg.SkipReason(f"no tenant has daily recordings enabled; nothing to do for {day}")
+        return dg.SkipReason(
+            f"no tenant of {shard_name(shard)} has daily recordings enabled; nothing to do "
+            f"for {day}"
+        )
     requests = nightly_run_requests(
         context.instance, tenant_ids, day, expected, archive_build.pack_limits()
     )
@@ -181,6 +208,30 @@ def nightly_archives_schedule(
         f"({len(expected)} with audio, {sum(expected.values()) / 3600:.1f} h in all)"
     )
     return requests
+
+
+def _nightly_archives_schedule(shard: int) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"nightly_archives_{shard_name(shard)}",
+        job=HOURLY_ARCHIVES_JOBS[shard],
+        cron_schedule=NIGHTLY_CRON,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"00:30 UTC: archive the previous UTC day for every tenant of shard "
+        f"{shard:02d} with the feature on.",
+    )
+    def nightly_archives_schedule(
+        context: dg.ScheduleEvaluationContext,
+        database: DatabaseResource,
+        archive_build: ArchiveBuildResource,
+    ) -> list[dg.RunRequest] | dg.SkipReason:
+        return nightly_archives(context, database, archive_build, shard)
+
+    return nightly_archives_schedule
+
+
+NIGHTLY_ARCHIVES_SCHEDULES = tuple(_nightly_archives_schedule(s) for s in range(SHARD_COUNT))
+"""The nightly schedules, shard by shard (`nightly_archives_shard_07`)."""
 
 
 @dg.schedule(

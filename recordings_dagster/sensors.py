@@ -1,5 +1,6 @@
-"""Sensors: the `tenants` dynamic partitions in step with the application database, late
-recordings re-archived, and runs whose worker died failed so that their retry comes."""
+"""Sensors: each shard's tenant dynamic partitions in step with the application database, late
+recordings re-archived on their shard's job, and runs whose worker died failed so that their
+retry comes."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -16,18 +17,27 @@ from recordings.catalog import (
 )
 from recordings.db.models import TenantRecordingSettings
 from recordings.failures import HourFailure, record_hour_failures, recorded_by_run
-from recordings.keys import archive_partition_key, hour_start, parse_archive_partition_key
+from recordings.keys import (
+    SHARD_COUNT,
+    archive_partition_key,
+    hour_start,
+    parse_archive_partition_key,
+    tenant_shard,
+    tenants_by_shard,
+)
 from recordings.leases import silent_holders
 from recordings.retention import is_kept
 from recordings_dagster.execution import run_failure_message
-from recordings_dagster.jobs import hourly_archives_job
-from recordings_dagster.partitions import archive_partitions, tenant_partitions
+from recordings_dagster.jobs import HOURLY_ARCHIVES_JOBS, tenant_archives_job_name
+from recordings_dagster.partitions import (
+    shard_partitions,
+    tenant_partitions_name,
+    tenant_partitions_of,
+)
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
 from recordings_dagster.schedules import tenants_in_unfinished_runs
 from recordings_dagster.tags import RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, stepped_over
 from recordings_instance.archives import latest_archive_records, record_metadata
-
-TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
 
 
 @dg.sensor(
@@ -35,8 +45,9 @@ TENANTS_PARTITION_NAME = tenant_partitions.name or "tenants"
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Adds a partition for every tenant with the feature enabled; removes partitions of "
-        "tenants deleted from the database. Disabled tenants keep their partitions (history)."
+        "Adds a partition for every tenant with the feature enabled, in its shard's tenants; "
+        "removes partitions of tenants deleted from the database. Disabled tenants keep their "
+        "partitions (history)."
     ),
 )
 def tenant_partitions_sensor(
@@ -45,17 +56,26 @@ def tenant_partitions_sensor(
     with database.session() as session:
         enabled = enabled_tenant_ids(session)
         existing_tenants = set(tenant_ids(session))
-    known = set(context.instance.get_dynamic_partitions(TENANTS_PARTITION_NAME))
-    to_add = sorted(set(enabled) - known)
-    to_delete = sorted(known - existing_tenants)
-    if not to_add and not to_delete:
-        return dg.SkipReason(f"{len(known)} tenant partitions already match the database")
+    enabled_by_shard = tenants_by_shard(enabled)
     requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-    if to_add:
-        requests.append(tenant_partitions.build_add_request(to_add))
-    if to_delete:
-        requests.append(tenant_partitions.build_delete_request(to_delete))
-    context.log.info(f"tenant partitions: adding {to_add}, removing {to_delete}")
+    added: list[str] = []
+    deleted: list[str] = []
+    known_count = 0
+    for shard in range(SHARD_COUNT):
+        known = set(context.instance.get_dynamic_partitions(tenant_partitions_name(shard)))
+        known_count += len(known)
+        to_add = sorted(set(enabled_by_shard.get(shard, [])) - known)
+        to_delete = sorted(known - existing_tenants)
+        partitions = tenant_partitions_of(shard)
+        if to_add:
+            requests.append(partitions.build_add_request(to_add))
+        if to_delete:
+            requests.append(partitions.build_delete_request(to_delete))
+        added += to_add
+        deleted += to_delete
+    if not requests:
+        return dg.SkipReason(f"{known_count} tenant partitions already match the database")
+    context.log.info(f"tenant partitions: adding {sorted(added)}, removing {sorted(deleted)}")
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
@@ -84,7 +104,7 @@ def _archived_contents_times(
 
 @dg.sensor(
     name="late_recordings_sensor",
-    job=hourly_archives_job,
+    jobs=list(HOURLY_ARCHIVES_JOBS),
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
@@ -128,6 +148,7 @@ def late_recordings_sensor(
     requests = [
         dg.RunRequest(
             run_key=f"late|{key}|{registered_at.isoformat()}",
+            job_name=tenant_archives_job_name(tenant_id),
             partition_key=key,
             # The tenant tag puts the rebuild under the per-tenant run limit, so it never runs
             # alongside another single-tenant run of the tenant (a heavy tenant's night, another
@@ -229,7 +250,7 @@ def stalled_archive_runs_sensor(
 
 @dg.run_failure_sensor(
     name="archive_failures_sensor",
-    monitored_jobs=[hourly_archives_job],
+    monitored_jobs=list(HOURLY_ARCHIVES_JOBS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Records the hours a failed archive run did not archive (why, and which run) in the "
@@ -269,14 +290,15 @@ def archive_failures_sensor(
 
 
 def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
-    """The archive partitions a run was to archive: its range (a rectangle of tenants x hours)
-    but the tenants it steps over, or its single partition."""
+    """The archive partitions a run was to archive: its range (a rectangle of tenants x hours of
+    one shard) but the tenants it steps over, or its single partition."""
     start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
     if start and end:
         skipped = stepped_over(run.tags)
+        partitions = shard_partitions(tenant_shard(parse_archive_partition_key(start)[0]))
         return [
             key
-            for key in archive_partitions.get_partition_keys_in_range(
+            for key in partitions.get_partition_keys_in_range(
                 dg.PartitionKeyRange(start, end), dynamic_partitions_store=instance
             )
             if parse_archive_partition_key(key)[0] not in skipped

@@ -1,11 +1,13 @@
 """Values and helpers several test modules share that are not fixtures."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from recordings.catalog import register_recording
 from recordings.db.engine import session_scope
+from recordings.keys import tenant_shard
 
 # Yesterday in UTC when the run started: a whole day in the past, which the pipeline archives and
 # the API serves, and inside every retention window the tests set.
@@ -31,3 +33,10 @@ def register_unreadable_source(
             audio_format="WAV",
             channels=1,
         )
+
+
+def tenants_of_shard(shard: int, count: int, prefix: str = "tenant") -> list[str]:
+    """The first `count` ids `{prefix}-0000`, `{prefix}-0001`, ... that `tenant_shard` puts in
+    `shard`: tenants a test needs in one shard (a run never spans shards)."""
+    ids = (f"{prefix}-{index:04d}" for index in itertools.count())
+    return list(itertools.islice((t for t in ids if tenant_shard(t) == shard), count))

@@ -1,9 +1,11 @@
 """What the API knows about a tenant's day, and the tenants' two operations on it.
 
 The pipeline records one materialization per tenant-hour with the archive's evidence in its
-metadata (object key, size, SHA-256, counts; `recordings.archive.evidence`). The day's 24 keys
-are looked up with `recordings_instance.archives.latest_evidence`: two indexed reads, the second
-only for materializations its `EvidenceCache` does not hold yet.
+metadata (object key, size, SHA-256, counts; `recordings.archive.evidence`), on the archive
+asset of the tenant's shard. The day's 24 keys are looked up with
+`recordings_instance.archives.latest_evidence`: two indexed reads on that asset, the second only
+for materializations its `EvidenceCache` does not hold yet, and one more for hours it has none
+of (archives made before the shards, under the single asset of before).
 
 Hours without a materialization are `failed` when the run that last failed to archive them
 (`archive_hour_failures`, recorded by that run or by the archive-failures sensor) failed for

@@ -7,6 +7,7 @@ its links and serves downloads, with every refusal checked for its status and st
 import base64
 import hashlib
 import hmac
+import io
 import json
 import secrets
 from collections.abc import Callable, Iterator
@@ -26,15 +27,16 @@ from minio import Minio
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import DownloadAuditEntry
-from recordings.keys import archive_key, day_hours
+from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.links import LinkSigner
 from recordings.settings import S3Settings
 from recordings.tokens import READ_PERMISSION, TokenSettings, mint_development_token
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
 from recordings_cli.synth import FORMATS, write_conversation
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.execution import run_request_job
 from recordings_dagster.schedules import nightly_run_requests
+from recordings_instance.archives import LEGACY_ARCHIVE_ASSET_KEY
 from tests.api.conftest import JWT_SECRET
 from tests.support import register_unreadable_source
 
@@ -84,7 +86,7 @@ def archived_day(
         )
     (request,) = nightly_run_requests(dagster_instance, ["acme"], day)
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def), instance=dagster_instance, tags=request.tags
+        run_request_job(request), instance=dagster_instance, tags=request.tags
     ) as result:
         assert result.success
     return dagster_instance, day
@@ -458,7 +460,7 @@ def test_an_hour_whose_run_failed_is_failed_until_a_retry_is_coming(
     )
     (request,) = nightly_run_requests(instance, ["globex"], day)
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
+        run_request_job(request),
         instance=instance,
         tags=request.tags,
         raise_on_error=False,
@@ -472,6 +474,44 @@ def test_an_hour_whose_run_failed_is_failed_until_a_retry_is_coming(
     instance.add_run_tags(run_id, {"dagster/will_retry": "true"})
     hours = _links(client, day, _token(tenant="globex")).json()["hours"]
     assert hours[9]["status"] == "pending"
+
+
+def test_an_hour_archived_before_the_shards_is_listed_and_downloadable(
+    client: TestClient,
+    archived_day: tuple[dg.DagsterInstance, date],
+    recordings_env: dict[str, str],
+    s3_client: Minio,
+) -> None:
+    """An archive recorded under the single asset of before the shards (an upgrade) is served
+    like the others until it expires."""
+    instance, day = archived_day
+    hour = day_hours(day)[2]
+    key = archive_key("globex", hour)
+    content = b"PK archived before the upgrade"
+    s3_client.put_object(
+        recordings_env["RECORDINGS_ARCHIVE_BUCKET"], key, io.BytesIO(content), len(content)
+    )
+    sha256 = hashlib.sha256(content).hexdigest()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            LEGACY_ARCHIVE_ASSET_KEY,
+            partition=archive_partition_key("globex", hour),
+            metadata={
+                "object_key": key,
+                "size_bytes": len(content),
+                "sha256": sha256,
+                "recording_count": 1,
+                "conversation_count": 1,
+                "failed_recording_count": 0,
+            },
+        )
+    )
+    hours = _links(client, day, _token(tenant="globex")).json()["hours"]
+    assert [h["status"] for h in hours].count("available") == 1
+    assert hours[2]["status"] == "available" and hours[2]["sha256"] == sha256
+    download = client.get(hours[2]["url"].removeprefix("http://testserver"), follow_redirects=False)
+    assert download.status_code == 307
+    assert httpx.get(download.headers["location"]).content == content
 
 
 def test_the_openapi_schema_documents_every_operation_and_error(client: TestClient) -> None:

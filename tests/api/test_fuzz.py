@@ -32,7 +32,7 @@ from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development_token
 from recordings_cli.local_api import LocalApiServer, free_port
-from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from recordings_instance.archives import archive_asset_key
 from tests.api.conftest import JWT_SECRET
 from tests.support import DAY
 
@@ -69,7 +69,7 @@ def api_server(
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
-                ARCHIVE_ASSET_KEY,
+                archive_asset_key("acme"),
                 partition=archive_partition_key("acme", hour),
                 metadata={
                     "object_key": key,

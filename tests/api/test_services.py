@@ -12,11 +12,22 @@ from dagster._core.storage import tags as dagster_tags
 from recordings.archive.evidence import ArchiveEvidence
 from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings_api.archives.services import WILL_RETRY_TAG, day_statuses
-from recordings_instance.archives import ARCHIVE_ASSET_KEY, EvidenceCache, RecordedEvidence
+from recordings_instance.archives import (
+    LEGACY_ARCHIVE_ASSET_KEY,
+    EvidenceCache,
+    RecordedEvidence,
+    archive_asset_key,
+)
 from tests.support import DAY
 
 
-def _materialize(instance: dg.DagsterInstance, tenant: str, hour_index: int, sha: str) -> None:
+def _materialize(
+    instance: dg.DagsterInstance,
+    tenant: str,
+    hour_index: int,
+    sha: str,
+    asset_key: dg.AssetKey | None = None,
+) -> None:
     hour = day_hours(DAY)[hour_index]
     evidence = ArchiveEvidence(
         object_key=archive_key(tenant, hour),
@@ -26,15 +37,20 @@ def _materialize(instance: dg.DagsterInstance, tenant: str, hour_index: int, sha
         conversation_count=1,
         failed_recording_count=0,
     )
-    _report(instance, tenant, hour_index, evidence.to_metadata())
+    _report(instance, tenant, hour_index, evidence.to_metadata(), asset_key)
 
 
 def _report(
-    instance: dg.DagsterInstance, tenant: str, hour_index: int, metadata: dict[str, str | int]
+    instance: dg.DagsterInstance,
+    tenant: str,
+    hour_index: int,
+    metadata: dict[str, str | int],
+    asset_key: dg.AssetKey | None = None,
 ) -> None:
+    """A materialization of the tenant-hour, under the tenant's shard key by default."""
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            ARCHIVE_ASSET_KEY,
+            asset_key or archive_asset_key(tenant),
             partition=archive_partition_key(tenant, day_hours(DAY)[hour_index]),
             metadata=metadata,
         )
@@ -59,6 +75,23 @@ def test_a_rebuilt_hour_is_never_served_from_the_cache(
     rebuilt = day_statuses(instance, "acme", DAY, 7, cache=cache)
     assert rebuilt[3].evidence is not None and rebuilt[3].evidence.sha256 == "c" * 64
     assert day_statuses(instance, "acme", DAY, 7) == rebuilt  # same as without a cache
+
+
+def test_hours_archived_before_the_shards_are_served_until_rebuilt(
+    dagster_instance: dg.DagsterInstance,
+) -> None:
+    """An upgrade keeps the archives made under the single asset of before available; an hour
+    rebuilt since is served from its shard's asset."""
+    instance = dagster_instance
+    cache = EvidenceCache()
+    for index in (3, 4):
+        _materialize(instance, "acme", index, str(index) * 64, LEGACY_ARCHIVE_ASSET_KEY)
+    _materialize(instance, "acme", 4, "c" * 64)  # rebuilt after the upgrade
+    statuses = day_statuses(instance, "acme", DAY, 7, cache=cache)
+    assert [s.status for s in statuses].count("available") == 2
+    assert statuses[3].evidence is not None and statuses[3].evidence.sha256 == "3" * 64
+    assert statuses[4].evidence is not None and statuses[4].evidence.sha256 == "c" * 64
+    assert day_statuses(instance, "acme", DAY, 7, cache=cache) == statuses
 
 
 def test_the_cache_keeps_the_most_recently_used_within_its_bound() -> None:

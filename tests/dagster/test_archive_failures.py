@@ -14,7 +14,8 @@ from recordings.db.engine import session_scope
 from recordings.failures import hour_failures
 from recordings.keys import day_hours
 from recordings_api.archives.services import day_statuses
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.execution import hourly_archives_job_def, run_request_job
+from recordings_dagster.jobs import tenant_archives_job_name
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_run_requests
 from recordings_dagster.sensors import archive_failures_sensor
@@ -64,7 +65,8 @@ def test_the_hours_of_a_run_that_died_are_recorded_failed_and_reported_so(
     """A packed run of two tenants whose worker was lost before it archived anything."""
     _enable(engine, "acme", "globex")
     (request,) = nightly_run_requests(instance, ["acme", "globex"], DAY)
-    run = instance.create_run_for_job(hourly_archives_job_def(), tags=request.tags)
+    job = hourly_archives_job_def(tenant_archives_job_name("acme"))
+    run = instance.create_run_for_job(job, tags=request.tags)
     instance.report_run_failed(run, "the run's worker was lost (node drained)")
     _evaluate_sensor(instance, run.run_id, database_url)
 
@@ -99,7 +101,7 @@ def test_the_sensor_keeps_the_cause_the_run_recorded_and_skips_archived_hours(
     register_unreadable_source(engine, "acme", failing, recordings_env["RECORDINGS_SOURCE_BUCKET"])
     (request,) = nightly_run_requests(instance, ["acme"], DAY)
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
+        run_request_job(request),
         instance=instance,
         tags=request.tags,
         raise_on_error=False,
@@ -114,3 +116,21 @@ def test_the_sensor_keeps_the_cause_the_run_recorded_and_skips_archived_hours(
 
     _evaluate_sensor(instance, run_id, database_url)
     assert _failures_of(engine, "acme") == recorded  # nothing overwritten, nothing added
+
+
+def test_a_dead_run_of_another_shards_job_has_its_own_hours_recorded(
+    instance: dg.DagsterInstance,
+    engine: sa.Engine,
+    database_url: str,
+    recordings_env: dict[str, str],
+) -> None:
+    """initech's run is on shard 2's job: the sensor reads its range in that shard's
+    partitions."""
+    _enable(engine, "initech")
+    (request,) = nightly_run_requests(instance, ["initech"], DAY)
+    job_name = tenant_archives_job_name("initech")
+    assert job_name == request.job_name == "hourly_archives_shard_02"
+    run = instance.create_run_for_job(hourly_archives_job_def(job_name), tags=request.tags)
+    instance.report_run_failed(run, "the run's worker was lost (node drained)")
+    _evaluate_sensor(instance, run.run_id, database_url)
+    assert set(_failures_of(engine, "initech")) == set(day_hours(DAY))

@@ -1,5 +1,6 @@
 """The day's asset checks on real pipeline output: complete, intact, unarchivable recordings;
-and that each fails, with what is wrong, when the archives are not what was recorded."""
+and that each fails, with what is wrong, when the archives are not what was recorded. Every
+shard's asset has the checks, each over its own tenants (acme and globex share shard 13)."""
 
 import io
 from datetime import UTC, datetime
@@ -12,9 +13,10 @@ from minio import Minio
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings.keys import SHARD_COUNT, archive_key, archive_partition_key, day_hours
 from recordings_dagster.definitions import defs
 from recordings_dagster.schedules import integrity_checks_schedule
+from recordings_instance.archives import archive_asset_key
 from tests.dagster.test_pipeline import _run_day, _seed
 from tests.support import DAY
 
@@ -22,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _check_results(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
+    """The checks of acme's shard, by name; those of the other shards (no tenant) pass."""
     result = defs.resolve_job_def("integrity_checks_job").execute_in_process(
         instance=instance, tags={"recordings/utc_day": DAY.isoformat()}
     )
@@ -31,7 +34,12 @@ def _check_results(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvalu
         for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    return {e.check_name: e for e in evaluations}  # type: ignore[union-attr]
+    assert all(isinstance(e, dg.AssetCheckEvaluation) for e in evaluations)
+    assert len(evaluations) == 3 * SHARD_COUNT
+    shard = archive_asset_key("acme")
+    others = [e for e in evaluations if e.asset_key != shard]  # type: ignore[union-attr]
+    assert all(e.passed for e in others)  # type: ignore[union-attr]
+    return {e.check_name: e for e in evaluations if e.asset_key == shard}  # type: ignore[union-attr]
 
 
 def test_checks_pass_warn_and_fail_for_the_right_reasons(

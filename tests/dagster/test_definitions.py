@@ -5,32 +5,72 @@ from pathlib import Path
 
 import dagster as dg
 
+from recordings.keys import SHARD_COUNT
 from recordings_dagster.definitions import defs
-from recordings_dagster.partitions import PARTITION_WINDOW_DAYS, hour_partitions, window_start
+from recordings_dagster.partitions import (
+    PARTITION_WINDOW_DAYS,
+    hour_partitions,
+    shard_partitions,
+    tenant_partitions_name,
+    window_start,
+)
+from recordings_instance.archives import shard_asset_key
+
+SHARD_JOBS = [f"hourly_archives_shard_{shard:02d}" for shard in range(SHARD_COUNT)]
 
 
 def test_every_definition_resolves() -> None:
-    assert defs.resolve_job_def("hourly_archives_job").name == "hourly_archives_job"
-    schedule = defs.resolve_schedule_def("nightly_archives_schedule")
-    assert schedule.cron_schedule == "30 0 * * *"
-    assert schedule.execution_timezone == "UTC"
+    for shard, job_name in enumerate(SHARD_JOBS):
+        assert defs.resolve_job_def(job_name).name == job_name
+        schedule = defs.resolve_schedule_def(f"nightly_archives_shard_{shard:02d}")
+        assert schedule.cron_schedule == "30 0 * * *"
+        assert schedule.execution_timezone == "UTC"
+        assert schedule.job_name == job_name
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        asset = defs.resolve_assets_def(shard_asset_key(shard))
+        assert asset.partitions_def == shard_partitions(shard)
     assert defs.resolve_sensor_def("tenant_partitions_sensor").name == "tenant_partitions_sensor"
-    assert defs.resolve_assets_def("hourly_conversation_audio_archive").partitions_def is not None
     for name, cron in (
         ("retention_schedule", "0 4 * * *"),
         ("integrity_checks_schedule", "0 6 * * *"),
     ):
         assert defs.resolve_schedule_def(name).cron_schedule == cron
-    assert defs.resolve_sensor_def("late_recordings_sensor").job_name == "hourly_archives_job"
+    late = defs.resolve_sensor_def("late_recordings_sensor")
+    assert sorted(target.job_name for target in late.targets) == SHARD_JOBS
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {"day_complete", "archives_intact", "unarchivable_recordings"}
-    # The nightly job archives; the day's checks run in their own job.
-    assert not defs.resolve_job_def("hourly_archives_job").asset_layer.asset_graph.asset_check_keys
+    # The nightly jobs archive; the day's checks run in their own job.
+    for job_name in SHARD_JOBS:
+        assert not defs.resolve_job_def(job_name).asset_layer.asset_graph.asset_check_keys
+
+
+def test_the_archive_is_one_asset_per_shard_of_tenants() -> None:
+    """Each shard's asset has its own tenants (dynamic partitions `tenants_07`) and the shared
+    hour window, so no asset's partition space grows with every tenant."""
+    keys = set(defs.resolve_asset_graph().get_all_asset_keys())
+    assert keys == {shard_asset_key(shard) for shard in range(SHARD_COUNT)}
+    assert shard_asset_key(7).to_user_string() == "hourly_conversation_audio_archive/shard_07"
+    partitions = shard_partitions(7)
+    tenants = partitions.get_partitions_def_for_dimension("tenant")
+    assert isinstance(tenants, dg.DynamicPartitionsDefinition)
+    assert tenants.name == tenant_partitions_name(7) == "tenants_07"
+    assert partitions.get_partitions_def_for_dimension("hour") == hour_partitions
+
+
+def test_the_checks_job_checks_every_shard() -> None:
+    checks = defs.resolve_job_def("integrity_checks_job").asset_layer.asset_graph.asset_check_keys
+    assert {(key.asset_key, key.name) for key in checks} == {
+        (shard_asset_key(shard), name)
+        for shard in range(SHARD_COUNT)
+        for name in ("day_complete", "archives_intact", "unarchivable_recordings")
+    }
 
 
 def test_the_job_asks_for_two_more_attempts() -> None:
-    job = defs.resolve_job_def("hourly_archives_job")
-    assert job.tags["dagster/max_retries"] == "2"
+    for job_name in SHARD_JOBS:
+        job = defs.resolve_job_def(job_name)
+        assert job.tags["dagster/max_retries"] == "2"
+        assert job.tags["dagster/retry_strategy"] == "FROM_FAILURE"
 
 
 def test_the_hourly_window_is_bounded_to_retention_plus_yesterday() -> None:

@@ -14,13 +14,19 @@ from minio import Minio
 
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings.keys import (
+    archive_key,
+    archive_partition_key,
+    day_hours,
+    parse_archive_partition_key,
+)
 from recordings_cli.synth import FORMATS, write_conversation
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.execution import hourly_archives_job_def, run_request_job
+from recordings_dagster.jobs import tenant_archives_job_name
 from recordings_dagster.resources import DatabaseResource
 from recordings_dagster.schedules import nightly_run_requests
 from recordings_dagster.sensors import late_recordings_sensor
-from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from recordings_instance.archives import archive_asset_key
 from tests.dagster.test_pipeline import _run_day
 from tests.support import DAY
 
@@ -68,8 +74,9 @@ def _evaluate(
 
 
 def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, object]:
+    asset_key = archive_asset_key(parse_archive_partition_key(key)[0])
     record = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY, asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
     ).records[0]
     assert record.asset_materialization is not None
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
@@ -110,9 +117,11 @@ def test_a_late_recording_rebuilds_its_hour_and_the_change_is_recorded(
     assert [r.partition_key for r in second.run_requests] == [partition]
     (request,) = second.run_requests
     assert request.tags["recordings/reason"] == "late_recordings"
+    # The rebuild runs on acme's shard's job, the one whose asset holds the hour.
+    assert request.job_name == tenant_archives_job_name("acme") == "hourly_archives_shard_13"
 
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
+        run_request_job(request),
         instance=instance,
         tags={**request.tags, "dagster/partition": partition},
     ) as result:
@@ -140,24 +149,24 @@ def test_a_late_recording_waits_while_a_run_covering_its_tenant_is_unfinished(
     tmp_path: Path,
 ) -> None:
     """One tenant's runs never overlap: a rebuild is not requested while a packed run that
-    covers the tenant has not finished, and is requested once that run has."""
+    covers the tenant has not finished, and is requested once that run has. (acme, globex and
+    wayne share shard 13, so one run packs them.)"""
     source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
     hour = day_hours(DAY)[3]
     with session_scope(engine) as session:
-        for tenant in ("acme", "globex", "initech"):
+        for tenant in ("acme", "globex", "wayne"):
             ensure_tenant(session, tenant)
             set_recording_settings(session, tenant, changed_by="t", enabled=True)
     _register(engine, s3_client, source, tmp_path, "globex", "g-on-time", hour)
-    (pack,) = nightly_run_requests(instance, ["acme", "globex", "initech"], DAY)
-    with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=pack.tags
-    ) as result:
+    (pack,) = nightly_run_requests(instance, ["acme", "globex", "wayne"], DAY)
+    with dg.execute_job(run_request_job(pack), instance=instance, tags=pack.tags) as result:
         assert result.success
     first = _evaluate(instance, database_url)
     _register(engine, s3_client, source, tmp_path, "globex", "g-late", hour + timedelta(minutes=9))
 
-    # A run of the pack (acme..initech) is created, not finished: globex, inside it, waits.
-    queued = instance.create_run_for_job(hourly_archives_job_def(), tags=pack.tags)
+    # A run of the pack (acme..wayne) is created, not finished: globex, inside it, waits.
+    job = hourly_archives_job_def(tenant_archives_job_name("acme"))
+    queued = instance.create_run_for_job(job, tags=pack.tags)
     waiting = _evaluate(instance, database_url, first.cursor)
     assert not waiting.run_requests
     assert waiting.skip_reason is not None and "wait for their tenant's run" in str(

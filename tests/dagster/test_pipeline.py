@@ -1,8 +1,8 @@
 """A tenant-day end to end through Dagster: the nightly run's shape, a failing hour, a retry.
 
-Runs execute `hourly_archives_job` with the schedule's own run request on a real Dagster
-instance, real SeaweedFS and a real database; the per-hour materialization metadata is
-read back the way the API will read it.
+Runs execute the tenant's shard job (`hourly_archives_shard_13` for acme) with the schedule's
+own run request on a real Dagster instance, real SeaweedFS and a real database; the per-hour
+materialization metadata is read back the way the API will read it.
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -17,12 +17,18 @@ from minio import Minio
 
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings.keys import archive_key, archive_partition_key, day_hours, tenant_shard
 from recordings.storage import ensure_bucket
 from recordings_cli.synth import FORMATS, write_conversation
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.execution import (
+    materialize_day,
+    reconstructable_archives_job,
+    run_request_job,
+)
+from recordings_dagster.jobs import tenant_archives_job_name
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.schedules import nightly_run_requests
-from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from recordings_instance.archives import archive_asset_key
 from tests.support import DAY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.run_retries]
@@ -93,9 +99,7 @@ def _seed(
 
 def _run_day(instance: dg.DagsterInstance, tenant: str, day: date) -> JobExecutionResult:
     (request,) = nightly_run_requests(instance, [tenant], day)
-    with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=request.tags
-    ) as result:
+    with dg.execute_job(run_request_job(request), instance=instance, tags=request.tags) as result:
         return result
 
 
@@ -196,7 +200,7 @@ def test_a_failing_hour_does_not_stop_the_others_and_the_retry_redoes_only_it(
     write_conversation(wav, FORMATS["wav-pcm16"], 4.0, 8000, 1, seed=9)
     s3_client.fput_object(late_bucket, "tenants/acme/c9/r9.wav", str(wav))
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
+        reconstructable_archives_job(run.job_name),
         instance=instance,
         reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
         # The daemon re-executes with the parent's tags (its partition range) plus a retry number.
@@ -208,7 +212,7 @@ def test_a_failing_hour_does_not_stop_the_others_and_the_retry_redoes_only_it(
     assert retried[archive_partition_key("acme", failing_hour)]["recording_count"] == 1
 
     latest = instance.get_latest_storage_id_by_partition(
-        ARCHIVE_ASSET_KEY,
+        archive_asset_key("acme"),
         dg.DagsterEventType.ASSET_MATERIALIZATION,
         {archive_partition_key("acme", h) for h in day_hours(day)},
     )
@@ -247,15 +251,17 @@ def test_a_backfill_shaped_range_across_tenants_and_hours(
     source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
     for tenant in ("acme", "globex"):
         _seed(engine, s3_client, source, tmp_path, day, tenant)
-    instance.add_dynamic_partitions("tenants", ["acme", "globex"])
+    instance.add_dynamic_partitions(
+        tenant_partitions_name(tenant_shard("acme")), ["acme", "globex"]
+    )
     hours = day_hours(day)
     tags = {
         "dagster/asset_partition_range_start": archive_partition_key("acme", hours[2]),
         "dagster/asset_partition_range_end": archive_partition_key("globex", hours[4]),
     }
-    with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=tags
-    ) as result:
+    # acme and globex share a shard: a range never spans two.
+    job = reconstructable_archives_job(tenant_archives_job_name("acme"))
+    with dg.execute_job(job, instance=instance, tags=tags) as result:
         assert result.success
         done = _materializations(instance, result.run_id)
     expected = {archive_partition_key(t, h) for t in ("acme", "globex") for h in hours[2:5]}
@@ -268,10 +274,11 @@ def test_a_pack_archives_its_tenants_and_not_the_heavy_one_it_steps_over(
     recordings_env: dict[str, str],
     engine: sa.Engine,
 ) -> None:
-    """acme, globex (heavy: a run of its own) and initech in partition order: the pack ranges
-    acme..initech, archives their 48 hours and leaves globex to its own run."""
+    """acme, globex (heavy: a run of its own) and wayne in partition order (all three of shard
+    13): the pack ranges acme..wayne, archives their 48 hours and leaves globex to its own
+    run."""
     with session_scope(engine) as session:
-        for tenant in ("acme", "globex", "initech"):
+        for tenant in ("acme", "globex", "wayne"):
             ensure_tenant(session, tenant)
             set_recording_settings(session, tenant, changed_by="t", enabled=True)
         register_recording(
@@ -288,18 +295,47 @@ def test_a_pack_archives_its_tenants_and_not_the_heavy_one_it_steps_over(
             channels=1,
         )
     requests = nightly_run_requests(
-        instance, ["acme", "globex", "initech"], DAY, {"globex": 3 * 86_400.0}
+        instance, ["acme", "globex", "wayne"], DAY, {"globex": 3 * 86_400.0}
     )
     assert [r.tags.get("recordings/tenant") for r in requests] == ["globex", None]
     pack = requests[1]
     assert pack.tags["recordings/stepped_over"] == "globex"
-    with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def), instance=instance, tags=pack.tags
-    ) as result:
+    with dg.execute_job(run_request_job(pack), instance=instance, tags=pack.tags) as result:
         assert result.success
         archived = _materializations(instance, result.run_id)
     assert sorted(archived) == sorted(
         archive_partition_key(tenant, hour)
-        for tenant in ("acme", "initech")
+        for tenant in ("acme", "wayne")
         for hour in day_hours(DAY)
     )
+
+
+def test_one_materialize_day_archives_tenants_of_two_shards_each_on_its_shards_job(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+) -> None:
+    """acme (shard 13) and initech (shard 2): a run each, on its shard's job, each hour
+    recorded under its tenant's shard key."""
+    assert tenant_shard("acme") != tenant_shard("initech")
+    with session_scope(engine) as session:
+        for tenant in ("acme", "initech"):
+            ensure_tenant(session, tenant)
+            set_recording_settings(session, tenant, changed_by="t", enabled=True)
+    outcomes = materialize_day(instance, DAY, ["acme", "initech"])
+    assert sorted((o.tenant_id, o.success, o.hours_archived) for o in outcomes) == [
+        ("acme", True, 24),
+        ("initech", True, 24),
+    ]
+    for outcome in outcomes:
+        run = instance.get_run_by_id(outcome.run_id)
+        assert run is not None
+        assert run.job_name == tenant_archives_job_name(outcome.tenant_id)
+        keys = {archive_partition_key(outcome.tenant_id, hour) for hour in day_hours(DAY)}
+        latest = instance.get_latest_storage_id_by_partition(
+            archive_asset_key(outcome.tenant_id), dg.DagsterEventType.ASSET_MATERIALIZATION, keys
+        )
+        assert set(latest) == keys
+        assert instance.get_dynamic_partitions(
+            tenant_partitions_name(tenant_shard(outcome.tenant_id))
+        ) == [outcome.tenant_id]

@@ -1,7 +1,8 @@
 """The retention job through Dagster: deletions become observations on the archive partitions
-and run metadata, the API then says `expired` (also after retention is raised again), the
-schedule asks for today's cleanup, a cleanup that cannot reach its bucket fails the run, and an
-archive S3 refuses to delete is neither observed nor reported expired."""
+(of each tenant's shard, also for archives recorded before the shards) and run metadata, the
+API then says `expired` (also after retention is raised again), the schedule asks for today's
+cleanup, a cleanup that cannot reach its bucket fails the run, and an archive S3 refuses to
+delete is neither observed nor reported expired."""
 
 import io
 from collections.abc import Iterable, Iterator
@@ -15,12 +16,22 @@ from minio.deleteobjects import DeleteError, DeleteObject
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings.keys import (
+    SHARD_COUNT,
+    archive_key,
+    archive_partition_key,
+    day_hours,
+    parse_archive_partition_key,
+)
 from recordings.retention import deleted_hours
 from recordings_api.archives.services import day_statuses
 from recordings_dagster.definitions import defs
 from recordings_dagster.schedules import retention_schedule
-from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from recordings_instance.archives import (
+    LEGACY_ARCHIVE_ASSET_KEY,
+    archive_asset_key,
+    shard_asset_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +46,15 @@ def _archive(
     age: int,
     tenant: str = "acme",
     hour_of_day: int = 7,
+    asset_key: dg.AssetKey | None = None,
 ) -> str:
+    """An archive in S3 and its materialization (under the tenant's shard key by default)."""
     hour = day_hours(TODAY - timedelta(days=age))[hour_of_day]
     key = archive_key(tenant, hour)
     client.put_object(bucket, key, io.BytesIO(b"PK-zip"), 6)
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
-            ARCHIVE_ASSET_KEY,
+            asset_key or archive_asset_key(tenant),
             partition=archive_partition_key(tenant, hour),
             metadata={"object_key": key, "sha256": SHA, "size_bytes": 6},
         )
@@ -101,17 +114,22 @@ def test_deletions_are_observed_reported_and_stay_expired(
 
 
 def _observed(instance: dg.DagsterInstance, run_id: str) -> dict[str, dg.AssetObservation]:
-    """The observations the run recorded in the instance (a failed step's are there too)."""
-    records = instance.fetch_observations(
-        dg.AssetRecordsFilter(asset_key=ARCHIVE_ASSET_KEY), limit=1000
-    ).records
-    return {
-        observation.partition: observation
-        for record in records
-        if record.run_id == run_id
-        and (observation := record.asset_observation) is not None
-        and isinstance(observation.partition, str)
-    }
+    """The observations the run recorded in the instance (a failed step's are there too), each
+    on the archive asset of its tenant's shard."""
+    found: dict[str, dg.AssetObservation] = {}
+    for shard in range(SHARD_COUNT):
+        records = instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=shard_asset_key(shard)), limit=1000
+        ).records
+        for record in records:
+            observation = record.asset_observation
+            if record.run_id != run_id or observation is None:
+                continue
+            assert isinstance(observation.partition, str)
+            tenant = parse_archive_partition_key(observation.partition)[0]
+            assert observation.asset_key == archive_asset_key(tenant)
+            found[observation.partition] = observation
+    return found
 
 
 def test_whole_expired_days_are_observed_hour_by_hour_except_what_s3_refused(
@@ -168,6 +186,25 @@ def test_whole_expired_days_are_observed_hour_by_hour_except_what_s3_refused(
     assert again.success and set(_observed(instance, again.run_id)) == {
         archive_partition_key("globex", day_hours(day)[5])
     }
+    assert not list(s3_client.list_objects(bucket, recursive=True))
+
+
+def test_an_archive_recorded_before_the_shards_is_deleted_with_its_recorded_evidence(
+    instance: dg.DagsterInstance,
+    recordings_env: dict[str, str],
+    engine: sa.Engine,
+    s3_client: Minio,
+) -> None:
+    bucket = recordings_env["RECORDINGS_ARCHIVE_BUCKET"]
+    with session_scope(engine) as session:
+        ensure_tenant(session, "acme")
+        set_recording_settings(session, "acme", changed_by="t", enabled=True, retention_days=2)
+    _archive(instance, s3_client, bucket, 3, asset_key=LEGACY_ARCHIVE_ASSET_KEY)
+    result = _run(instance)
+    assert result.success
+    (observed,) = _observed(instance, result.run_id).values()
+    assert observed.partition == archive_partition_key("acme", day_hours(TODAY - timedelta(3))[7])
+    assert observed.metadata["sha256"].value == SHA  # as recorded under the legacy key
     assert not list(s3_client.list_objects(bucket, recursive=True))
 
 

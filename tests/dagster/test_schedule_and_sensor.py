@@ -1,7 +1,8 @@
-"""The nightly schedule's run requests for a given tick, and the tenant partitions sensor.
+"""The nightly schedules' run requests for a given tick, and the tenant partitions sensor.
 
 Both read the real application database; the Dagster instance is a real (temporary) one, so
-dynamic partitions are really registered.
+dynamic partitions are really registered. acme and globex share a shard (13), initech is in
+another (2): each shard's schedule and partitions hold only their own tenants.
 """
 
 from datetime import UTC, datetime
@@ -13,11 +14,16 @@ import sqlalchemy as sa
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
 from recordings.db.models import Tenant, TenantRecordingSettings
+from recordings.keys import SHARD_COUNT, tenant_shard
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
-from recordings_dagster.schedules import nightly_archives_schedule
+from recordings_dagster.schedules import NIGHTLY_ARCHIVES_SCHEDULES
 from recordings_dagster.sensors import tenant_partitions_sensor
+from tests.support import tenants_of_shard
 
 TICK = datetime(2025, 12, 13, 0, 30, tzinfo=UTC)
+ACME_SHARD = tenant_shard("acme")
+ACME_TENANTS = tenant_partitions_name(ACME_SHARD)  # globex's too
 
 
 @pytest.fixture
@@ -28,11 +34,13 @@ def tenants(engine: sa.Engine) -> None:
             set_recording_settings(session, tenant_id, changed_by="test", enabled=enabled)
 
 
-def _schedule_requests(
+def _shard_schedule_result(
     instance: dg.DagsterInstance,
     database_url: str,
+    shard: int,
     archive_build: ArchiveBuildResource | None = None,
 ) -> object:
+    """What the nightly schedule of `shard` returns for TICK."""
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=TICK,
@@ -41,7 +49,26 @@ def _schedule_requests(
             "archive_build": archive_build or ArchiveBuildResource(),
         },
     ) as context:
-        return nightly_archives_schedule(context)
+        return NIGHTLY_ARCHIVES_SCHEDULES[shard](context)
+
+
+def _schedule_requests(
+    instance: dg.DagsterInstance,
+    database_url: str,
+    archive_build: ArchiveBuildResource | None = None,
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """The night's requests of every shard's schedule; when all of them skip, the first
+    skip reason."""
+    requests: list[dg.RunRequest] = []
+    skipped: list[dg.SkipReason] = []
+    for shard in range(SHARD_COUNT):
+        result = _shard_schedule_result(instance, database_url, shard, archive_build)
+        if isinstance(result, dg.SkipReason):
+            skipped.append(result)
+        else:
+            assert isinstance(result, list)
+            requests += result
+    return requests if requests else skipped[0]
 
 
 def _register_audio(engine: sa.Engine, tenant_id: str, seconds: float) -> None:
@@ -74,10 +101,30 @@ def test_schedule_packs_the_enabled_tenants_of_yesterday_into_one_ranged_run(
     assert pack.tags["recordings/tenant_count"] == "2"
     assert "recordings/tenant" not in pack.tags
     assert pack.run_key == "2025-12-12|acme..globex"
-    assert pack.job_name == "hourly_archives_job"
+    assert pack.job_name == f"hourly_archives_shard_{ACME_SHARD:02d}"
     # The schedule registers tenants the sensor has not seen yet, so the range is valid; the
     # range is the rectangle of the tenants between the two ends, in partition order.
-    assert instance.get_dynamic_partitions("tenants") == ["acme", "globex"]
+    assert instance.get_dynamic_partitions(ACME_TENANTS) == ["acme", "globex"]
+
+
+def test_each_shards_schedule_requests_only_its_tenants_on_its_job(
+    instance: dg.DagsterInstance, database_url: str, engine: sa.Engine, tenants: None
+) -> None:
+    with session_scope(engine) as session:
+        set_recording_settings(session, "initech", changed_by="test", enabled=True)
+    initech_shard = tenant_shard("initech")
+    acme_requests = _shard_schedule_result(instance, database_url, ACME_SHARD)
+    initech_requests = _shard_schedule_result(instance, database_url, initech_shard)
+    assert isinstance(acme_requests, list) and isinstance(initech_requests, list)
+    (acme_pack,), (initech_run,) = acme_requests, initech_requests
+    assert acme_pack.tags["recordings/tenant_count"] == "2"
+    assert initech_run.tags["recordings/tenant"] == "initech"
+    assert initech_run.job_name == f"hourly_archives_shard_{initech_shard:02d}"
+    assert instance.get_dynamic_partitions(tenant_partitions_name(initech_shard)) == ["initech"]
+    other = next(s for s in range(SHARD_COUNT) if s not in {ACME_SHARD, initech_shard})
+    skipped = _shard_schedule_result(instance, database_url, other)
+    assert isinstance(skipped, dg.SkipReason)
+    assert f"no tenant of shard_{other:02d}" in (skipped.skip_message or "")
 
 
 def test_a_run_of_one_tenant_carries_the_tenant_tag_for_the_per_tenant_limit(
@@ -98,17 +145,19 @@ def test_a_run_of_one_tenant_carries_the_tenant_tag_for_the_per_tenant_limit(
 def test_a_heavy_tenant_gets_its_own_run_and_the_pack_steps_over_it_and_a_disabled_one(
     instance: dg.DagsterInstance, database_url: str, engine: sa.Engine
 ) -> None:
-    names = ["a-small", "b-heavy", "c-small", "d-off", "e-small", "f-small"]
-    instance.add_dynamic_partitions("tenants", names)
+    # Ids of one shard: a pack never spans shards.
+    names = ["a-small-7", "b-heavy-1", "c-small-23", "d-off-10", "e-small-18", "f-small-8"]
+    assert {tenant_shard(name) for name in names} == {ACME_SHARD}
+    instance.add_dynamic_partitions(ACME_TENANTS, names)
     with session_scope(engine) as session:
         for tenant_id in names:
             ensure_tenant(session, tenant_id)
             set_recording_settings(
-                session, tenant_id, changed_by="test", enabled=tenant_id != "d-off"
+                session, tenant_id, changed_by="test", enabled=tenant_id != "d-off-10"
             )
-    _register_audio(engine, "a-small", 600)
-    _register_audio(engine, "b-heavy", 7200)
-    _register_audio(engine, "c-small", 60)
+    _register_audio(engine, "a-small-7", 600)
+    _register_audio(engine, "b-heavy-1", 7200)
+    _register_audio(engine, "c-small-23", 60)
     requests = _schedule_requests(
         instance, database_url, ArchiveBuildResource(max_audio_seconds_per_run=3600)
     )
@@ -123,8 +172,8 @@ def test_a_heavy_tenant_gets_its_own_run_and_the_pack_steps_over_it_and_a_disabl
         for r in requests
     ]
     assert runs == [
-        ("b-heavy", "b-heavy", "b-heavy", None),
-        ("a-small", "f-small", None, "b-heavy,d-off"),
+        ("b-heavy-1", "b-heavy-1", "b-heavy-1", None),
+        ("a-small-7", "f-small-8", None, "b-heavy-1,d-off-10"),
     ]
     assert requests[1].tags["recordings/tenant_count"] == "4"
 
@@ -148,12 +197,12 @@ def test_an_invalid_tenant_row_costs_only_itself_its_night(
     assert [
         (r.tags["recordings/first_tenant"], r.tags["recordings/last_tenant"]) for r in requests
     ] == [("acme", "globex")]
-    assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
+    assert sorted(instance.get_dynamic_partitions(ACME_TENANTS)) == ["acme", "globex"]
     with dg.build_sensor_context(
         instance=instance, resources={"database": DatabaseResource(url=database_url)}
     ) as context:
         tenant_partitions_sensor(context)
-    assert sorted(instance.get_dynamic_partitions("tenants")) == ["acme", "globex"]
+    assert sorted(instance.get_dynamic_partitions(ACME_TENANTS)) == ["acme", "globex"]
 
 
 def test_schedule_skips_when_no_tenant_is_enabled(
@@ -167,17 +216,18 @@ def test_schedule_skips_when_no_tenant_is_enabled(
 def test_schedule_tick_covers_every_enabled_tenant_at_scale(
     instance: dg.DagsterInstance, database_url: str, engine: sa.Engine
 ) -> None:
+    # 450 tenants of one shard, so that its schedule has 300 enabled tenant-days to pack.
+    names = tenants_of_shard(ACME_SHARD, 450)
+    enabled = {name for index, name in enumerate(names) if index % 3 != 0}
     with session_scope(engine) as session:
-        for index in range(450):
-            ensure_tenant(session, f"tenant-{index:04d}")
-            set_recording_settings(
-                session, f"tenant-{index:04d}", changed_by="test", enabled=index % 3 != 0
-            )
+        for name in names:
+            ensure_tenant(session, name)
+            set_recording_settings(session, name, changed_by="test", enabled=name in enabled)
     requests = _schedule_requests(instance, database_url)
     assert isinstance(requests, list)
     # Every enabled tenant in exactly one run, at most 200 (the default) to a run; tenants
     # never enabled are not partitions, so they split nothing.
-    order = instance.get_dynamic_partitions("tenants")
+    order = instance.get_dynamic_partitions(ACME_TENANTS)
     sizes = []
     covered = []
     for request in requests:
@@ -187,7 +237,7 @@ def test_schedule_tick_covers_every_enabled_tenant_at_scale(
         sizes.append(int(request.tags["recordings/tenant_count"]))
     assert sizes == [200, 100]
     assert len(covered) == 300 and len(set(covered)) == 300
-    assert all(int(t.split("-")[1]) % 3 != 0 for t in covered)
+    assert set(covered) == enabled
     assert len({r.run_key for r in requests}) == 2
 
 
@@ -201,7 +251,9 @@ def _sensor_result(instance: dg.DagsterInstance, database_url: str) -> object:
 def test_sensor_adds_enabled_tenants_and_removes_deleted_ones(
     instance: dg.DagsterInstance, database_url: str, tenants: None, engine: sa.Engine
 ) -> None:
-    instance.add_dynamic_partitions("tenants", ["deleted-tenant"])
+    instance.add_dynamic_partitions(
+        tenant_partitions_name(tenant_shard("deleted-tenant")), ["deleted-tenant"]
+    )
     result = _sensor_result(instance, database_url)
     assert isinstance(result, dg.SensorResult)
     requests = result.dynamic_partitions_requests or []
@@ -220,8 +272,10 @@ def test_sensor_adds_enabled_tenants_and_removes_deleted_ones(
     assert added == ["acme", "globex"]
     assert deleted == ["deleted-tenant"]
 
-    instance.add_dynamic_partitions("tenants", ["acme", "globex"])
-    instance.delete_dynamic_partition("tenants", "deleted-tenant")
+    instance.add_dynamic_partitions(ACME_TENANTS, ["acme", "globex"])
+    instance.delete_dynamic_partition(
+        tenant_partitions_name(tenant_shard("deleted-tenant")), "deleted-tenant"
+    )
     assert isinstance(_sensor_result(instance, database_url), dg.SkipReason)
 
     # Disabling keeps the partition (its history stays visible); deleting the tenant removes it.
@@ -238,3 +292,21 @@ def test_sensor_adds_enabled_tenants_and_removes_deleted_ones(
         if isinstance(r, dg.DeleteDynamicPartitionsRequest)
         for k in r.partition_keys
     ] == ["globex"]
+
+
+def test_sensor_puts_each_tenant_in_its_own_shards_partitions_only(
+    instance: dg.DagsterInstance, database_url: str, engine: sa.Engine, tenants: None
+) -> None:
+    with session_scope(engine) as session:
+        set_recording_settings(session, "initech", changed_by="test", enabled=True)
+    result = _sensor_result(instance, database_url)
+    assert isinstance(result, dg.SensorResult)
+    added = {
+        r.partitions_def_name: list(r.partition_keys)
+        for r in result.dynamic_partitions_requests or []
+        if isinstance(r, dg.AddDynamicPartitionsRequest)
+    }
+    assert added == {
+        ACME_TENANTS: ["acme", "globex"],
+        tenant_partitions_name(tenant_shard("initech")): ["initech"],
+    }

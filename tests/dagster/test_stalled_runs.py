@@ -18,7 +18,7 @@ HOUR = datetime(2026, 11, 25, 5, tzinfo=UTC)
 
 
 def _run(instance: dg.DagsterInstance, status: dg.DagsterRunStatus) -> str:
-    run = instance.add_run(dg.DagsterRun(job_name="hourly_archives_job", status=status))
+    run = instance.add_run(dg.DagsterRun(job_name="hourly_archives_shard_13", status=status))
     return run.run_id
 
 

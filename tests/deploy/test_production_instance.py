@@ -34,8 +34,10 @@ from dagster._grpc.client import DagsterGrpcClient
 from dagster._utils import find_free_port
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from recordings.keys import tenant_shard
 from recordings_dagster.definitions import defs
-from recordings_dagster.partitions import tenant_partitions
+from recordings_dagster.jobs import tenant_archives_job_name
+from recordings_dagster.partitions import tenant_partitions_name
 from recordings_dagster.schedules import tenant_day_run_request
 from tests.deploy.artefacts import (
     DEPLOY,
@@ -106,7 +108,8 @@ def add_run(instance: dg.DagsterInstance, tenant_id: str, status: DagsterRunStat
     """A run as the nightly schedule requests it (its tags), from the code location
     deploy/workspace.yaml names, stored with `status`."""
     request = tenant_day_run_request(tenant_id, DAY)
-    job_name = request.job_name or "hourly_archives_job"
+    job_name = tenant_archives_job_name(tenant_id)
+    assert request.job_name == job_name
     server = load_yaml(DEPLOY / "workspace.yaml")["load_from"][0]["grpc_server"]
     location = GrpcServerCodeLocationOrigin(
         host=server["host"], port=server["port"], location_name=server["location_name"]
@@ -149,7 +152,7 @@ def test_the_production_instance_stores_in_postgresql(instance: dg.DagsterInstan
     assert stored.status == DagsterRunStatus.SUCCESS
     assert instance.get_records_for_run(result.run_id).records  # the event log
 
-    partitions = tenant_partitions.name or "tenants"
+    partitions = tenant_partitions_name(tenant_shard("acme"))  # globex's too
     instance.add_dynamic_partitions(partitions, ["acme", "globex"])
     assert set(instance.get_dynamic_partitions(partitions)) >= {"acme", "globex"}
 

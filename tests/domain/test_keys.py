@@ -1,16 +1,23 @@
 """The key layout is a contract with storage and the API: pin it, and pin what it refuses."""
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from recordings.keys import (
+    ARCHIVE_ASSET_NAME,
+    SHARD_COUNT,
     InvalidIdentifierError,
     archive_key,
     archive_partition_key,
     day_hours,
     parse_archive_partition_key,
+    shard_asset_path,
+    shard_name,
     source_key,
+    tenant_shard,
+    tenants_by_shard,
     zip_entry_name,
 )
 
@@ -61,3 +68,35 @@ def test_day_hours_are_the_24_utc_hours() -> None:
     assert len(hours) == 24
     assert hours[0] == datetime(2025, 12, 12, tzinfo=UTC)
     assert hours[-1] == datetime(2025, 12, 12, 23, tzinfo=UTC)
+
+
+def test_a_tenants_shard_is_pinned() -> None:
+    # Stored materializations are found under the shard's asset key: the mapping never moves.
+    assert SHARD_COUNT == 16
+    assert {t: tenant_shard(t) for t in ("acme", "globex", "initech", "umbrella")} == {
+        "acme": 13,
+        "globex": 13,
+        "initech": 2,
+        "umbrella": 9,
+    }
+
+
+def test_tenants_spread_evenly_over_the_shards() -> None:
+    counts = Counter(tenant_shard(f"tenant-{i:05d}") for i in range(10_000))
+    assert set(counts) == set(range(SHARD_COUNT))
+    expected = 10_000 / SHARD_COUNT
+    assert all(abs(n - expected) <= 0.15 * expected for n in counts.values()), counts
+
+
+def test_tenants_group_by_shard_in_their_order() -> None:
+    assert tenants_by_shard(["globex", "initech", "acme"]) == {
+        13: ["globex", "acme"],
+        2: ["initech"],
+    }
+
+
+def test_shard_asset_paths_share_the_archive_prefix() -> None:
+    assert shard_name(7) == "shard_07"
+    assert shard_asset_path(7) == [ARCHIVE_ASSET_NAME, "shard_07"]
+    with pytest.raises(ValueError, match="between 0 and 15"):
+        shard_name(SHARD_COUNT)

@@ -1,18 +1,22 @@
-"""Reading the archive asset from a Dagster instance, as both apps do: the latest
+"""Reading the archive assets from a Dagster instance, as both apps do: the latest
 materialization of each partition, the SHA-256 it recorded, and its evidence (a malformed
-event is reported as such, not as an empty archive)."""
+event is reported as such, not as an empty archive), under each tenant's shard key, and under
+the single key of before the shards for what was archived then."""
 
 import dagster as dg
 
 from recordings.archive.evidence import ArchiveEvidence, EvidenceError
+from recordings.keys import tenant_shard
 from recordings_instance.archives import (
-    ARCHIVE_ASSET_KEY,
+    LEGACY_ARCHIVE_ASSET_KEY,
     EvidenceCache,
     RecordedEvidence,
+    archive_asset_key,
     latest_archive_records,
     latest_evidence,
     recorded_sha256,
     recorded_sha256s,
+    shard_asset_key,
 )
 
 HOUR_03 = "2026-03-20-03:00|acme"
@@ -23,9 +27,18 @@ def _evidence(sha: str) -> ArchiveEvidence:
     return ArchiveEvidence("tenants/acme/x.zip", 10, sha, 1, 1, 0)
 
 
-def _report(instance: dg.DagsterInstance, partition: str, metadata: dict[str, str | int]) -> None:
+def _report(
+    instance: dg.DagsterInstance,
+    partition: str,
+    metadata: dict[str, str | int],
+    asset_key: dg.AssetKey | None = None,
+) -> None:
+    """Record a materialization of `partition`, by default under its tenant's shard key."""
+    tenant_id = partition.split("|")[1]
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(ARCHIVE_ASSET_KEY, partition=partition, metadata=metadata)
+        dg.AssetMaterialization(
+            asset_key or archive_asset_key(tenant_id), partition=partition, metadata=metadata
+        )
     )
 
 
@@ -69,3 +82,47 @@ def test_recorded_sha256s_reads_many_partitions_and_names_an_unreadable_one(
     assert found[HOUR_03] == "a" * 64
     unreadable = found[hour_05]
     assert isinstance(unreadable, EvidenceError) and unreadable.key == "sha256"
+
+
+def test_each_tenant_is_read_under_its_own_shard_key(
+    dagster_instance: dg.DagsterInstance,
+) -> None:
+    assert tenant_shard("acme") != tenant_shard("initech")
+    assert archive_asset_key("acme") == shard_asset_key(tenant_shard("acme"))
+    assert archive_asset_key("acme").path == ["hourly_conversation_audio_archive", "shard_13"]
+    initech_03 = "2026-03-20-03:00|initech"
+    _report(dagster_instance, HOUR_03, _evidence("a" * 64).to_metadata())
+    _report(dagster_instance, initech_03, _evidence("b" * 64).to_metadata())
+    # A materialization under another shard's key is not the tenant's.
+    _report(dagster_instance, HOUR_04, _evidence("c" * 64).to_metadata(), shard_asset_key(2))
+    found = recorded_sha256s(dagster_instance, [HOUR_03, HOUR_04, initech_03])
+    assert found == {HOUR_03: "a" * 64, initech_03: "b" * 64}
+    records = latest_archive_records(dagster_instance, [HOUR_03, initech_03])
+    assert records[initech_03].asset_key == archive_asset_key("initech")
+
+
+def test_archives_recorded_before_the_shards_are_still_found(
+    dagster_instance: dg.DagsterInstance,
+) -> None:
+    """An upgrade keeps what was archived under the single asset of before readable (download,
+    checks, retention) until it expires; a rebuild under the shard key takes over."""
+    legacy = LEGACY_ARCHIVE_ASSET_KEY
+    assert legacy == dg.AssetKey("hourly_conversation_audio_archive")
+    _report(dagster_instance, HOUR_03, _evidence("a" * 64).to_metadata(), legacy)
+    _report(dagster_instance, HOUR_04, _evidence("b" * 64).to_metadata(), legacy)
+    _report(dagster_instance, HOUR_04, _evidence("c" * 64).to_metadata())  # rebuilt since
+    assert recorded_sha256(dagster_instance, HOUR_03) == "a" * 64
+    assert recorded_sha256s(dagster_instance, [HOUR_03, HOUR_04]) == {
+        HOUR_03: "a" * 64,
+        HOUR_04: "c" * 64,
+    }
+    records = latest_archive_records(dagster_instance, [HOUR_03, HOUR_04])
+    assert records[HOUR_03].asset_key == legacy
+    assert records[HOUR_04].asset_key == archive_asset_key("acme")
+    cache = EvidenceCache()
+    for _ in range(2):  # read, then from the cache
+        found = latest_evidence(dagster_instance, [HOUR_03, HOUR_04], cache)
+        old, rebuilt = found[HOUR_03], found[HOUR_04]
+        assert isinstance(old, RecordedEvidence) and old.evidence == _evidence("a" * 64)
+        assert isinstance(rebuilt, RecordedEvidence) and rebuilt.evidence == _evidence("c" * 64)
+    assert len(cache) == 2

@@ -1,9 +1,10 @@
 """What the fault scenarios share: seeding real audio, runs in their own processes, and a
 watcher that downloads every archive object the moment it becomes visible.
 
-Runs are started the way a run worker runs them: a separate Python process executing
-`hourly_archives_job` on the test's Dagster instance (passed by reference, as Dagster passes it
-to its own step processes), so a test can kill it, and two of them can overlap.
+Runs are started the way a run worker runs them: a separate Python process executing the
+tenant's shard job (`hourly_archives_shard_13` for acme) on the test's Dagster instance (passed
+by reference, as Dagster passes it to its own step processes), so a test can kill it, and two
+of them can overlap.
 """
 
 import hashlib
@@ -29,12 +30,12 @@ from minio import Minio
 from recordings.archive.verify import verify_archive
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.keys import archive_partition_key, day_hours, parse_archive_key
+from recordings.keys import SHARD_COUNT, archive_partition_key, day_hours, parse_archive_key
 from recordings_cli.synth import FORMATS, write_conversation
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.execution import reconstructable_archives_job
 from recordings_dagster.schedules import nightly_run_requests
 from recordings_dagster.tags import RANGE_END_TAG, RANGE_START_TAG
-from recordings_instance.archives import ARCHIVE_ASSET_KEY
+from recordings_instance.archives import shard_asset_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +105,7 @@ def range_tags(
 def start_run_process(
     instance: dg.DagsterInstance, tags: dict[str, str], folder: Path, name: str
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start a run of `hourly_archives_job` in its own process group; return it and its log.
+    """Start a run of the tenant's archive job in its own process group; return it and its log.
 
     The process prints `run_id=<id>` first, then executes the run in-process (one process: the
     worker a test kills is the one doing the work)."""
@@ -131,7 +132,7 @@ def retry_like_the_daemon(instance: dg.DagsterInstance, run_id: str) -> dg.Dagst
     assert should_retry(run, instance), "the daemon must retry this run"
     retry_number = int(run.tags.get("dagster/retry_number", "0")) + 1
     with dg.execute_job(
-        dg.reconstructable(hourly_archives_job_def),
+        reconstructable_archives_job(run.job_name),
         instance=instance,
         reexecution_options=dg.ReexecutionOptions.from_failure(run_id, instance),
         tags={**run.tags, "dagster/retry_number": str(retry_number)},
@@ -181,9 +182,13 @@ def run_id_of(log: Path, timeout: float = 120.0) -> str:
 def materializations(
     instance: dg.DagsterInstance, run_ids: Sequence[str] | None = None
 ) -> dict[str, list[dg.EventLogRecord]]:
-    """Every archive materialization record (oldest first), by partition; of `run_ids` only
-    if given."""
-    records = instance.fetch_materializations(ARCHIVE_ASSET_KEY, limit=10_000).records
+    """Every archive materialization record of every shard (oldest first), by partition; of
+    `run_ids` only if given."""
+    records = [
+        record
+        for shard in range(SHARD_COUNT)
+        for record in instance.fetch_materializations(shard_asset_key(shard), limit=10_000).records
+    ]
     out: dict[str, list[dg.EventLogRecord]] = {}
     for record in sorted(records, key=lambda r: r.storage_id):
         if run_ids is not None and record.run_id not in run_ids:

@@ -16,12 +16,13 @@ from minio import Minio
 
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.keys import archive_partition_key, day_hours
+from recordings.keys import archive_partition_key, day_hours, tenant_shard
 from recordings_cli.synth import FORMATS, write_conversation
-from recordings_dagster.assets import hourly_conversation_audio_archive
+from recordings_dagster.assets import ARCHIVE_ASSETS
 from recordings_dagster.definitions import defs
-from recordings_dagster.jobs import hourly_archives_job
+from recordings_dagster.jobs import HOURLY_ARCHIVES_JOBS
 from recordings_dagster.resources import default_resources
+from recordings_instance.archives import archive_asset_key
 from tests.resilience.support import materializations, metadata_of, range_tags
 from tests.support import DAY
 
@@ -31,13 +32,13 @@ LIMIT = 4 * 1024 * 1024
 
 
 def _job_with_the_environment_of_now() -> dg.JobDefinition:
-    """The archive job with its resources read from the environment when the run starts: the
+    """acme's archive job with its resources read from the environment when the run starts: the
     job runs in this process (in-process executor), where `defs` read it at first import."""
+    shard = tenant_shard("acme")
+    job = HOURLY_ARCHIVES_JOBS[shard]
     return dg.Definitions(
-        assets=[hourly_conversation_audio_archive],
-        jobs=[hourly_archives_job],
-        resources=default_resources(),
-    ).resolve_job_def(hourly_archives_job.name)
+        assets=[ARCHIVE_ASSETS[shard]], jobs=[job], resources=default_resources()
+    ).resolve_job_def(job.name)
 
 
 def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
@@ -156,6 +157,7 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
         for e in checks.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
         and e.event_specific_data.check_name == "unarchivable_recordings"  # type: ignore[union-attr]
+        and e.event_specific_data.asset_key == archive_asset_key("acme")  # type: ignore[union-attr]
     )
     assert evaluation is not None
     assert not evaluation.passed  # type: ignore[union-attr]

@@ -37,7 +37,7 @@ from recordings.tokens import (
 from recordings_api.app import create_app
 from recordings_api.settings import ApiSettings
 from recordings_cli.synth import FORMATS, write_conversation
-from recordings_dagster.execution import hourly_archives_job_def
+from recordings_dagster.execution import run_request_job
 from recordings_dagster.schedules import nightly_run_requests
 from tests.api.conftest import JWT_SECRET
 from tests.api.conftest import api_settings as api_settings  # the API tests' fixture, shared
@@ -140,7 +140,7 @@ def archived_world(
             patch.setenv(name, value)
         for run_request in nightly_run_requests(instance, TENANTS, day):
             with dg.execute_job(
-                dg.reconstructable(hourly_archives_job_def),
+                run_request_job(run_request),
                 instance=instance,
                 tags=run_request.tags,
             ) as result:
