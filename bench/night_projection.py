@@ -21,8 +21,9 @@ platform-shaped population from them, printing the formula with its numbers:
    from 1., per hour of audio. In the same run of the benchmark, `ffmpeg -c:a libopus -b:a 24k
    -application voip` encodes the same files (its CPU, `RUSAGE_CHILDREN`): the reference.
 3. **The population** at each size, drawn by `bench/population.py` (quiet 20 %, small 60 %,
-   medium 17 %, heavy 3 %; seeded), packed by the schedule's own `pack_tenant_days` with the
-   default limits: tenant-days T, runs R, hours of audio A, and the longest run.
+   medium 17 %, heavy 3 %; seeded), packed as the nightly schedules pack them (each shard's
+   tenants apart, `pack_tenant_days` with the default limits): tenant-days T, runs R, hours of
+   audio A, and the longest run.
 
 The projection, for W workers of C cores (a run converts on every core of its worker)::
 
@@ -72,7 +73,7 @@ from tenant_day_overhead import (  # bench/tenant_day_overhead.py
 
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.keys import day_hours, source_key
+from recordings.keys import day_hours, source_key, tenants_by_shard
 from recordings.packing import PackLimits, pack_tenant_days
 from recordings.storage import upload_file
 
@@ -196,7 +197,12 @@ def night_of(size: int, day: date) -> Night:
     names = [f"tenant-{index:05d}" for index in range(size)]
     days = draw_day(names, day)
     expected = {name: tenant_day.audio_seconds for name, tenant_day in days.items()}
-    packs = pack_tenant_days(names, set(names), expected, PackLimits())
+    # As the nightly schedules do: each shard's tenants packed apart (a run stays in its shard).
+    packs = [
+        pack
+        for shard_tenants in tenants_by_shard(names).values()
+        for pack in pack_tenant_days(shard_tenants, set(shard_tenants), expected, PackLimits())
+    ]
     population = summarize(days)
     by_tier = ", ".join(
         f"{tier.name} {population.tenants_by_tier.get(tier.name, 0):,}" for tier in TIERS
