@@ -263,6 +263,11 @@ def report(
     )
     print(f"| the same hour through `ffmpeg -c:a libopus` voip 24k (reference) | "
           f"{costs.ffmpeg_audio_hour:.1f} |")  # fmt: skip
+    if costs.run_fixed < 0 or costs.tenant_day < 0:
+        print(
+            "\nA fixed cost came out below zero: with this few tenant-days the split of a run's "
+            "CPU into fixed and marginal is within the noise; measure with more `--tenants`."
+        )
     print(
         f"\nArchiving an hour of audio (download, decode, encode, ZIP, upload, evidence) costs "
         f"{costs.audio_hour / costs.ffmpeg_audio_hour:.2f}x ffmpeg's encode of it alone."

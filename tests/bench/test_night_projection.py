@@ -1,4 +1,4 @@
-"""bench/night_projection.py at its smallest: a pack of 2 empty tenant-days, 2 real-speech calls
+"""bench/night_projection.py at its smallest: a pack of 4 empty tenant-days, 2 real-speech calls
 of 8 s (espeak-ng and flite, through sox), ffmpeg's reference, one code load, and the projection
 for 100 and 1,000 tenants. It keeps the benchmark runnable, and checks that what it prints adds
 up: the projected CPU is the formula's sum of its measured parts."""
@@ -21,7 +21,7 @@ def test_the_smallest_projection_measures_every_cost_and_adds_them_up(tmp_path: 
         [
             sys.executable,
             str(REPO_ROOT / "bench" / "night_projection.py"),
-            *("--sizes", "100,1000", "--tenants", "2", "--calls", "2", "--call-seconds", "8"),
+            *("--sizes", "100,1000", "--tenants", "4", "--calls", "2", "--call-seconds", "8"),
             *("--worker-starts", "1", "--workers", "1,4", "--temp-dir", str(tmp_path)),
         ],
         cwd=tmp_path,  # no developer `.env` in sight
@@ -43,15 +43,19 @@ def test_the_smallest_projection_measures_every_cost_and_adds_them_up(tmp_path: 
     assert costs["an hour of audio"] > 0 and costs["the same hour"] > 0
     assert costs["a run worker starting"] > 0
     formula = re.search(
-        r"CPU = R x \(([\d.]+) \+ ([\d.]+)\) \+ T x ([\d.]+) \+ A x ([\d.]+) CPU-s", out
+        r"CPU = R x \((-?[\d.]+) \+ ([\d.]+)\) \+ T x (-?[\d.]+) \+ A x ([\d.]+) CPU-s", out
     )
     assert formula is not None, out
     run_fixed, worker, tenant_day, audio_hour = map(float, formula.groups())
+    # At 4 tenant-days the fixed/marginal split is within the noise, and may come out below
+    # zero: the benchmark must then say so.
+    if run_fixed < 0 or tenant_day < 0:
+        assert "below zero" in out, out
     # The population rows, then the projection rows: CPU = the sum of its three parts.
     nights = re.findall(r"^\| ([\d,]+) \| quiet .*? \| ([\d,]+) \| ([\d,]+) \(", out, re.M)
     assert [int(n.replace(",", "")) for n, _, _ in nights] == [100, 1000]
     rows = re.findall(
-        r"^\| ([\d,]+) \| ([\d.]+) h \| ([\d.]+) h \| ([\d.]+) h \| ([\d.]+) h \|", out, re.M
+        r"^\| ([\d,]+) \| (-?[\d.]+) h \| (-?[\d.]+) h \| ([\d.]+) h \| ([\d.]+) h \|", out, re.M
     )
     assert len(rows) == 4, out  # two sizes, two launchers
     for _, runs_h, days_h, audio_h, total_h in rows:
