@@ -46,6 +46,7 @@ the load average is printed with them.
 """
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -63,6 +64,7 @@ from population import TIERS, draw_day, summarize  # bench/population.py
 from speech import SpeechCache, missing_engines, write_call  # bench/speech.py
 from stack import elapsed, local_stack, progress  # bench/stack.py
 from tenant_day_overhead import (  # bench/tenant_day_overhead.py
+    PACKED_SHARD,
     InProcess,
     Split,
     Tenants,
@@ -73,7 +75,7 @@ from tenant_day_overhead import (  # bench/tenant_day_overhead.py
 
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.keys import day_hours, source_key, tenants_by_shard
+from recordings.keys import day_hours, source_key, tenant_shard, tenants_by_shard
 from recordings.packing import PackLimits, pack_tenant_days
 from recordings.storage import upload_file
 
@@ -126,18 +128,20 @@ def register_sample(
     calls: int,
     call_seconds: float,
 ) -> Sample:
-    """`calls` real-speech calls over the source classes, three per fresh tenant, each in an
-    hour of its own, uploaded and registered as the platform does."""
+    """`calls` real-speech calls over the source classes, three per fresh tenant (all of one
+    shard, so one run archives them), each in an hour of its own, uploaded and registered as
+    the platform does."""
     cache = SpeechCache(folder / "utterances")
     hours = day_hours(day)
     tenants: list[str] = []
     files: list[Path] = []
+    candidates = (f"audio-{number:04d}" for number in itertools.count())
     engine = create_db_engine(database_url)
     with session_scope(engine) as session:
         for index in range(calls):
             name, rate, channels, subtype = SOURCE_CLASSES[index % len(SOURCE_CLASSES)]
-            if index % CALLS_PER_TENANT == 0:
-                tenant = f"audio-{index // CALLS_PER_TENANT:03d}"
+            if index % CALLS_PER_TENANT == 0:  # a fresh tenant of the packed shard
+                tenant = next(name for name in candidates if tenant_shard(name) == PACKED_SHARD)
                 ensure_tenant(session, tenant, f"Projection tenant {tenant}")
                 set_recording_settings(session, tenant, changed_by="bench", enabled=True)
                 tenants.append(tenant)

@@ -71,7 +71,7 @@ from stack import (  # bench/stack.py
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
-from recordings.keys import day_hours
+from recordings.keys import day_hours, tenant_shard
 from recordings.packing import DEFAULT_MAX_TENANTS_PER_RUN
 
 SOURCE_BUCKET = "overhead-sources"
@@ -80,6 +80,7 @@ HOURS = 24
 EMPTY_HOUR_TARGET = 0.020  # CPU-s, end to end
 TENANT_DAY_TARGET = 0.5  # CPU-s, including its share of run overhead
 KINDS = ("empty", "tiny")
+PACKED_SHARD = 0  # every benchmark tenant is of this shard
 
 
 def load_average() -> str:
@@ -120,8 +121,14 @@ class Tenants:
         )
 
     def make(self, kind: str, count: int) -> list[str]:
-        names = [f"{kind}-{self.made + index:04d}" for index in range(count)]
-        self.made += count
+        """`count` fresh tenants, all of one shard: the schedule packs each shard's tenants
+        apart, so K tenant-days of one shard share one run, as a full pack's do."""
+        names: list[str] = []
+        while len(names) < count:
+            name = f"{kind}-{self.made:05d}"
+            self.made += 1
+            if tenant_shard(name) == PACKED_SHARD:
+                names.append(name)
         engine = create_db_engine(self.database_url)
         with session_scope(engine) as session:
             for tenant in names:
