@@ -75,6 +75,7 @@ import yaml
 from dagster._core.storage.tags import PARENT_RUN_ID_TAG
 from night import (  # bench/night.py
     ARCHIVE_BUCKET,
+    NO_RUN,
     SOURCE_BUCKET,
     STARTED,
     Dagster,
@@ -82,16 +83,15 @@ from night import (  # bench/night.py
     Outcome,
     Process,
     Samples,
-    archive_figures,
     checks,
     daemon_process,
-    night_runs,
+    night_keys,
+    night_record,
     nightly_tick,
     open_instance,
     report_outcome,
     retries_of,
-    run_figures,
-    seed,
+    seed_night,
     start_code_server,
     status_times,
     store_schedule_states,
@@ -104,7 +104,6 @@ from stack import REPO, LocalStack, local_stack, progress  # bench/stack.py
 import recordings
 from recordings.db.engine import create_db_engine
 from recordings.db.models import ArchiveHourLease
-from recordings.keys import archive_partition_key, day_hours
 from recordings.leases import DEFAULT_LEASE_SECONDS
 from recordings_dagster.definitions import defs
 from recordings_dagster.jobs import HOURLY_ARCHIVES_JOB_NAMES, HOURLY_ARCHIVES_JOBS
@@ -389,7 +388,7 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
     tick = nightly_tick(datetime.now(UTC))
     day = previous_utc_day(tick)
     names = [tenant_name(index) for index in range(args.tenants)]
-    keys = [archive_partition_key(name, hour) for name in names for hour in day_hours(day)]
+    keys = night_keys(names, day)
     pool = worker_pool()
     with contextlib.ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="bench-celery-night-"))
@@ -413,17 +412,7 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
                 ),
             )
         )
-        progress(f"seeding {args.tenants} tenants for {day}")
-        (folder / "sources").mkdir()
-        seeded = seed(
-            local.database_url,
-            local.s3.client,
-            names,
-            day,
-            args.recordings,
-            args.seconds,
-            folder / "sources",
-        )
+        seeded = seed_night(local, folder, names, day, args)
         instance = open_instance(stack, local, args.max_concurrent, names)
         workers = (
             start_workers(stack, local, args.workers, pool) if args.launcher == "celery" else []
@@ -457,23 +446,11 @@ def celery_night(args: argparse.Namespace) -> tuple[Outcome, CeleryNight | None]
             worker.stop()
         dagster.stop()
 
-        progress("reading the run records and verifying every archive in S3")
-        if not night_runs(instance, day):
-            failures.append("the daemon launched no run for the night; see daemon.log")
-            return Outcome([("tenants", str(args.tenants))], failures), None
-        record = Night(
-            args=args,
-            day=day,
-            tick=tick,
-            names=names,
-            keys=keys,
-            seeded=seeded,
-            samples=samples,
-            fault=None,
-            daemon_started=dagster.started_at,
-            runs=run_figures(instance, day),
-            archives=archive_figures(instance, local.s3.client, keys, folder / "verify"),
+        record = night_record(
+            instance, local, folder, args, tick, names, seeded, samples, None, dagster.started_at
         )
+        if record is None:
+            return Outcome([("tenants", str(args.tenants))], [*failures, NO_RUN]), None
         result = CeleryNight(
             night=record,
             usage=measured,

@@ -780,13 +780,72 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
 
 
+def seed_night(
+    local: LocalStack, folder: Path, names: Sequence[str], day: date, args: argparse.Namespace
+) -> Seeded:
+    """Register and upload every tenant's recordings for `day` (`--recordings` of `--seconds`)."""
+    progress(f"seeding {args.tenants} tenants for {day}")
+    (folder / "sources").mkdir()
+    return seed(
+        local.database_url,
+        local.s3.client,
+        names,
+        day,
+        args.recordings,
+        args.seconds,
+        folder / "sources",
+    )
+
+
+NO_RUN = "the daemon launched no run for the night; see daemon.log"
+
+
+def night_record(
+    instance: dg.DagsterInstance,
+    local: LocalStack,
+    folder: Path,
+    args: argparse.Namespace,
+    tick: datetime,
+    names: Sequence[str],
+    seeded: Seeded,
+    samples: Samples,
+    fault: Fault | None,
+    daemon_started: float,
+) -> Night | None:
+    """What the night left once Dagster stopped: its run records and every archive verified in
+    S3; None if the daemon launched no run for it."""
+    progress("reading the run records and verifying every archive in S3")
+    day = previous_utc_day(tick)
+    if not night_runs(instance, day):
+        return None
+    keys = night_keys(names, day)
+    return Night(
+        args=args,
+        day=day,
+        tick=tick,
+        names=list(names),
+        keys=keys,
+        seeded=seeded,
+        samples=samples,
+        fault=fault,
+        daemon_started=daemon_started,
+        runs=run_figures(instance, day),
+        archives=archive_figures(instance, local.s3.client, keys, folder / "verify"),
+    )
+
+
+def night_keys(names: Sequence[str], day: date) -> list[str]:
+    """Every archive partition of the night: each tenant's 24 hours of `day`."""
+    return [archive_partition_key(name, hour) for name in names for hour in day_hours(day)]
+
+
 def night(args: argparse.Namespace) -> Outcome:
     """Prepare the stack and the tenants, start Dagster, watch the night through, stop, then
     check what the records and S3 hold and tabulate it."""
     tick = nightly_tick(datetime.now(UTC))
     day = previous_utc_day(tick)
     names = [tenant_name(index) for index in range(args.tenants)]
-    keys = [archive_partition_key(name, hour) for name in names for hour in day_hours(day)]
+    keys = night_keys(names, day)
     with contextlib.ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="bench-night-"))
         if args.keep:
@@ -801,17 +860,7 @@ def night(args: argparse.Namespace) -> Outcome:
                 dagster_yaml=instance_yaml(),
             )
         )
-        progress(f"seeding {args.tenants} tenants for {day}")
-        (folder / "sources").mkdir()
-        seeded = seed(
-            local.database_url,
-            local.s3.client,
-            names,
-            day,
-            args.recordings,
-            args.seconds,
-            folder / "sources",
-        )
+        seeded = seed_night(local, folder, names, day, args)
         instance = open_instance(stack, local, args.max_concurrent, names)
         dagster = start_dagster(stack, local, instance, tick)
         fault = Fault(local.s3, args.fault_seconds) if args.fault_seconds > 0 else None
@@ -820,23 +869,11 @@ def night(args: argparse.Namespace) -> Outcome:
         dagster.stop()
         failures += end_fault(fault, local.s3)
 
-        progress("reading the run records and verifying every archive in S3")
-        if not night_runs(instance, day):
-            failures.append("the daemon launched no run for the night; see daemon.log")
-            return Outcome([("tenants", str(args.tenants))], failures)
-        record = Night(
-            args=args,
-            day=day,
-            tick=tick,
-            names=names,
-            keys=keys,
-            seeded=seeded,
-            samples=samples,
-            fault=fault,
-            daemon_started=dagster.started_at,
-            runs=run_figures(instance, day),
-            archives=archive_figures(instance, local.s3.client, keys, folder / "verify"),
+        record = night_record(
+            instance, local, folder, args, tick, names, seeded, samples, fault, dagster.started_at
         )
+        if record is None:
+            return Outcome([("tenants", str(args.tenants))], [*failures, NO_RUN])
     retries = retries_of(record)
     return Outcome(table(record, retries), failures + checks(record, retries))
 
