@@ -1,8 +1,8 @@
 """bench/retention.py, small: three tenants whose whole day expires, on SQLite. The benchmark is
 run by hand, so this keeps it runnable; it asserts no time, only that the benchmark's own checks
-passed (every archive of the expired days deleted, with a `deleted` row and an observation each,
-and every tenant's kept archive still there) and that it printed its projection. The benchmark
-picks its own databases (SQLite), hence `sqlite_run_only`."""
+passed (every archive of the expired days deleted, with a `deleted` row each and listed in the
+observation of its tenant-day, and every tenant's kept archive still there) and that it printed
+its projection. The benchmark picks its own databases (SQLite), hence `sqlite_run_only`."""
 
 import os
 import subprocess
@@ -29,4 +29,5 @@ def test_a_small_expired_day_is_deleted_with_its_evidence(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "| tenants expiring a whole day (K) / deletions | 3 / 72 |" in result.stdout
+    assert "| Dagster observations / the deleted hours they list | 3 / 72 |" in result.stdout
     assert "- sqlite 3: " in result.stdout, result.stdout

@@ -1,5 +1,6 @@
-"""The retention job through Dagster: deletions become observations on the archive partitions
-(of each tenant's shard, also for archives recorded before the shards) and run metadata, the
+"""The retention job through Dagster: deletions become one observation per tenant-day on the
+archive asset of the tenant's shard (also for archives recorded before the shards), listing every
+deleted hour with the SHA-256 its materialization recorded, and run metadata; the
 API then says `expired` (also after retention is raised again), the schedule asks for today's
 cleanup, a cleanup that cannot reach its bucket fails the run, and an archive S3 refuses to
 delete is neither observed nor reported expired."""
@@ -93,11 +94,16 @@ def test_deletions_are_observed_reported_and_stay_expired(
         for event in result.all_events
         if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION
     ]
-    assert sorted(o.partition for o in observations if o.partition) == sorted(
+    # One observation per expired day, each listing its one deleted hour.
+    assert sorted(o.metadata["day"].value for o in observations) == sorted(
+        (TODAY - timedelta(days=age)).isoformat() for age in (3, 4)
+    )
+    hours = _deleted_hours(observations)
+    assert sorted(hours) == sorted(
         archive_partition_key("acme", day_hours(TODAY - timedelta(days=age))[7]) for age in (3, 4)
     )
-    assert {o.metadata["status"].value for o in observations} == {"expired"}
-    assert {o.metadata["sha256"].value for o in observations} == {SHA}  # as recorded
+    assert {row["sha256"] for row in hours.values()} == {SHA}  # as recorded
+    assert {row["object_key"] for row in hours.values()} == {keys[3], keys[4]}
     remaining = {o.object_name for o in s3_client.list_objects(bucket, recursive=True)}
     assert remaining == {keys[age] for age in range(3)}
 
@@ -113,26 +119,42 @@ def test_deletions_are_observed_reported_and_stay_expired(
     assert _run(instance).success  # nothing more to delete, nothing resurrected
 
 
-def _observed(instance: dg.DagsterInstance, run_id: str) -> dict[str, dg.AssetObservation]:
-    """The observations the run recorded in the instance (a failed step's are there too), each
-    on the archive asset of its tenant's shard."""
-    found: dict[str, dg.AssetObservation] = {}
+def _deleted_hours(observations: Iterable[dg.AssetObservation]) -> dict[str, dict[str, str]]:
+    """The deleted hours the observations list, by partition key: each observation is one
+    tenant-day on its tenant's shard asset, expired, with a row per hour of that day."""
+    found: dict[str, dict[str, str]] = {}
+    for observation in observations:
+        metadata = observation.metadata
+        tenant, day = metadata["tenant"].value, metadata["day"].value
+        assert observation.asset_key == archive_asset_key(tenant)
+        assert observation.partition is None and metadata["status"].value == "expired"
+        rows = [dict(record.data) for record in metadata["deleted_hours"].value.records]
+        assert metadata["hours_deleted"].value == len(rows) > 0
+        for row in rows:
+            row_tenant, hour = parse_archive_partition_key(row["partition"])
+            assert (row_tenant, hour.date().isoformat()) == (tenant, day)
+            assert row["partition"] not in found
+            found[row["partition"]] = row
+    return found
+
+
+def _observed(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, str]]:
+    """The deleted hours the run's observations list in the instance (a failed step's are
+    there too), by partition key."""
+    observations: list[dg.AssetObservation] = []
     for shard in range(SHARD_COUNT):
         records = instance.fetch_observations(
             dg.AssetRecordsFilter(asset_key=shard_asset_key(shard)), limit=1000
         ).records
-        for record in records:
-            observation = record.asset_observation
-            if record.run_id != run_id or observation is None:
-                continue
-            assert isinstance(observation.partition, str)
-            tenant = parse_archive_partition_key(observation.partition)[0]
-            assert observation.asset_key == archive_asset_key(tenant)
-            found[observation.partition] = observation
-    return found
+        observations += [
+            r.asset_observation for r in records if r.run_id == run_id and r.asset_observation
+        ]
+    days = [(o.metadata["tenant"].value, o.metadata["day"].value) for o in observations]
+    assert len(days) == len(set(days)), "one observation per tenant-day"
+    return _deleted_hours(observations)
 
 
-def test_whole_expired_days_are_observed_hour_by_hour_except_what_s3_refused(
+def test_whole_expired_days_are_observed_once_a_tenant_day_except_what_s3_refused(
     instance: dg.DagsterInstance,
     recordings_env: dict[str, str],
     engine: sa.Engine,
@@ -171,7 +193,7 @@ def test_whole_expired_days_are_observed_hour_by_hour_except_what_s3_refused(
         if (tenant, hour) != ("globex", 5)
     }
     assert set(observed) == expected
-    assert {o.metadata["status"].value for o in observed.values()} == {"expired"}
+    assert {row["object_key"] for row in observed.values()} == set(keys.values()) - {refused}
     remaining = {o.object_name for o in s3_client.list_objects(bucket, recursive=True)}
     assert remaining == {refused}
     for tenant in tenants:
@@ -202,9 +224,9 @@ def test_an_archive_recorded_before_the_shards_is_deleted_with_its_recorded_evid
     _archive(instance, s3_client, bucket, 3, asset_key=LEGACY_ARCHIVE_ASSET_KEY)
     result = _run(instance)
     assert result.success
-    (observed,) = _observed(instance, result.run_id).values()
-    assert observed.partition == archive_partition_key("acme", day_hours(TODAY - timedelta(3))[7])
-    assert observed.metadata["sha256"].value == SHA  # as recorded under the legacy key
+    ((partition, observed),) = _observed(instance, result.run_id).items()
+    assert partition == archive_partition_key("acme", day_hours(TODAY - timedelta(3))[7])
+    assert observed["sha256"] == SHA  # as recorded under the legacy key
     assert not list(s3_client.list_objects(bucket, recursive=True))
 
 
