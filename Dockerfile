@@ -26,11 +26,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# The Opus encoder binds the system's libopusenc through ctypes (recordings/audio/opus.py);
+# The Opus encoder binds the system's libopus and libogg through ctypes
+# (recordings/audio/native.py);
 # libsndfile comes inside the soundfile wheel. The same runtime libraries as `make install`.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libopus0 libopusenc0 libopusfile0 libogg0 \
+        libopus0 libogg0 \
     && rm -rf /var/lib/apt/lists/*
 
 # Exactly the versions the tests ran with (constraints.txt). The k8s extra (dagster-k8s) is what

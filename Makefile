@@ -8,14 +8,15 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
-# Runtime: libopusenc (and friends) for the Opus encoder. Tests: unzip checks our ZIPs, and
+# Runtime: libopus and libogg for the Opus encoder (recordings/audio/native.py). Tests: unzip checks our ZIPs, and
 # PostgreSQL (production's database) runs on a throwaway server: the schema tests, and every test
 # under `make test-postgres`; so does Redis (the Celery run engine's broker, docs/DISTRIBUTED.md)
 # for the Celery tests.
-SYSTEM_PACKAGES := libopus0 libopusenc0 libopusfile0 libogg0 unzip postgresql redis-server
+SYSTEM_PACKAGES := libopus0 libogg0 unzip postgresql redis-server
 # Benchmarks (and their small versions in the tests): ffmpeg is the encoder reference; espeak-ng,
-# flite and sox speak and resample the real-speech calls of bench/speech.py.
-BENCH_PACKAGES := ffmpeg sox espeak-ng flite
+# flite and sox speak and resample the real-speech calls of bench/speech.py; opus-tools (opusinfo,
+# opusdec: libopusfile) checks that our Ogg Opus files play outside our code.
+BENCH_PACKAGES := ffmpeg sox espeak-ng flite opus-tools
 
 .PHONY: install system-deps bench-deps demo test test-postgres test-fast test-resilience lint bench clean-local stop
 

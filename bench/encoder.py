@@ -1,6 +1,6 @@
 """Encoder throughput: our ``convert_to_opus`` against ``ffmpeg -c:a libopus``, same inputs.
 
-Why: the nightly job's cost is mostly Opus encoding, and we chose libopusenc through ctypes over
+Why: the nightly job's cost is mostly Opus encoding, and we chose libopus through ctypes over
 ffmpeg (no subprocess per recording, no ffmpeg in production). That choice holds only if it is
 not much slower: the target is a median of at least 0.85x ffmpeg's throughput over the inputs
 below. Throughput is audio seconds per CPU second (ours: this process's CPU time around the
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recordings.audio.convert import convert_to_opus
-from recordings.audio.opus import libopusenc_version
+from recordings.audio.opus import libopus_version
 from recordings_cli.synth import FORMATS, write_conversation
 
 INPUTS = ((8_000, 1), (16_000, 1), (16_000, 2), (44_100, 2), (48_000, 1))
@@ -152,8 +152,9 @@ def main() -> None:
     print(
         f"Encoder throughput on {args.seconds:g} s speech-like calls (16-bit WAV): audio seconds "
         f"per CPU second, median of {args.repeats} runs.\n"
-        f"Ours: `convert_to_opus` ({libopusenc_version()}): 24 kb/s VBR, VoIP, libopus at 48 kHz, "
-        "60 ms packets for mono and 20 ms for stereo (see recordings/audio/opus.py). "
+        f"Ours: `convert_to_opus` ({libopus_version()}): 24 kb/s, VoIP, libopus at the rate of "
+        "the coded band, 60 ms packets for mono and 20 ms for stereo "
+        "(see recordings/audio/opus.py). "
         f"ffmpeg: {ffmpeg_version()}, `-c:a libopus -b:a 24k -application voip`: VBR, libopus at "
         "the source rate (48 kHz for 44.1 kHz), 20 ms.\n"
     )

@@ -237,6 +237,8 @@ def _template_recordings(hour: datetime) -> tuple[ArchivedRecording, ...]:
         truncated=False,
         bitrate=24_000,
         opus_bandwidth="narrowband",
+        opus_layout="mono",
+        coded_sample_rate=8000,
     )
     return tuple(
         ArchivedRecording(

@@ -242,6 +242,9 @@ def build_metadata(
             "sha256": conv.output_sha256,
             "channels": conv.source.channels,
             "durationSeconds": round(conv.encoded_seconds, 3),
+            "layout": conv.opus_layout,
+            "bandwidth": conv.opus_bandwidth,
+            "codedSampleRate": conv.coded_sample_rate,
         }
         sessions = conversations.setdefault(rec.conversation_id, {})
         sessions.setdefault(rec.session_id, []).append(entry)

@@ -1,18 +1,11 @@
 """Convert one source recording to Ogg Opus at 24 kb/s, streaming, with a verdict on bad input.
 
 Decoding is libsndfile's (through soundfile): WAV PCM/u-law/A-law, FLAC, Ogg Vorbis/Opus, MP3
-and the rest of what it reads, at any sample rate. Encoding is libopusenc's
-(:mod:`recordings.audio.opus`) rather than libsndfile's own Ogg Opus writer, which we measured:
-
-- libsndfile writes Opus only at 8/12/16/24/48 kHz, so 11.025/22.05/44.1 kHz sources would need
-  a resampler of our own; libopusenc takes any rate and resamples internally.
-- libsndfile's only knob is a per-channel ``compression_level``
-  (bitrate = ``int((1 - L) * 250000 + 6000) * channels``) with fixed application and
-  complexity, so "24 kb/s for the stream" is not expressible for stereo; libopusenc takes the
-  stream bitrate, the VoIP application, a bandwidth cap and the other libopus settings.
-- The libsndfile in soundfile's wheel was 2-3x slower than ``ffmpeg -c:a libopus`` at 16 kHz and
-  above; libopusenc over the system libopus reaches 0.9x ffmpeg's throughput (median,
-  ``bench/encoder.py``).
+and the rest of what it reads, at any sample rate. Encoding is libopus' at the rate of the band
+it codes, muxed into Ogg by :mod:`recordings.audio.opus`, rather than libsndfile's own Ogg Opus
+writer, whose only knob is a per-channel ``compression_level`` (fixed application and
+complexity, so "24 kb/s for the stream" is not expressible for stereo) and which was 2-3x slower
+than ``ffmpeg -c:a libopus`` at 16 kHz and above.
 
 Memory is bounded by one block (``block_seconds`` of audio) whatever the file's length. Input that
 cannot be archived raises :class:`SourceAudioError` with a reason for ``metadata.json``.
@@ -102,6 +95,12 @@ class ConversionResult:
     opus_bandwidth: str
     """Opus' bandwidth cap (``narrowband`` .. ``fullband``): the source rate's band, and at
     most wideband for stereo at 24 kb/s (see :func:`recordings.audio.opus.max_bandwidth`)."""
+    opus_layout: str
+    """How the channels were coded: ``mono``, or a :class:`recordings.audio.opus.StereoLayout`
+    value (``coupled``, ``dual-mono``)."""
+    coded_sample_rate: int
+    """The rate libopus ran at (8, 12, 16, 24 or 48 kHz: the band's); the source was resampled
+    to it when it differs."""
 
 
 def probe_source(path: str | os.PathLike[str]) -> SourceAudio:
@@ -143,8 +142,9 @@ def convert_to_opus(
                 output, source.sample_rate, source.channels, bitrate, serial=serial
             ) as encoder,
         ):
-            bandwidth = encoder.bandwidth_name
-            # One buffer reused for every block: soundfile decodes into it, libopusenc reads it.
+            bandwidth, coded_rate = encoder.bandwidth_name, encoder.encoder_rate
+            layout = encoder.layout.value if encoder.layout is not None else "mono"
+            # One buffer reused for every block: soundfile decodes into it, the encoder reads it.
             buffer = np.empty((blocksize, source.channels), dtype=np.float32)
             while True:
                 try:
@@ -179,6 +179,8 @@ def convert_to_opus(
         truncated=source.truncated or decoded < source.frames,
         bitrate=bitrate,
         opus_bandwidth=bandwidth,
+        opus_layout=layout,
+        coded_sample_rate=coded_rate,
     )
 
 

@@ -1,125 +1,113 @@
-"""Ogg Opus file encoder on the system's libopusenc, through pyogg's ctypes bindings.
+"""Ogg Opus file encoder: libopus at the rate the band needs, muxed into Ogg with libogg.
 
-Why libopusenc: it is Xiph's own Ogg Opus muxer (correct pre-skip, granule positions and end
-trimming, so the decoded duration equals the source's), it accepts any input sample rate
-(resampling internally to Opus' 48 kHz), and it exposes the libopus encoder ctls, so the bitrate
-is set for the whole stream. pyogg 0.6.14a1 only binds the C functions (no encoder classes);
-that is all we use. The unreleased pyogg 0.7 ``OggOpusWriter`` writes invalid granule positions:
-do not use it.
+Why not libopusenc (what this module used before): it always runs libopus at 48 kHz and
+resamples every source to 48 kHz first, so an 8 kHz call paid for a resampler and for libopus'
+48 kHz front end it does not need; on real speech that made 8 kHz two-channel telephony 2.5x
+slower than ffmpeg, which runs libopus at the source rate. Here libopus runs at the rate of the
+band it codes (8 kHz narrowband, 12 mediumband, 16 wideband, 24 super-wideband, 48 fullband):
+a source at that rate goes in as it is, any other is resampled once with libsoxr (``soxr``)
+to it. An Ogg Opus stream always counts time at 48 kHz, whatever rate the encoder ran at;
+OpusHead records the source's rate for players that want it back.
 
-Settings (each explained where it is defined): VoIP application; the bitrate for the whole
-stream, VBR except for narrowband stereo (CBR); a bandwidth cap from the source rate and channel
-count; 16-bit LSB depth; 60 ms packets for mono, 20 for stereo; the voice signal hint for sources
-of 12 kHz and below.
+What the muxer guarantees (RFC 7845): OpusHead alone on the first page, OpusTags on the next,
+then the audio; the pre-skip is the encoder's lookahead; every page's granule position is the
+48 kHz sample count at the end of its last packet, and the last page's is the source's length
+plus the pre-skip, so decoders trim the padding and the decoded duration equals the source's.
+A fixed Ogg serial number makes the file a pure function of the input and the settings.
 
-Cost: libopusenc always runs libopus at 48 kHz, through its multistream API. For 8 and 16 kHz
-sources that is 10-20 % more CPU than ffmpeg, which runs libopus at the source rate (profiled:
-88 % of our time is inside libopus; decoding, hashing and Python are a few percent).
-
-The ctypes calls go through ``ctypes.CDLL``, which releases the GIL for the duration of each C
-call, so encoders running in several threads use several cores.
-
-Importing pyogg appends ``;``-separated entries to ``os.environ["PATH"]`` (its Windows-minded
-library loader). This module is the one place that imports it, with ``PATH`` saved and restored:
-import pyogg's opus bindings from here (``recordings.audio.opus``), never directly.
+Settings, each explained where it is defined: VoIP application; the bitrate for the whole
+stream; the bandwidth cap from the source rate and channel count; 16-bit LSB depth; the frame
+length; the voice hint below 16 kHz; the complexity; CBR where VBR misses the bitrate; and how a
+two-channel recording is coded (``StereoLayout``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import struct
 from collections.abc import Mapping
-from types import ModuleType, TracebackType
-from typing import Any, Final, Self
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, BinaryIO, Final, Self
 
 import numpy as np
 import numpy.typing as npt
+import soxr
 
-
-def _import_pyogg_opus() -> ModuleType:
-    """Import ``pyogg.opus`` without letting pyogg's library loader rewrite ``PATH``."""
-    saved_path = os.environ.get("PATH")
-    try:
-        from pyogg import opus
-    finally:
-        if saved_path is None:
-            os.environ.pop("PATH", None)
-        else:
-            os.environ["PATH"] = saved_path
-    return opus
-
-
-_opus: Final[ModuleType] = _import_pyogg_opus()
-
-# libopus ctl requests and values (opus_defines.h). The ctl is variadic: values go as c_int.
-_OPUS_SET_APPLICATION_REQUEST: Final = 4000
-_OPUS_SET_BITRATE_REQUEST: Final = 4002
-_OPUS_SET_MAX_BANDWIDTH_REQUEST: Final = 4004
-_OPE_SET_SERIALNO_REQUEST: Final = 14006
-_OPUS_SET_VBR_REQUEST: Final = 4006
-_OPUS_SET_SIGNAL_REQUEST: Final = 4024
-_OPUS_SET_LSB_DEPTH_REQUEST: Final = 4036
-_OPUS_SET_EXPERT_FRAME_DURATION_REQUEST: Final = 4040
-_OPUS_APPLICATION_VOIP: Final = 2048
-_OPUS_SIGNAL_VOICE: Final = 3001
-_OPUS_FRAMESIZE_20_MS: Final = 5004
-_OPUS_FRAMESIZE_60_MS: Final = 5006
-
-# libopus runs its speech/music analysis only at 16 kHz and above; below, it assumes speech in
-# the VoIP application. libopusenc feeds it 48 kHz whatever the source, so on 8 and 12 kHz calls
-# the analysis ran anyway and took synthetic narrowband speech for music (26-72 % of packets
-# coded CELT), and CELT at 24 kb/s stereo let one speaker into the other's channel at -26 dB
-# instead of -41 dB. For those sources we say it is speech, as libopus itself would assume.
-_ASSUME_VOICE_MAX_RATE: Final = 12_000
-
-# VBR, libopus' default and ffmpeg's, except for narrow- and mediumband stereo. There each
-# channel is near silence while the other party talks, SILK's VBR spends little on it, and the
-# stream misses the bitrate: 21.2-21.4 kb/s for 24 requested on A-law stereo calls at 8 and
-# 12 kHz, and the same from ffmpeg. CBR holds 24.9 kb/s (Ogg framing included) there, at
-# about 1.8x the CPU of VBR, which 8 kHz can afford. Elsewhere CBR would cost 2-3x the CPU
-# (SILK iterates to hit each frame's size) and VBR stayed within 10 % of the target.
-_CBR_STEREO_MAX_RATE: Final = 12_000
-
-# (highest source rate it covers, libopus constant, name), narrowest first.
-_BANDWIDTHS: Final = (
-    (8_000, 1101, "narrowband"),
-    (12_000, 1102, "mediumband"),
-    (16_000, 1103, "wideband"),
-    (24_000, 1104, "superwideband"),
-)
-_WIDEBAND: Final = (1103, "wideband")
-_FULLBAND: Final = (1105, "fullband")
-# Below this stream bitrate, stereo wider than wideband bleeds one channel into the other.
-_STEREO_WIDE_MIN_BITRATE: Final = 32_000
-
-# 60 ms packets for mono instead of libopusenc's 20: an archive has no latency to protect, and
-# three SILK frames per packet save libopus and libopusenc per-packet work. In bench/encoder.py
-# that took mono from 0.77-0.83x ffmpeg's throughput (which uses 20 ms) to 0.83-1.05x, for 2-7 %
-# less bitrate (speech still 22.4-23.5 kb/s). Stereo keeps 20 ms: its VBR bitrate already runs
-# 5-6 % under the target (each channel is quiet while the other party talks), and 40 ms took a
-# 22.05 kHz call to -10 %.
-_MONO_FRAME_DURATION: Final = _OPUS_FRAMESIZE_60_MS
-_STEREO_FRAME_DURATION: Final = _OPUS_FRAMESIZE_20_MS
-
-# Input is 16-bit telephony or lossy audio: telling the encoder so stops it spending bits on
-# the noise floor below 16 bits.
-_LSB_DEPTH: Final = 16
-
-# libopus clamps the bitrate into this range (per channel) without an error: refuse instead.
-_MIN_BITRATE: Final = 500
-_MAX_BITRATE_PER_CHANNEL: Final = 300_000
-_OPE_INTERNAL_ERROR: Final = -13
+from recordings.audio import native
 
 DEFAULT_BITRATE: Final = 24_000
 """Bits per second for the whole stream (mono or stereo), as the product specifies."""
 
 ENCODER_TAG: Final = "daily-conversation-audio-recordings"
 
+OGG_OPUS_RATE: Final = 48_000
+"""The rate Ogg Opus counts time in (granule positions, pre-skip), whatever the coded band."""
+
+
+class StereoLayout(StrEnum):
+    """How a two-channel recording is coded."""
+
+    COUPLED = "coupled"
+    """One coupled stereo stream (channel mapping family 0): libopus codes the channels
+    jointly (mid/side where it pays)."""
+    DUAL_MONO = "dual-mono"
+    """Two independent mono streams in one Ogg Opus file (channel mapping family 1, two
+    streams, none coupled): each party's channel is coded on its own, at half the bitrate."""
+
+
+# (highest source rate it covers, libopus constant, name, the libopus rate that codes it),
+# narrowest first.
+_BANDS: Final = (
+    (8_000, 1101, "narrowband", 8_000),
+    (12_000, 1102, "mediumband", 12_000),
+    (16_000, 1103, "wideband", 16_000),
+    (24_000, 1104, "superwideband", 24_000),
+)
+_FULLBAND: Final = (1105, "fullband", 48_000)
+_WIDEBAND: Final = (1103, "wideband", 16_000)
+# Below this stream bitrate, coupled stereo wider than wideband bleeds one channel into the
+# other. Two synthetic two-speaker calls at 48 kHz, 24 kb/s, the silent side's level relative
+# to the talker's: wideband (SILK) -48 and -31 dB, super-wideband -21 and -11 dB, full band -15
+# and -2 dB. At 32 kb/s every band kept -28 dB or better.
+_STEREO_WIDE_MIN_BITRATE: Final = 32_000
+
+# libopus runs its speech/music analysis only at 16 kHz and above; below, in the VoIP
+# application, it assumes speech. Saying so keeps narrowband calls in SILK whatever the rate.
+_ASSUME_VOICE_MAX_RATE: Final = 12_000
+
+# VBR, libopus' default and ffmpeg's, except for narrow- and mediumband coupled stereo: there
+# each channel is near silence while the other party talks, SILK's VBR spends little on it, and
+# the stream missed the bitrate (21.2-21.4 kb/s for 24 requested on A-law stereo calls at 8 and
+# 12 kHz, the same from ffmpeg). CBR holds it.
+_CBR_STEREO_MAX_RATE: Final = 12_000
+
+# 60 ms packets for mono: an archive has no latency to protect, and three SILK frames per packet
+# save per-packet work. Stereo keeps 20 ms: its VBR bitrate already ran 5-6 % under the target
+# (each channel is quiet while the other party talks), and 40 ms took a 22.05 kHz call to -10 %.
+_MONO_FRAME_MS: Final = 60
+_STEREO_FRAME_MS: Final = 20
+
+# Input is 16-bit telephony or lossy audio: telling the encoder so stops it spending bits on
+# the noise floor below 16 bits.
+_LSB_DEPTH: Final = 16
+
+# libopus' default and ffmpeg's.
+DEFAULT_COMPLEXITY: Final = 10
+
+# libopus clamps the bitrate into this range (per channel) without an error: refuse instead.
+_MIN_BITRATE: Final = 500
+_MAX_BITRATE_PER_CHANNEL: Final = 300_000
+# The largest Opus packet is 1275 bytes per 20 ms frame of a stream; up to 3 frames in a 60 ms
+# packet, plus framing.
+_MAX_PACKET_BYTES_PER_STREAM: Final = 3 * 1275 + 7
+
 
 class OpusEncodeError(RuntimeError):
-    """libopusenc refused a call or is not installed.
+    """libopus or libogg refused a call, or is not installed.
 
-    ``code`` is libopusenc's (negative) error code, or ``None`` when the library is missing.
+    ``code`` is libopus' (negative) error code, or ``None`` for anything else.
     """
 
     def __init__(self, message: str, code: int | None = None) -> None:
@@ -127,56 +115,106 @@ class OpusEncodeError(RuntimeError):
         self.code = code
 
 
-def libopusenc_available() -> bool:
-    """Whether the system's libopusenc (Debian ``libopusenc0``) could be loaded."""
-    return bool(getattr(_opus, "PYOGG_OPUS_ENC_AVAIL", False))
-
-
-def libopusenc_version() -> str:
-    """Version strings of libopusenc and the libopus it links, e.g. for archive metadata."""
-    _require_libopusenc()
-    enc = _opus.ope_get_version_string().decode()
-    lib = _opus.opus_get_version_string().decode()
-    return f"{enc}, {lib}"
+def libopus_version() -> str:
+    """The libopus version string, for archive metadata and benchmark reports."""
+    try:
+        return native.libopus_version()
+    except native.NativeLibraryError as error:
+        raise OpusEncodeError(str(error)) from error
 
 
 def max_bandwidth(sample_rate: int, channels: int, bitrate: int) -> tuple[int, str]:
     """The widest Opus bandwidth worth coding: ``(libopus constant, name)``.
 
-    First, the band that just covers the source's Nyquist frequency: libopusenc resamples
-    everything to 48 kHz, so without this cap an 8 kHz call would be coded as full band, with
-    bits spent on an empty spectrum.
-
-    Second, stereo below ``_STEREO_WIDE_MIN_BITRATE`` is capped at wideband: 24 kb/s cannot
-    pay for two channels of hybrid super-wideband or full band, and Opus then lets one speaker
-    into the other's channel. Two synthetic two-speaker calls at 48 kHz, 24 kb/s, the silent
-    side's level relative to the talker's: wideband (SILK) -48 and -31 dB, super-wideband -21
-    and -11 dB, full band -15 and -2 dB. At 32 kb/s every band kept -28 dB or better.
+    First, the band that just covers the source's Nyquist frequency, so an 8 kHz call is not
+    coded as a wider band with bits spent on an empty spectrum. Second, coupled stereo below
+    ``_STEREO_WIDE_MIN_BITRATE`` is capped at wideband: 24 kb/s cannot pay for two channels of
+    hybrid super-wideband or full band, and Opus then lets one speaker into the other's channel.
     """
-    constant, name = _FULLBAND
-    for max_rate, band_constant, band_name in _BANDWIDTHS:
-        if sample_rate <= max_rate:
-            constant, name = band_constant, band_name
-            break
-    if channels == 2 and bitrate < _STEREO_WIDE_MIN_BITRATE and constant > _WIDEBAND[0]:
-        return _WIDEBAND
+    constant, name, _ = _band(sample_rate, channels, bitrate)
     return constant, name
 
 
-def _require_libopusenc() -> None:
-    if not libopusenc_available():
-        raise OpusEncodeError(
-            "libopusenc is not available: install the system packages "
-            "libopus0 libopusenc0 libogg0 (Debian) so pyogg can load them"
-        )
+def _band(sample_rate: int, channels: int, bitrate: int) -> tuple[int, str, int]:
+    constant, name, rate = _FULLBAND
+    for max_rate, band_constant, band_name, band_rate in _BANDS:
+        if sample_rate <= max_rate:
+            constant, name, rate = band_constant, band_name, band_rate
+            break
+    if channels == 2 and bitrate < _STEREO_WIDE_MIN_BITRATE and constant > _WIDEBAND[0]:
+        return _WIDEBAND
+    return constant, name, rate
 
 
-def _check(code: int, operation: str) -> None:
-    """Raise with libopusenc's own message when a call returned an error code."""
-    if code != 0:
-        message = _opus.ope_strerror(code)
-        text = message.decode(errors="replace") if message else "unknown error"
-        raise OpusEncodeError(f"libopusenc {operation} failed: {text} (code {code})", code)
+def opus_head(
+    channels: int, pre_skip: int, input_rate: int, layout: StereoLayout | None = None
+) -> bytes:
+    """The identification header (RFC 7845, section 5.1).
+
+    Mono and coupled stereo use channel mapping family 0; dual-mono stereo uses family 1 with
+    two uncoupled streams, channel 0 from stream 0 and channel 1 from stream 1.
+    """
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, channels, pre_skip, input_rate, 0, 0)
+    if channels == 2 and layout is StereoLayout.DUAL_MONO:
+        head = head[:-1] + struct.pack("<BBBBB", 1, 2, 0, 0, 1)
+    return head
+
+
+def opus_tags(vendor: str, comments: Mapping[str, str]) -> bytes:
+    """The comment header (RFC 7845, section 5.2)."""
+    encoded = [f"{key}={value}".encode() for key, value in comments.items()]
+    vendor_bytes = vendor.encode()
+    parts = [b"OpusTags", struct.pack("<I", len(vendor_bytes)), vendor_bytes]
+    parts.append(struct.pack("<I", len(encoded)))
+    for comment in encoded:
+        parts += [struct.pack("<I", len(comment)), comment]
+    return b"".join(parts)
+
+
+class _OggWriter:
+    """Packets into Ogg pages, through libogg, onto an open file."""
+
+    def __init__(self, file: BinaryIO, serial: int) -> None:
+        self._lib = native.libogg()
+        self._file = file
+        self._state = native.new_ogg_stream_state()
+        # ogg_stream_init takes an int: a serial of 2**31 or more goes as its signed twin.
+        signed = serial - (1 << 32) if serial >= 1 << 31 else serial
+        if self._lib.ogg_stream_init(self._state, signed) != 0:
+            raise OpusEncodeError("libogg could not initialise the stream")
+        self._page = native.OggPage()
+        self._packet = native.OggPacket()
+        self._packetno = 0
+
+    def header(self, data: bytes) -> None:
+        """One header packet on a page of its own."""
+        buffer = ctypes.create_string_buffer(data, len(data))
+        self.packet(ctypes.addressof(buffer), len(data), 0)  # libogg copies it
+        self._write_pages(self._lib.ogg_stream_flush)
+
+    def packet(self, data: int, size: int, granule: int, *, last: bool = False) -> None:
+        """Queue one packet (``data`` its address) and write any page it completes; the last
+        packet's pages are flushed."""
+        packet = self._packet
+        packet.packet = data
+        packet.bytes = size
+        packet.b_o_s = int(self._packetno == 0)
+        packet.e_o_s = int(last)
+        packet.granulepos = granule
+        packet.packetno = self._packetno
+        self._packetno += 1
+        if self._lib.ogg_stream_packetin(self._state, ctypes.byref(packet)) != 0:
+            raise OpusEncodeError("libogg refused a packet")
+        self._write_pages(self._lib.ogg_stream_flush if last else self._lib.ogg_stream_pageout)
+
+    def _write_pages(self, next_page: Any) -> None:
+        page = self._page
+        while next_page(self._state, ctypes.byref(page)) != 0:
+            self._file.write(ctypes.string_at(page.header, page.header_len))
+            self._file.write(ctypes.string_at(page.body, page.body_len))
+
+    def close(self) -> None:
+        self._lib.ogg_stream_clear(self._state)
 
 
 class OpusFileEncoder:
@@ -184,12 +222,14 @@ class OpusFileEncoder:
 
     Use as a context manager; ``write`` blocks of shape ``(frames, channels)``. On a clean exit
     the encoder is drained and the file is complete. If an exception leaves the ``with`` block
-    (or ``write``/``close`` raises), the encoder is destroyed without draining and the file at
+    (or ``write``/``close`` raises), the encoder is released without draining and the file at
     ``path`` is incomplete (no end-of-stream page): the caller owns the path and must delete it.
     An instance is not thread-safe; use one per thread.
     """
 
-    _enc: Any = None
+    _encoder: Any = None
+    _ogg: _OggWriter | None = None
+    _file: BinaryIO | None = None
 
     def __init__(
         self,
@@ -200,108 +240,217 @@ class OpusFileEncoder:
         *,
         tags: Mapping[str, str] | None = None,
         serial: int | None = None,
+        stereo_layout: StereoLayout = StereoLayout.COUPLED,
+        complexity: int = DEFAULT_COMPLEXITY,
     ) -> None:
-        _require_libopusenc()
         if channels not in (1, 2):
-            raise ValueError(f"channels must be 1 or 2 (mapping family 0), got {channels}")
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         if not _MIN_BITRATE <= bitrate <= _MAX_BITRATE_PER_CHANNEL * channels:
             raise ValueError(f"bitrate {bitrate} b/s is out of Opus' range for {channels} ch")
+        if not 0 <= complexity <= 10:
+            raise ValueError(f"complexity must be 0..10, got {complexity}")
+        try:
+            self._opus = native.libopus()
+            native.libogg()
+        except native.NativeLibraryError as error:
+            raise OpusEncodeError(str(error)) from error
         self.path = os.fspath(path)
         self.sample_rate = sample_rate
         self.channels = channels
         self.bitrate = bitrate
-        self.bandwidth, self.bandwidth_name = max_bandwidth(sample_rate, channels, bitrate)
-        self.constant_bitrate = channels == 2 and sample_rate <= _CBR_STEREO_MAX_RATE
+        self.layout = stereo_layout if channels == 2 else None
+        self.complexity = complexity
+        self.bandwidth, self.bandwidth_name, self.encoder_rate = _band(
+            sample_rate, channels, bitrate
+        )
+        self.constant_bitrate = (
+            self.layout is StereoLayout.COUPLED and sample_rate <= _CBR_STEREO_MAX_RATE
+        )
+        frame_ms = _MONO_FRAME_MS if channels == 1 else _STEREO_FRAME_MS
+        self.frame_size = self.encoder_rate * frame_ms // 1000
         self.frames_written = 0
-        self.serial = serial
-        self._enc = self._create(tags or {})
-
-    def _create(self, tags: Mapping[str, str]) -> Any:
-        comments = _opus.ope_comments_create()
-        if not comments:
-            raise MemoryError("libopusenc could not allocate the comment header")
+        self.serial = serial if serial is not None else int.from_bytes(os.urandom(4), "little")
+        self._resampler = (
+            soxr.ResampleStream(sample_rate, self.encoder_rate, channels, dtype="float32")
+            if sample_rate != self.encoder_rate
+            else None
+        )
+        # Samples waiting for a whole frame, at the encoder's rate.
+        self._pending = np.zeros((0, channels), dtype=np.float32)
+        self._encoded = 0  # samples coded, at the encoder's rate
+        self._packet_buffer = ctypes.create_string_buffer(_MAX_PACKET_BYTES_PER_STREAM * channels)
+        self._encoder = self._create_encoder()
         try:
-            for key, value in {"ENCODER": ENCODER_TAG, **tags}.items():
-                _check(
-                    _opus.ope_comments_add(comments, key.encode(), value.encode()),
-                    f"adding comment {key}",
-                )
-            error = ctypes.c_int(0)
-            # The comments are copied into the encoder; ours are destroyed below either way.
-            enc = _opus.ope_encoder_create_file(
-                os.fsencode(self.path), comments, self.sample_rate, self.channels, 0, error
-            )
-            if not enc:
-                _check(error.value or _OPE_INTERNAL_ERROR, f"creating {self.path!r}")
-        finally:
-            _opus.ope_comments_destroy(comments)
-        try:
-            ctls = [
-                (_OPUS_SET_APPLICATION_REQUEST, _OPUS_APPLICATION_VOIP, "OPUS_SET_APPLICATION"),
-                (_OPUS_SET_BITRATE_REQUEST, self.bitrate, "OPUS_SET_BITRATE"),
-                (_OPUS_SET_MAX_BANDWIDTH_REQUEST, self.bandwidth, "OPUS_SET_MAX_BANDWIDTH"),
-                (_OPUS_SET_LSB_DEPTH_REQUEST, _LSB_DEPTH, "OPUS_SET_LSB_DEPTH"),
-                (
-                    _OPUS_SET_EXPERT_FRAME_DURATION_REQUEST,
-                    _MONO_FRAME_DURATION if self.channels == 1 else _STEREO_FRAME_DURATION,
-                    "OPUS_SET_EXPERT_FRAME_DURATION",
-                ),
-            ]
-            if self.sample_rate <= _ASSUME_VOICE_MAX_RATE:
-                ctls.append((_OPUS_SET_SIGNAL_REQUEST, _OPUS_SIGNAL_VOICE, "OPUS_SET_SIGNAL"))
-            if self.constant_bitrate:
-                ctls.append((_OPUS_SET_VBR_REQUEST, 0, "OPUS_SET_VBR"))
-            if self.serial is not None:
-                # libopusenc picks a random Ogg serial number; a fixed one makes re-encoding the
-                # same source byte-identical, so a re-run hour converges to the same entries.
-                ctls.append((_OPE_SET_SERIALNO_REQUEST, self.serial, "OPE_SET_SERIALNO"))
-            for request, value, name in ctls:
-                _check(_opus.ope_encoder_ctl(enc, request, ctypes.c_int(value)), name)
+            self._lookahead = self._get(native.OPUS_GET_LOOKAHEAD, "OPUS_GET_LOOKAHEAD")
+            self._ratio = OGG_OPUS_RATE // self.encoder_rate
+            self.pre_skip = self._lookahead * self._ratio
+            self._open(tags or {})
         except BaseException:
-            _opus.ope_encoder_destroy(enc)
+            self.abort()
             raise
-        return enc
+
+    def _create_encoder(self) -> Any:
+        streams, coupled = (1, 1) if self.layout is StereoLayout.COUPLED else (self.channels, 0)
+        mapping = (ctypes.c_ubyte * self.channels)(*range(self.channels))
+        error = ctypes.c_int(0)
+        encoder = self._opus.opus_multistream_encoder_create(
+            self.encoder_rate,
+            self.channels,
+            streams,
+            coupled,
+            mapping,
+            native.OPUS_APPLICATION_VOIP,
+            ctypes.byref(error),
+        )
+        if not encoder or error.value != 0:
+            raise OpusEncodeError(
+                f"libopus could not create the encoder: {native.opus_error(error.value)}",
+                error.value,
+            )
+        self._encoder = encoder
+        ctls = [
+            (native.OPUS_SET_BITRATE, self.bitrate, "OPUS_SET_BITRATE"),
+            (native.OPUS_SET_MAX_BANDWIDTH, self.bandwidth, "OPUS_SET_MAX_BANDWIDTH"),
+            (native.OPUS_SET_LSB_DEPTH, _LSB_DEPTH, "OPUS_SET_LSB_DEPTH"),
+            (native.OPUS_SET_COMPLEXITY, self.complexity, "OPUS_SET_COMPLEXITY"),
+        ]
+        if self.encoder_rate <= _ASSUME_VOICE_MAX_RATE:
+            ctls.append((native.OPUS_SET_SIGNAL, native.OPUS_SIGNAL_VOICE, "OPUS_SET_SIGNAL"))
+        if self.constant_bitrate:
+            ctls.append((native.OPUS_SET_VBR, 0, "OPUS_SET_VBR"))
+        try:
+            for request, value, name in ctls:
+                self._check(
+                    self._opus.opus_multistream_encoder_ctl(
+                        ctypes.c_void_p(encoder), ctypes.c_int(request), ctypes.c_int(value)
+                    ),
+                    name,
+                )
+        except BaseException:
+            self._opus.opus_multistream_encoder_destroy(encoder)
+            self._encoder = None
+            raise
+        return encoder
+
+    def _get(self, request: int, name: str) -> int:
+        value = ctypes.c_int32(0)
+        self._check(
+            self._opus.opus_multistream_encoder_ctl(
+                ctypes.c_void_p(self._encoder), ctypes.c_int(request), ctypes.byref(value)
+            ),
+            name,
+        )
+        return value.value
+
+    def _check(self, code: int, operation: str) -> None:
+        if code < 0:
+            raise OpusEncodeError(
+                f"libopus {operation} failed: {native.opus_error(code)} (code {code})", code
+            )
+
+    def _open(self, tags: Mapping[str, str]) -> None:
+        try:
+            self._file = open(self.path, "wb")
+        except OSError as error:
+            raise OpusEncodeError(f"cannot open file {self.path!r}: {error}") from error
+        self._ogg = _OggWriter(self._file, self.serial)
+        self._ogg.header(opus_head(self.channels, self.pre_skip, self.sample_rate, self.layout))
+        self._ogg.header(opus_tags(native.libopus_version(), {"ENCODER": ENCODER_TAG, **tags}))
 
     def write(self, block: npt.NDArray[Any]) -> None:
-        """Encode one block of samples in [-1, 1], shape ``(frames, channels)``.
-
-        A C-contiguous float32 block (what ``SoundFile.read(dtype="float32", always_2d=True)``
-        returns) is passed to libopusenc without copying; anything else is converted first.
-        """
-        if self._enc is None:
+        """Encode one block of samples in [-1, 1], shape ``(frames, channels)``."""
+        if self._encoder is None:
             raise ValueError("write to a closed OpusFileEncoder")
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise ValueError(f"block must have shape (frames, {self.channels}), got {block.shape}")
-        frames = block.shape[0]
-        if frames == 0:
+        if block.shape[0] == 0:
             return
         pcm = np.ascontiguousarray(block, dtype=np.float32)
-        pointer = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        self.frames_written += pcm.shape[0]
+        if self._resampler is not None:
+            pcm = self._resampler.resample_chunk(pcm)
         try:
-            _check(_opus.ope_encoder_write_float(self._enc, pointer, frames), "write")
-        except OpusEncodeError:
+            self._encode(pcm, last=False)
+        except BaseException:
             self.abort()
             raise
-        self.frames_written += frames
+
+    def _encode(self, pcm: npt.NDArray[np.float32], *, last: bool) -> None:
+        """Code every whole frame of what is pending plus ``pcm``; with ``last``, pad the rest
+        with silence past the lookahead and end the stream."""
+        if self._pending.shape[0]:
+            pcm = np.concatenate((self._pending, pcm))
+        frame = self.frame_size
+        if last:
+            # The decoder drops the pre-skip (the lookahead) and stops at the last granule
+            # position: code at least that far, rounded up to a whole frame.
+            end = self.pre_skip + self._source_samples_at_48k()
+            needed = max(pcm.shape[0], -(-end // self._ratio) - self._encoded)
+            padded = -(-needed // frame) * frame
+            pcm = np.concatenate((pcm, np.zeros((padded - pcm.shape[0], self.channels), "f4")))
+        whole = pcm.shape[0] // frame
+        pcm = np.ascontiguousarray(pcm)
+        base = pcm.ctypes.data
+        stride = frame * self.channels * 4
+        encode = self._opus.opus_multistream_encode_float
+        buffer = self._packet_buffer
+        capacity = len(buffer)
+        ogg = self._ogg
+        if ogg is None:
+            raise ValueError("write to a closed OpusFileEncoder")
+        for index in range(whole):
+            size = encode(self._encoder, base + index * stride, frame, buffer, capacity)
+            if size < 0:
+                self._check(size, "encode")
+            self._encoded += frame
+            end = last and index == whole - 1
+            granule = (
+                self.pre_skip + self._source_samples_at_48k()
+                if end
+                else self._encoded * self._ratio
+            )
+            ogg.packet(ctypes.addressof(buffer), size, granule, last=end)
+        self._pending = pcm[whole * frame :].copy()
+
+    def _source_samples_at_48k(self) -> int:
+        """The source's length in 48 kHz samples (what the last granule position adds to the
+        pre-skip), rounded to the nearest sample for rates that do not divide 48 kHz."""
+        return round(self.frames_written * OGG_OPUS_RATE / self.sample_rate)
 
     def close(self) -> None:
         """Drain the encoder (final packets, end-of-stream page) and close the file."""
-        if self._enc is None:
+        if self._encoder is None:
             return
-        enc, self._enc = self._enc, None
         try:
-            _check(_opus.ope_encoder_drain(enc), "drain")
-        finally:
-            _opus.ope_encoder_destroy(enc)
+            tail = (
+                self._resampler.resample_chunk(
+                    np.zeros((0, self.channels), dtype=np.float32), last=True
+                )
+                if self._resampler is not None
+                else np.zeros((0, self.channels), dtype=np.float32)
+            )
+            self._encode(tail, last=True)
+        except BaseException:
+            self.abort()
+            raise
+        self._release()
 
     def abort(self) -> None:
         """Release the encoder without finishing the stream; the file is left incomplete."""
-        if self._enc is None:
-            return
-        enc, self._enc = self._enc, None
-        _opus.ope_encoder_destroy(enc)
+        self._release()
+
+    def _release(self) -> None:
+        if self._encoder is not None:
+            self._opus.opus_multistream_encoder_destroy(self._encoder)
+            self._encoder = None
+        if self._ogg is not None:
+            self._ogg.close()
+            self._ogg = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> Self:
         return self

@@ -145,6 +145,16 @@ def test_hour_archive_holds_every_recording_as_opus_with_metadata(
         assert abs(len(decoded) / rate - 6.0) < 0.05  # MP3 decoders pad by a frame at most
         bitrate = len(payload) * 8 / 6.0
         assert 12_000 < bitrate < 36_000  # exact ±10 % is asserted on longer speech elsewhere
+    # How each was coded: the band of its rate (stereo at 24 kb/s at most wideband), the rate
+    # libopus ran at, and the channel layout.
+    coded = {name: entries[name]["opus"] for name in expected_channels}
+    assert {
+        name: (c["layout"], c["bandwidth"], c["codedSampleRate"]) for name, c in coded.items()
+    } == {
+        "c1/s1/r-ulaw.opus": ("mono", "narrowband", 8000),
+        "c1/s2/r-flac.opus": ("coupled", "wideband", 16000),
+        "c2/s1/r-mp3.opus": ("mono", "fullband", 48000),
+    }
 
     response = s3_client.get_object(archive_bucket, result.object_key)
     stored = response.read()
