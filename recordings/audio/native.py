@@ -25,6 +25,7 @@ OPUS_SET_COMPLEXITY: Final = 4010
 OPUS_SET_SIGNAL: Final = 4024
 OPUS_GET_LOOKAHEAD: Final = 4027
 OPUS_SET_LSB_DEPTH: Final = 4036
+OPUS_UNIMPLEMENTED: Final = -5
 OPUS_APPLICATION_VOIP: Final = 2048
 OPUS_SIGNAL_VOICE: Final = 3001
 
@@ -104,6 +105,26 @@ def libopus() -> ctypes.CDLL:
     lib.opus_multistream_encoder_destroy.restype = None
     lib.opus_multistream_encoder_destroy.argtypes = (ctypes.c_void_p,)
     lib.opus_multistream_encoder_ctl.restype = ctypes.c_int
+    lib.opus_encoder_create.restype = ctypes.c_void_p
+    lib.opus_encoder_create.argtypes = (
+        ctypes.c_int32,  # Fs
+        ctypes.c_int,  # channels
+        ctypes.c_int,  # application
+        ctypes.POINTER(ctypes.c_int),  # error
+    )
+    lib.opus_encode_float.restype = ctypes.c_int32
+    lib.opus_encode_float.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_void_p,  # const float *pcm
+        ctypes.c_int,  # frame_size
+        ctypes.c_void_p,  # unsigned char *data
+        ctypes.c_int32,  # max_data_bytes
+    )
+    lib.opus_encoder_destroy.restype = None
+    lib.opus_encoder_destroy.argtypes = (ctypes.c_void_p,)
+    lib.opus_encoder_ctl.restype = ctypes.c_int
+    lib.opus_packet_unpad.restype = ctypes.c_int32
+    lib.opus_packet_unpad.argtypes = (ctypes.c_void_p, ctypes.c_int32)
     return lib
 
 

@@ -200,3 +200,39 @@ def test_opus_head_layouts() -> None:
     dual = opus_head(2, 312, 8_000, StereoLayout.DUAL_MONO)
     assert dual[18] == 1 and dual[19:] == bytes([2, 0, 0, 1])
     assert opus_head(2, 312, 8_000, StereoLayout.COUPLED)[18:] == b"\x00"
+
+
+def stream_sizes(packet: bytes) -> tuple[int, int]:
+    """Bytes of each stream in a two-stream packet whose first stream is self-delimited and
+    a single frame (code 0), as 60 ms SILK packets are."""
+    assert packet[0] & 3 == 0
+    first = packet[1]
+    offset = 2
+    if first >= 252:
+        first, offset = first + 4 * packet[2], 3
+    return first, len(packet) - offset - first
+
+
+def test_the_dual_mono_budget_follows_whoever_talks(tmp_path: Path) -> None:
+    """8 kHz, agent talking for 2 s while the customer is silent, then the other way round:
+    the talker's stream gets most of the 24 kb/s (talker 20, listener 4), and the file stays
+    within the budget."""
+    rate = 8_000
+    t = np.arange(2 * rate) / rate
+    voice = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype("f4")
+    silence = np.zeros_like(voice)
+    signal = np.concatenate(
+        [np.stack([voice, silence], axis=1), np.stack([silence, voice], axis=1)]
+    )
+    source = tmp_path / "turns.wav"
+    sf.write(source, signal, rate, subtype="PCM_16")
+    output = tmp_path / "out.opus"
+    encode(source, output, StereoLayout.DUAL_MONO)
+    packets = [p for page in read_pages(output)[2:] for p in page.packets]
+    sizes = [stream_sizes(packet) for packet in packets]
+    # 60 ms packets, 33 a turn; steady stretches of each (away from the switch and the ends).
+    agent_turn, customer_turn = sizes[2:31], sizes[37:64]
+    assert all(agent > 3 * customer for agent, customer in agent_turn), agent_turn
+    assert all(customer > 3 * agent for agent, customer in customer_turn), customer_turn
+    seconds = len(signal) / rate
+    assert output.stat().st_size * 8 / seconds < 24_000 * 1.1
