@@ -32,8 +32,8 @@ What is measured, per row:
   on (PESQ rejects a segment without speech). Mixed: the channel mean of reference and decoded;
   per channel (stereo): each decoded channel against its own source channel.
 - Alignment: the decoded output should be sample aligned with the source once the pre-skip is
-  dropped; the lag of the best cross-correlation of the mixes (within 100 ms) is reported and,
-  when not zero, the decoded signal is shifted by it before scoring.
+  dropped; the lag of the best cross-correlation of the mixes (within 100 ms, over the first
+  minute) is reported and, when not zero, the decoded signal is shifted by it before scoring.
 - Separation (stereo): how much of the other party each decoded channel carries. In each
   100 ms block the decoded channel d is fitted by least squares as a*own + b*other (the two
   source channels at the PESQ rate); the leak is 10 log10(sum |b*other|^2 / sum |a*own|^2) dB
@@ -101,6 +101,7 @@ KBPS_TOLERANCE: Final = 0.10
 DURATION_TOLERANCE: Final = 0.020
 SEGMENT_SECONDS: Final = 10.0
 MAX_LAG_SECONDS: Final = 0.1
+LAG_WINDOW_SECONDS: Final = 60.0
 LEAK_FLOOR_DB: Final = -99.0
 SEPARATION_BLOCK_SECONDS: Final = 0.1
 SPEECH_FLOOR_DB: Final = -40.0
@@ -377,15 +378,16 @@ def common_means(
     )
 
 
-def alignment_lag(reference: Audio, decoded: Audio, max_lag: int) -> int:
+def alignment_lag(reference: Audio, decoded: Audio, max_lag: int, window: int) -> int:
     """The shift of `decoded` against `reference` (one signal each) with the best
-    cross-correlation within +-`max_lag` samples: decoded[t + lag] matches reference[t]."""
-    n = min(len(reference), len(decoded))
+    cross-correlation within +-`max_lag` samples over their first `window` samples:
+    decoded[t + lag] matches reference[t]."""
+    n = min(len(reference), len(decoded), window)
     size = 1 << math.ceil(math.log2(2 * n))
     spectrum = np.fft.rfft(decoded[:n], size) * np.conj(np.fft.rfft(reference[:n], size))
     correlation = np.fft.irfft(spectrum, size)
-    window = np.concatenate([correlation[-max_lag:], correlation[: max_lag + 1]])
-    return int(np.argmax(window)) - max_lag
+    lags = np.concatenate([correlation[-max_lag:], correlation[: max_lag + 1]])
+    return int(np.argmax(lags)) - max_lag
 
 
 def shifted(decoded: Audio, lag: int, frames: int) -> Audio:
@@ -557,7 +559,10 @@ def measure_quality(source: Path, ours_out: Path, ffmpeg_out: Path) -> Quality:
         decoded, decoded_rate, duration, kept = decode(opus, frames, rate, channels)
         at_scoring = resample(decoded, decoded_rate, scoring_rate)
         lag = alignment_lag(
-            reference.mean(axis=1), at_scoring.mean(axis=1), round(MAX_LAG_SECONDS * scoring_rate)
+            reference.mean(axis=1),
+            at_scoring.mean(axis=1),
+            max_lag=round(MAX_LAG_SECONDS * scoring_rate),
+            window=round(LAG_WINDOW_SECONDS * scoring_rate),
         )
         aligned.append(shifted(at_scoring, lag, len(reference)))
         outputs.append(

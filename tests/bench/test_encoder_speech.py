@@ -95,9 +95,9 @@ def test_alignment_finds_a_shift_and_undoes_it(bench: ModuleType) -> None:
     late = np.concatenate([np.zeros(3), reference])[: len(reference)]
     early = reference[2:]
 
-    assert bench.alignment_lag(reference, reference, 800) == 0
-    assert bench.alignment_lag(reference, late, 800) == 3
-    assert bench.alignment_lag(reference, early, 800) == -2
+    assert bench.alignment_lag(reference, reference, 800, 8000) == 0
+    assert bench.alignment_lag(reference, late, 800, 8000) == 3
+    assert bench.alignment_lag(reference, early, 800, 8000) == -2
     np.testing.assert_array_equal(
         bench.shifted(late[:, None], 3, len(reference))[:-3, 0], reference[:-3]
     )
