@@ -6,7 +6,8 @@ target there and missed it on real speech. The calls written here are spoken by 
 from Debian's archive, `espeak-ng` (formant synthesis) and `flite` (diphone/cluster unit
 selection), with several voices: each call is two speakers taking turns on a customer-service
 script, with pauses of 0.3-1.5 s between turns and, every few turns, a stretch where both talk
-at once (the worst case for stereo coding). For a two-channel recording each speaker has a
+at once (:func:`write_call`). :func:`write_double_talk` writes the worst case for stereo coding:
+both speakers talking at once from start to end. For a two-channel recording each speaker has a
 channel of its own (agent left, customer right), as contact-centre recorders store them; a mono
 recording carries their mix.
 
@@ -149,8 +150,7 @@ def write_call(
     their mix. Turns alternate with pauses; every fourth turn starts one second before the
     previous one ends (double-talk). Written with `soundfile` as `file_format`/`subtype`."""
     rng = random.Random(seed)  # noqa: S311 - bench data
-    agent = AGENT_VOICES[seed % len(AGENT_VOICES)]
-    customer = CUSTOMER_VOICES[(seed + 1 + seed // len(AGENT_VOICES)) % len(CUSTOMER_VOICES)]
+    agent, customer = _voices(seed)
     total = int(seconds * rate)
     tracks = np.zeros((2, total), dtype=np.float32)
     position = int(rng.uniform(0.2, 0.8) * rate)
@@ -167,17 +167,68 @@ def write_call(
         tracks[speaker, position:end] += samples[: end - position]
         position = end + int(rng.uniform(0.3, 1.5) * rate)
         turn += 1
+    _write(path, tracks, rate, channels, subtype, file_format)
+    return Call(path, total / rate, (agent.label, customer.label), overlap / rate)
+
+
+def write_double_talk(
+    path: Path,
+    cache: SpeechCache,
+    *,
+    seconds: float,
+    rate: int,
+    channels: int,
+    subtype: str = "PCM_16",
+    file_format: str = "WAV",
+    seed: int = 0,
+) -> Call:
+    """Like :func:`write_call`, but both parties talk at once for the whole call: each speaks
+    its lines one after another with breath pauses of 0.15-0.4 s, independently of the other.
+    The worst case for coding two parties in one stereo stream. `overlap_seconds` counts the
+    time both are speaking."""
+    rng = random.Random(seed)  # noqa: S311 - bench data
+    agent, customer = _voices(seed)
+    total = int(seconds * rate)
+    tracks = np.zeros((2, total), dtype=np.float32)
+    speaking = np.zeros((2, total), dtype=bool)
+    for speaker, (lines, voice) in enumerate(((AGENT_LINES, agent), (CUSTOMER_LINES, customer))):
+        position = int(rng.uniform(0.1, 0.6) * rate)
+        line = rng.randrange(len(lines))
+        while position < total:
+            samples = cache.utterance(voice, lines[line % len(lines)], rate)
+            end = min(total, position + len(samples))
+            tracks[speaker, position:end] = samples[: end - position]
+            speaking[speaker, position:end] = True
+            position = end + int(rng.uniform(0.15, 0.4) * rate)
+            line += 1
+    _write(path, tracks, rate, channels, subtype, file_format)
+    overlap = int(np.count_nonzero(speaking[0] & speaking[1]))
+    return Call(path, total / rate, (agent.label, customer.label), overlap / rate)
+
+
+def _voices(seed: int) -> tuple[Voice, Voice]:
+    """The agent's and the customer's voice for `seed`: consecutive seeds rotate both, so a set
+    of calls hears every voice of both engines."""
+    agent = AGENT_VOICES[seed % len(AGENT_VOICES)]
+    customer = CUSTOMER_VOICES[(seed + 1 + seed // len(AGENT_VOICES)) % len(CUSTOMER_VOICES)]
+    return agent, customer
+
+
+def _write(
+    path: Path, tracks: np.ndarray, rate: int, channels: int, subtype: str, file_format: str
+) -> None:
+    """Write the two parties' `tracks` as a stereo call (agent left) or their mix, peak-limited
+    to 0.89 so that no format clips."""
     if channels == 2:
         audio = tracks.T
     elif channels == 1:
         audio = (tracks[0] + tracks[1]) * 0.7
     else:
-        raise ValueError(f"{channels} channels: write_call writes mono or stereo calls")
+        raise ValueError(f"{channels} channels: calls are written mono or stereo")
     peak = float(np.max(np.abs(audio))) or 1.0
     audio = audio * min(1.0, 0.89 / peak)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, rate, subtype=subtype, format=file_format)
-    return Call(path, total / rate, (agent.label, customer.label), overlap / rate)
 
 
 def write_calls(
