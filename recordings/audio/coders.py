@@ -67,7 +67,6 @@ class Settings:
     bandwidth: int
     complexity: int
     voice: bool
-    constant_bitrate: bool
     lsb_depth: int = 16
 
     def ctls(self, bitrate: int | None = None) -> list[tuple[int, int, str]]:
@@ -79,8 +78,6 @@ class Settings:
         ]
         if self.voice:
             requests.append((native.OPUS_SET_SIGNAL, native.OPUS_SIGNAL_VOICE, "OPUS_SET_SIGNAL"))
-        if self.constant_bitrate:
-            requests.append((native.OPUS_SET_VBR, 0, "OPUS_SET_VBR"))
         return requests
 
 

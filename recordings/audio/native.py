@@ -20,7 +20,6 @@ from typing import Final
 # through a pointer to a 32-bit int.
 OPUS_SET_BITRATE: Final = 4002
 OPUS_SET_MAX_BANDWIDTH: Final = 4004
-OPUS_SET_VBR: Final = 4006
 OPUS_SET_COMPLEXITY: Final = 4010
 OPUS_SET_SIGNAL: Final = 4024
 OPUS_GET_LOOKAHEAD: Final = 4027

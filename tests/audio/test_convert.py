@@ -110,7 +110,11 @@ def test_conversion_keeps_channels_duration_and_bitrate(
     assert abs(info.duration - result.source.duration_seconds) <= 0.020
 
     bitrate = result.output_bytes * 8 / info.duration
-    assert abs(bitrate - TARGET_BITRATE) <= 0.10 * TARGET_BITRATE, f"{bitrate:.0f} b/s"
+    # Each channel of a two-party call is silent while the other party talks, and VBR spends
+    # little on silence: the whole file may fall further below 24 kb/s than a mono call
+    # (bench/encoder_speech.py judges the bitrate on speech, where both stay within 10 %).
+    lowest = 0.80 if case.channels == 2 else 0.90
+    assert lowest * TARGET_BITRATE <= bitrate <= 1.10 * TARGET_BITRATE, f"{bitrate:.0f} b/s"
 
 
 def opus_packet_modes(path: Path) -> dict[str, float]:
