@@ -110,18 +110,27 @@ def expected_48k(frames: int, rate: int) -> int:
 
 CASES = [(rate, 1, StereoLayout.COUPLED) for rate in RATES]
 CASES += [(rate, 2, layout) for rate in RATES for layout in StereoLayout]
-
-
-@pytest.mark.parametrize(
+every_case = pytest.mark.parametrize(
     ("rate", "channels", "layout"), CASES, ids=lambda value: getattr(value, "value", value)
 )
+
+
+def encoded(
+    folder: Path, rate: int, channels: int, layout: StereoLayout
+) -> tuple[np.ndarray, Path]:
+    """The test source at `rate` and its Ogg Opus file."""
+    source = folder / "source.wav"
+    signal = write_source(source, rate, channels)
+    output = folder / "out.opus"
+    encode(source, output, layout)
+    return signal, output
+
+
+@every_case
 def test_pages_follow_rfc_7845(
     tmp_path: Path, rate: int, channels: int, layout: StereoLayout
 ) -> None:
-    source = tmp_path / "source.wav"
-    signal = write_source(source, rate, channels)
-    output = tmp_path / "out.opus"
-    encode(source, output, layout)
+    signal, output = encoded(tmp_path, rate, channels, layout)
     pages = read_pages(output)
     head, tags = pages[0].packets, pages[1].packets
     assert pages[0].flags == 0x02 and len(head) == 1 and head[0].startswith(b"OpusHead")
@@ -144,16 +153,11 @@ def test_pages_follow_rfc_7845(
 
 
 @needs_tools
-@pytest.mark.parametrize(
-    ("rate", "channels", "layout"), CASES, ids=lambda value: getattr(value, "value", value)
-)
+@every_case
 def test_every_decoder_gives_back_the_source_length(
     tmp_path: Path, rate: int, channels: int, layout: StereoLayout
 ) -> None:
-    source = tmp_path / "source.wav"
-    signal = write_source(source, rate, channels)
-    output = tmp_path / "out.opus"
-    encode(source, output, layout)
+    signal, output = encoded(tmp_path, rate, channels, layout)
     at_48k = expected_48k(len(signal), rate)
 
     decoded, decoded_rate = sf.read(output, dtype="float32", always_2d=True)
