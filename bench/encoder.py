@@ -135,7 +135,7 @@ def measure(folder: Path, rate: int, channels: int, seconds: float, repeats: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="length of each input")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions per encoder")
     args = parser.parse_args()
