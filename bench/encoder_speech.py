@@ -61,8 +61,6 @@ average is printed with them.
 """
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import math
 import os
@@ -86,6 +84,7 @@ from pesq import BufferTooShortError, NoUtterancesError, pesq
 from speech import SpeechCache, missing_engines, write_call, write_double_talk  # bench/speech.py
 
 from recordings.audio.convert import convert_to_opus
+from recordings.audio.opus import libopus_version
 from recordings_cli.synth import FORMATS, write_conversation
 
 Audio = npt.NDArray[np.float64]
@@ -729,15 +728,6 @@ def details_row(row: Row) -> str:
         )
         + " |"
     )
-
-
-def libopus_version() -> str:
-    name = ctypes.util.find_library("opus")
-    if name is None:
-        return "libopus not found"
-    function = ctypes.CDLL(name).opus_get_version_string
-    function.restype = ctypes.c_char_p
-    return function().decode()
 
 
 def ffmpeg_version() -> str:

@@ -28,6 +28,7 @@ from recordings.audio.convert import (
 )
 from recordings.audio.opus import OpusEncodeError, OpusFileEncoder
 from recordings_cli.synth import FORMATS, conversation, write_conversation
+from tests.audio.test_ogg_opus import read_pages
 
 TARGET_BITRATE = 24_000
 SPEECH_SECONDS = 30.0
@@ -119,20 +120,7 @@ def test_conversion_keeps_channels_duration_and_bitrate(
 
 def opus_packet_modes(path: Path) -> dict[str, float]:
     """Share of audio packets per Opus mode (RFC 6716 TOC config: 0-11 SILK, 12-15 hybrid)."""
-    data = path.read_bytes()
-    packets, pending, position = [], b"", 0
-    while position < len(data):
-        assert data[position : position + 4] == b"OggS"
-        count = data[position + 26]
-        lacing = data[position + 27 : position + 27 + count]
-        position += 27 + count
-        for size in lacing:
-            pending += data[position : position + size]
-            position += size
-            if size < 255:
-                packets.append(pending)
-                pending = b""
-    audio = packets[2:]  # after OpusHead and OpusTags
+    audio = [packet for page in read_pages(path)[2:] for packet in page.packets]
     modes = ["silk" if p[0] >> 3 < 12 else "hybrid" if p[0] >> 3 < 16 else "celt" for p in audio]
     return {mode: modes.count(mode) / len(modes) for mode in ("silk", "hybrid", "celt")}
 
