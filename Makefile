@@ -15,8 +15,9 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 SYSTEM_PACKAGES := libopus0 libogg0 unzip postgresql redis-server
 # Benchmarks (and their small versions in the tests): ffmpeg is the encoder reference; espeak-ng,
 # flite and sox speak and resample the real-speech calls of bench/speech.py; opus-tools (opusinfo,
-# opusdec: libopusfile) checks that our Ogg Opus files play outside our code.
-BENCH_PACKAGES := ffmpeg sox espeak-ng flite opus-tools
+# opusdec: libopusfile) and chromium (Web Audio, headless) check that our Ogg Opus files play
+# outside our code.
+BENCH_PACKAGES := ffmpeg sox espeak-ng flite opus-tools chromium
 
 .PHONY: install system-deps bench-deps demo test test-postgres test-fast test-resilience lint bench clean-local stop
 
