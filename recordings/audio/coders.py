@@ -11,9 +11,8 @@ Two kinds, chosen by the channel layout (recordings.audio.opus.StereoLayout):
   frame by frame: while one party talks and the other is silent, the talker's encoder gets
   ``talker_bitrate`` and the silent one ``listener_bitrate`` at complexity 0 (its VBR spends
   little on silence, and complexity buys nothing there); while both talk, or neither, each gets
-  half of the stream's bitrate at the stream's complexity. The listener keeps a bitrate at which
-  libopus holds the band: at 4 kb/s SILK drops a wideband stream to narrowband, and ramping back
-  up at the next onset cost the talker 0.1-0.2 PESQ on real speech (bench/encoder_speech.py).
+  ``even_bitrate`` at the stream's complexity. The shares and why are in
+  recordings.audio.opus.split_shares.
 
 A frame counts as active when its RMS is above ``ACTIVE_DBFS``, held for ``HANGOVER_FRAMES``
 after the last active frame and raised one frame before an onset (``SplitCoder`` therefore sees
@@ -152,14 +151,16 @@ class SplitCoder:
 
     holdback = 1  # frames kept back: a frame's allocation looks one frame ahead
 
-    def __init__(self, settings: Settings, talker_bitrate: int, listener_bitrate: int) -> None:
+    def __init__(
+        self, settings: Settings, talker_bitrate: int, listener_bitrate: int, even_bitrate: int
+    ) -> None:
         self._lib = native.libopus()
         self._settings = settings
         self._shares = {
             (True, False): (talker_bitrate, listener_bitrate),
             (False, True): (listener_bitrate, talker_bitrate),
         }
-        self._even = (settings.bitrate // 2, settings.bitrate // 2)
+        self._even = (even_bitrate, even_bitrate)
         self._encoders: list[Any] = []
         try:
             for _ in range(2):

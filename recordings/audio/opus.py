@@ -59,12 +59,19 @@ class StereoLayout(StrEnum):
     goes to whoever talks (recordings.audio.coders.SplitCoder)."""
 
 
-DEFAULT_STEREO_LAYOUT: Final = StereoLayout.COUPLED
-"""How two-party recordings are coded. Coupled, as ffmpeg codes them, until bench/encoder_speech.py
-has measured the dual-mono layout on every input class: on real speech it keeps each party
-intelligible through double-talk (per-channel PESQ 4.2-4.3 against coupled's 2.6-2.8 at 8 kHz,
-3.4-3.8 against 1.6-1.8 at 16 kHz), but with the stream's 24 kb/s split evenly it scored below
-coupled on calls that take turns at 16 kHz (mixed 3.91 against 4.16 with -50 dBFS line noise)."""
+DUAL_MONO_MAX_RATE: Final = 8_000
+"""Two-party recordings coded at this libopus rate or below (narrowband: 8 kHz telephony) take
+the dual-mono layout; wider ones stay coupled. Measured on real speech (bench/encoder_speech.py,
+docs/BENCHMARKS.md "The stereo layout"): at narrowband dual-mono keeps each party intelligible
+through double-talk (per-channel PESQ 4.19 and 4.40 against coupled's 3.18 and 2.21) and
+matches coupled on calls that take turns, with or without line noise. At wideband a mono SILK
+stream needs about 20 kb/s to code a party well, so two of them do not fit in 24 kb/s: on calls
+that take turns dual-mono scored 3.33 mixed against coupled's 4.18."""
+
+
+def stereo_layout_for(encoder_rate: int) -> StereoLayout:
+    """The layout a two-channel recording gets when libopus runs at ``encoder_rate``."""
+    return StereoLayout.DUAL_MONO if encoder_rate <= DUAL_MONO_MAX_RATE else StereoLayout.COUPLED
 
 
 # (highest source rate it covers, libopus constant, name, the libopus rate that codes it),
@@ -225,16 +232,27 @@ class _OggWriter:
         self._lib.ogg_stream_clear(self._state)
 
 
-def split_shares(bitrate: int, rate: int) -> tuple[int, int]:
-    """(talker, listener) bitrates of the dual-mono layout while one party talks: they add up
-    to the stream's bitrate, so a listener's channel that carries line or room noise cannot
-    take the stream over its budget."""
-    if rate > 8_000:
-        # Below about 12 kb/s SILK narrows a wideband stream, and widening it again at the
-        # listener's next onset cost 0.2-0.6 PESQ: above narrowband the split stays even.
-        return bitrate // 2, bitrate // 2
-    listener = bitrate // 6
-    return bitrate - listener, listener
+def split_shares(bitrate: int, rate: int) -> tuple[int, int, int]:
+    """The dual-mono layout's encoder bitrates for a stream of ``bitrate``: the talker's and the
+    listener's while one party talks, and each party's while both talk or neither.
+
+    At narrowband, measured on real speech at 24 kb/s (bench/encoder_speech.py):
+
+    - Both talk: 13 kb/s each. A mono SILK encoder in VBR spends about 10 % under its target on
+      speech (two asked for 12 kb/s spent 21.1-21.5 together, where coupled stereo spends
+      23.0-24.1); 13 each brings the stream to 23.2-24.3 kb/s on speech, and 26 is the most it
+      can spend while both channels are loud, 24 + 8 %.
+    - One talks: 22 kb/s for the talker, 6 for the listener. The listener is quiet (below
+      recordings.audio.coders.ACTIVE_DBFS) and its VBR spends little; below 6 kb/s SILK coded
+      its background noise up to 9 dB louder than it was.
+
+    Above narrowband the split stays even: below about 12 kb/s SILK narrows a wideband stream,
+    and widening it again at the listener's next onset cost the talker 0.2-0.6 PESQ.
+    """
+    if rate > DUAL_MONO_MAX_RATE:
+        half = bitrate // 2
+        return half, half, half
+    return bitrate * 11 // 12, bitrate // 4, bitrate * 13 // 24
 
 
 class OpusFileEncoder:
@@ -245,6 +263,8 @@ class OpusFileEncoder:
     (or ``write``/``close`` raises), the encoder is released without draining and the file at
     ``path`` is incomplete (no end-of-stream page): the caller owns the path and must delete it.
     An instance is not thread-safe; use one per thread.
+
+    ``stereo_layout`` left as ``None`` takes :func:`stereo_layout_for` the coded band.
     """
 
     _coder: MultistreamCoder | SplitCoder | None = None
@@ -260,7 +280,7 @@ class OpusFileEncoder:
         *,
         tags: Mapping[str, str] | None = None,
         serial: int | None = None,
-        stereo_layout: StereoLayout = DEFAULT_STEREO_LAYOUT,
+        stereo_layout: StereoLayout | None = None,
         complexity: int = DEFAULT_COMPLEXITY,
     ) -> None:
         if channels not in (1, 2):
@@ -280,10 +300,12 @@ class OpusFileEncoder:
         self.sample_rate = sample_rate
         self.channels = channels
         self.bitrate = bitrate
-        self.layout = stereo_layout if channels == 2 else None
         self.complexity = complexity
         self.bandwidth, self.bandwidth_name, self.encoder_rate = _band(
             sample_rate, channels, bitrate
+        )
+        self.layout = (
+            (stereo_layout or stereo_layout_for(self.encoder_rate)) if channels == 2 else None
         )
         split = self.layout is StereoLayout.DUAL_MONO
         frame_ms = _MONO_FRAME_MS if channels == 1 or split else _STEREO_FRAME_MS

@@ -70,7 +70,8 @@ def call_source(path: Path, rate: int, channels: int) -> int:
     frames = int(rate * 3.0) + 41  # not a whole number of Opus frames
     t = np.arange(frames) / rate
     rhythm = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
-    voice = sum(np.sin(2 * np.pi * k * (140 + 30 * np.sin(2 * np.pi * t)) * t) / k for k in (1, 2, 3))
+    pitch = 140 + 30 * np.sin(2 * np.pi * t)
+    voice = sum(np.sin(2 * np.pi * k * pitch * t) / k for k in (1, 2, 3))
     first = t < t[-1] / 2
     agent = 0.25 * voice * rhythm * first
     customer = 0.25 * voice * rhythm * ~first
@@ -106,7 +107,7 @@ class _Harness(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

@@ -199,6 +199,28 @@ def test_each_party_stays_on_its_own_channel(tmp_path: Path, layout: StereoLayou
         assert own > 0.9 and abs(other) < 0.05, (layout, channel, own, other)
 
 
+@pytest.mark.parametrize(
+    ("rate", "layout"),
+    [
+        (8_000, StereoLayout.DUAL_MONO),
+        (11_025, StereoLayout.COUPLED),
+        (16_000, StereoLayout.COUPLED),
+        (44_100, StereoLayout.COUPLED),
+    ],
+)
+def test_two_party_calls_take_dual_mono_at_narrowband_only(
+    tmp_path: Path, rate: int, layout: StereoLayout
+) -> None:
+    """The layout decided in docs/BENCHMARKS.md: dual-mono where libopus codes narrowband,
+    coupled above; the file's OpusHead says which."""
+    output = tmp_path / "out.opus"
+    with OpusFileEncoder(output, rate, 2, serial=1) as encoder:
+        encoder.write(np.zeros((rate, 2), dtype=np.float32))
+    assert encoder.layout is layout
+    family = read_pages(output)[0].packets[0][18]
+    assert family == (1 if layout is StereoLayout.DUAL_MONO else 0)
+
+
 def test_opus_head_layouts() -> None:
     assert opus_head(1, 312, 8_000) == b"OpusHead" + struct.pack("<BBHIhB", 1, 1, 312, 8000, 0, 0)
     dual = opus_head(2, 312, 8_000, StereoLayout.DUAL_MONO)
@@ -219,8 +241,8 @@ def stream_sizes(packet: bytes) -> tuple[int, int]:
 
 def test_the_dual_mono_budget_follows_whoever_talks(tmp_path: Path) -> None:
     """8 kHz, agent talking for 2 s while the customer is silent, then the other way round:
-    the talker's stream gets most of the 24 kb/s (talker 20, listener 4), and the file stays
-    within the budget."""
+    the talker's stream gets most of the budget (talker 22 kb/s, listener 6), and the file
+    stays within it."""
     rate = 8_000
     t = np.arange(2 * rate) / rate
     voice = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype("f4")
