@@ -52,6 +52,7 @@ the whole file only has the upper bound); channels and duration kept. Run::
     PYTHONPATH=$PWD .venv/bin/python bench/encoder_speech.py [--seconds 300]
         [--classes 8k-mono,8k-stereo,16k-mono,16k-stereo,44k-stereo,48k-mono]
         [--kinds turns,double-talk] [--synthetic] [--process-runs 5] [--inprocess-runs 3]
+        [--noise-dbfs -50] [--stereo-layout coupled|dual-mono]
 
 It needs ffmpeg, sox, espeak-ng and flite (``make bench-deps``) and the ``dev`` extra's pesq.
 Progress goes to stderr; stdout gets the Markdown (paste it into docs/BENCHMARKS.md) and, as its
@@ -84,7 +85,7 @@ from pesq import BufferTooShortError, NoUtterancesError, pesq
 from speech import SpeechCache, missing_engines, write_call, write_double_talk  # bench/speech.py
 
 from recordings.audio.convert import convert_to_opus
-from recordings.audio.opus import libopus_version
+from recordings.audio.opus import StereoLayout, libopus_version
 from recordings_cli.synth import FORMATS, write_conversation
 
 Audio = npt.NDArray[np.float64]
@@ -109,7 +110,9 @@ SPEECH_FRAME: Final = OGG_TICKS // 50  # 20 ms
 CHILD: Final = (
     "import sys\n"
     "from recordings.audio.convert import convert_to_opus\n"
-    "convert_to_opus(sys.argv[1], sys.argv[2])\n"
+    "from recordings.audio.opus import StereoLayout\n"
+    "layout = StereoLayout(sys.argv[3]) if len(sys.argv) > 3 else None\n"
+    "convert_to_opus(sys.argv[1], sys.argv[2], stereo_layout=layout)\n"
 )
 
 
@@ -183,15 +186,14 @@ def child_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def ours_in_child(source: Path, output: Path) -> float:
-    return child_cpu_seconds(
-        [sys.executable, "-c", CHILD, str(source), str(output)], child_environment()
-    )
+def ours_in_child(source: Path, output: Path, layout: StereoLayout | None) -> float:
+    command = [sys.executable, "-c", CHILD, str(source), str(output)]
+    return child_cpu_seconds(command + ([layout.value] if layout else []), child_environment())
 
 
-def ours_in_process(source: Path, output: Path) -> float:
+def ours_in_process(source: Path, output: Path, layout: StereoLayout | None) -> float:
     start = time.process_time()
-    convert_to_opus(source, output)
+    convert_to_opus(source, output, stereo_layout=layout)
     return time.process_time() - start
 
 
@@ -213,7 +215,12 @@ def alternate(
 
 
 def measure_speed(
-    source: Path, ours_out: Path, ffmpeg_out: Path, process_runs: int, inprocess_runs: int
+    source: Path,
+    ours_out: Path,
+    ffmpeg_out: Path,
+    process_runs: int,
+    inprocess_runs: int,
+    layout: StereoLayout | None = None,
 ) -> Speed:
     """(a) then (b); the outputs of the last runs stay for the quality figures."""
 
@@ -221,10 +228,10 @@ def measure_speed(
         return child_cpu_seconds(ffmpeg_command(source, ffmpeg_out))
 
     ours_process, ffmpeg_process = alternate(
-        process_runs, lambda: ours_in_child(source, ours_out), ffmpeg
+        process_runs, lambda: ours_in_child(source, ours_out, layout), ffmpeg
     )
     ours_inprocess, ffmpeg_inprocess = alternate(
-        inprocess_runs, lambda: ours_in_process(source, ours_out), ffmpeg
+        inprocess_runs, lambda: ours_in_process(source, ours_out, layout), ffmpeg
     )
     return Speed(ours_process, ffmpeg_process, ours_inprocess, ffmpeg_inprocess)
 
@@ -626,6 +633,16 @@ def write_input(
     return call.voices, call.overlap_seconds
 
 
+def add_line_noise(path: Path, dbfs: float, seed: int) -> None:
+    """Add white noise at ``dbfs`` (RMS, each channel on its own) to a written input, in place,
+    as a line or a room adds it under both parties: it decides whether a silent party's channel
+    looks silent to an encoder."""
+    info = sf.info(path)
+    audio, rate = sf.read(path, dtype="float64", always_2d=True)
+    noise = np.random.default_rng(seed).normal(0.0, 10 ** (dbfs / 20), audio.shape)
+    sf.write(path, np.clip(audio + noise, -1.0, 1.0), rate, subtype=info.subtype)
+
+
 def measure_row(
     input_class: InputClass,
     kind: str,
@@ -636,9 +653,13 @@ def measure_row(
 ) -> Row:
     source = folder / f"{input_class.key}-{kind}.wav"
     voices, overlap = write_input(kind, input_class, source, cache, args.seconds, seed)
+    if args.noise_dbfs is not None:
+        add_line_noise(source, args.noise_dbfs, seed)
     progress(f"{input_class.key} {kind}: {', '.join(voices)}; timing")
     ours_out, ffmpeg_out = folder / "ours.opus", folder / "ffmpeg.opus"
-    speed = measure_speed(source, ours_out, ffmpeg_out, args.process_runs, args.inprocess_runs)
+    speed = measure_speed(
+        source, ours_out, ffmpeg_out, args.process_runs, args.inprocess_runs, args.stereo_layout
+    )
     progress(f"{input_class.key} {kind}: PESQ and separation")
     quality = measure_quality(source, ours_out, ffmpeg_out)
     source.unlink()
@@ -766,7 +787,13 @@ def report(
         f"(b) ours in process against ffmpeg's child ({args.inprocess_runs} runs each). "
         "kb/s: whole file (on speech). PESQ: mean over 10 s segments both outputs could be "
         "scored on; per channel: agent, customer. Leak: dB of the other party in each channel "
-        "relative to its own (agent, customer). Bold: misses its target.",
+        "relative to its own (agent, customer). Bold: misses its target."
+        + (f" Line noise: white, {args.noise_dbfs:g} dBFS." if args.noise_dbfs is not None else "")
+        + (
+            f" Stereo layout: {args.stereo_layout.value} (forced)."
+            if args.stereo_layout is not None
+            else " Stereo layout: by band."
+        ),
         "",
         "| input | speech | speed ours / ffmpeg (a) | (b) | kb/s ours / ffmpeg "
         "| PESQ mixed ours / ffmpeg | PESQ per channel ours / ffmpeg | leak dB ours / ffmpeg "
@@ -818,6 +845,8 @@ def as_json(
             "seconds": args.seconds,
             "process_runs": args.process_runs,
             "inprocess_runs": args.inprocess_runs,
+            "noise_dbfs": args.noise_dbfs,
+            "stereo_layout": args.stereo_layout.value if args.stereo_layout else None,
             "libopus": libopus_version(),
             "ffmpeg": ffmpeg_version(),
             "pesq": version("pesq"),
@@ -852,6 +881,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--process-runs", type=int, default=5, help="runs of (a) per encoder")
     parser.add_argument("--inprocess-runs", type=int, default=3, help="runs of (b) per encoder")
     parser.add_argument("--temp-dir", type=Path, default=None, help="where inputs are written")
+    parser.add_argument(
+        "--noise-dbfs", type=float, default=None, help="add white line noise at this RMS level"
+    )
+    parser.add_argument(
+        "--stereo-layout",
+        type=StereoLayout,
+        default=None,
+        help=f"code stereo inputs in this layout ({', '.join(StereoLayout)}), not by band",
+    )
     args = parser.parse_args(argv)
     chosen = args.classes.split(",")
     kinds = args.kinds.split(",")

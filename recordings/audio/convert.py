@@ -24,7 +24,7 @@ from typing import Final, Literal
 import numpy as np
 import soundfile as sf
 
-from recordings.audio.opus import DEFAULT_BITRATE, OpusFileEncoder
+from recordings.audio.opus import DEFAULT_BITRATE, OpusFileEncoder, StereoLayout
 
 SourceErrorReason = Literal["empty", "unsupported", "corrupt"]
 
@@ -120,6 +120,7 @@ def convert_to_opus(
     bitrate: int = DEFAULT_BITRATE,
     block_seconds: float = 1.0,
     serial: int | None = None,
+    stereo_layout: StereoLayout | None = None,
 ) -> ConversionResult:
     """Decode ``source_path`` block by block and encode it to Ogg Opus at ``output_path``.
 
@@ -128,6 +129,8 @@ def convert_to_opus(
     raises :class:`SourceAudioError` (``"corrupt"``). On any exception the output file is
     deleted, so nothing half-written is ever mistaken for a conversion. ``serial`` fixes the
     Ogg stream serial number (random otherwise), making the output a pure function of the input.
+    ``stereo_layout`` overrides the layout a two-channel source gets by its band (for
+    benchmarks; archives leave it to the band).
     """
     if block_seconds <= 0:
         raise ValueError(f"block_seconds must be positive, got {block_seconds}")
@@ -139,7 +142,12 @@ def convert_to_opus(
         with (
             soundfile,
             OpusFileEncoder(
-                output, source.sample_rate, source.channels, bitrate, serial=serial
+                output,
+                source.sample_rate,
+                source.channels,
+                bitrate,
+                serial=serial,
+                stereo_layout=stereo_layout,
             ) as encoder,
         ):
             bandwidth, coded_rate = encoder.bandwidth_name, encoder.encoder_rate

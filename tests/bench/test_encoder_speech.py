@@ -142,6 +142,21 @@ def test_speech_frames_and_speech_bitrate_follow_the_source(
 
 
 @pytest.mark.slow
+def test_line_noise_is_added_at_its_level_and_the_source_keeps_its_format(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    path = tmp_path / "call.wav"
+    silent = np.zeros((8_000 * 4, 2))
+    sf.write(path, silent, 8_000, subtype="ULAW")
+    bench.add_line_noise(path, -50.0, seed=1)
+    info = sf.info(path)
+    assert (info.subtype, info.channels, info.frames) == ("ULAW", 2, len(silent))
+    noisy, _ = sf.read(path, always_2d=True)
+    levels = 10 * np.log10(np.mean(noisy**2, axis=0))
+    assert np.all(np.abs(levels + 50.0) < 1.0), levels  # u-law's step adds a little
+    assert abs(np.corrcoef(noisy[:, 0], noisy[:, 1])[0, 1]) < 0.05  # each channel its own
+
+
 @pytest.mark.sqlite_run_only
 def test_the_smallest_run_prints_every_figure_for_both_encoders(tmp_path: Path) -> None:
     result = subprocess.run(
