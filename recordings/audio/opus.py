@@ -63,10 +63,10 @@ DUAL_MONO_MAX_RATE: Final = 8_000
 """Two-party recordings coded at this libopus rate or below (narrowband: 8 kHz telephony) take
 the dual-mono layout; wider ones stay coupled. Measured on real speech (bench/encoder_speech.py,
 docs/BENCHMARKS.md "The stereo layout"): at narrowband dual-mono keeps each party intelligible
-through double-talk (per-channel PESQ 4.19 and 4.40 against coupled's 3.18 and 2.21) and
+through double-talk (per-channel PESQ 4.33 and 4.28 against coupled's 2.16 and 3.05) and
 matches coupled on calls that take turns, with or without line noise. At wideband a mono SILK
 stream needs about 20 kb/s to code a party well, so two of them do not fit in 24 kb/s: on calls
-that take turns dual-mono scored 3.33 mixed against coupled's 4.18."""
+that take turns dual-mono scored 3.46 mixed against coupled's 4.33."""
 
 
 def stereo_layout_for(encoder_rate: int) -> StereoLayout:
