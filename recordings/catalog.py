@@ -45,6 +45,8 @@ class SourceRecording:
     channels: int
     sample_rate: int | None
     size_bytes: int | None
+    sha256: str | None = None
+    """The source's SHA-256 as the platform registered it, where it provides one."""
 
 
 def validate_retention_days(days: int) -> int:
@@ -213,6 +215,7 @@ def _source_recording(row: AudioFile) -> SourceRecording:
         channels=row.channels,
         sample_rate=row.sample_rate,
         size_bytes=row.size_bytes,
+        sha256=row.sha256,
     )
 
 
@@ -328,6 +331,7 @@ def register_recording(
     channels: int,
     sample_rate: int | None = None,
     size_bytes: int | None = None,
+    sha256: str | None = None,
 ) -> AudioFile:
     """Register an uploaded source recording, creating its conversation and session if needed.
 
@@ -380,6 +384,7 @@ def register_recording(
         channels=channels,
         sample_rate=sample_rate,
         size_bytes=size_bytes,
+        sha256=sha256,
     )
     session.add(audio)
     session.flush()

@@ -1,5 +1,6 @@
 """Object storage through the `minio` SDK: one code path for MinIO (production) and SeaweedFS."""
 
+import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,10 +75,19 @@ def ensure_bucket(client: Minio, bucket: str) -> None:
                 raise
 
 
+@dataclass(frozen=True)
+class DownloadedObject:
+    """What a download read: the proof of which object the archive was made from."""
+
+    size_bytes: int
+    sha256: str
+
+
 def download_object(
     client: Minio, bucket: str, key: str, destination: Path, *, max_bytes: int | None = None
-) -> int:
-    """Stream `bucket/key` to `destination` in chunks; return the byte count.
+) -> DownloadedObject:
+    """Stream `bucket/key` to `destination` in chunks, hashing it on the way; return its size
+    and SHA-256 as read.
 
     Raises `SourceObjectMissingError` when the object does not exist and
     `SourceObjectTooLargeError` when it is bigger than `max_bytes` (checked against the
@@ -92,6 +102,7 @@ def download_object(
             raise SourceObjectMissingError(f"s3://{bucket}/{key} does not exist") from exc
         raise
     written = 0
+    digest = hashlib.sha256()
     try:
         announced = int(response.headers.get("content-length") or 0)
         if max_bytes is not None and announced > max_bytes:
@@ -102,6 +113,7 @@ def download_object(
         with destination.open("wb") as out:
             for chunk in response.stream(DOWNLOAD_CHUNK):
                 out.write(chunk)
+                digest.update(chunk)
                 written += len(chunk)
                 if max_bytes is not None and written > max_bytes:
                     raise SourceObjectTooLargeError(
@@ -111,7 +123,7 @@ def download_object(
     finally:
         response.close()
         response.release_conn()
-    return written
+    return DownloadedObject(written, digest.hexdigest())
 
 
 def upload_stream(
@@ -156,7 +168,7 @@ class MinioObjectStore:
     archive_bucket: str
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
 
-    def download(self, bucket: str, key: str, destination: Path) -> int:
+    def download(self, bucket: str, key: str, destination: Path) -> DownloadedObject:
         return download_object(
             self.client, bucket, key, destination, max_bytes=self.max_source_bytes
         )

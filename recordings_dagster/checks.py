@@ -8,7 +8,9 @@ yesterday; yesterday by default), for every tenant with the feature enabled:
   materialization recorded, the ZIP opens, every entry's CRC holds, and its `metadata.json`
   matches the ZIP (see `recordings.archive.verify`).
 - `unarchivable_recordings` (warning): recordings that could not be archived, with the count
-  and the reasons, so a compliance gap is seen even though the hour itself succeeded.
+  and the reasons, so a compliance gap is seen even though the hour itself succeeded; and
+  recordings archived truncated or from a source object that differs from its registration
+  (`source_changed`: replaced or cut after the platform registered it).
 
 Each shard's asset has the three checks, each covering the enabled tenants of that shard
 (`recordings.keys.tenant_shard`). They run in their own job (`integrity_checks_job`, every
@@ -28,6 +30,7 @@ import dagster as dg
 from recordings.archive.evidence import (
     FAILED_RECORDING_COUNT,
     FAILURE_REASONS,
+    SOURCE_CHANGED_RECORDING_COUNT,
     TRUNCATED_RECORDING_COUNT,
     ArchiveEvidence,
     EvidenceError,
@@ -198,23 +201,39 @@ def unarchivable_recordings(
         optional_value(archive.metadata, TRUNCATED_RECORDING_COUNT, int) or 0
         for archive in archives
     )
+    changed: Counter[str] = Counter()
+    for archive in archives:
+        count = optional_value(archive.metadata, SOURCE_CHANGED_RECORDING_COUNT, int) or 0
+        if count:
+            changed[archive.tenant_id] += count
+    source_changed = sum(changed.values())
+    clean = total == 0 and truncated == 0 and source_changed == 0
     problems = [f"{n} {r}" for r, n in reasons.most_common()]
     summary = (
-        f"{day}: every recording was archived whole"
-        if total == 0 and truncated == 0
+        f"{day}: every recording was archived whole, from the object registered"
+        if clean
         else f"{day}: {total} recording(s) could not be archived"
         + (f" ({', '.join(problems)})" if problems else "")
         + (f", {truncated} archived truncated (less audio than their header declares)")
+        + (
+            f", {source_changed} archived from a source object that differs from its "
+            "registration (source_changed: size or SHA-256; replaced or cut after it was "
+            "registered: ask the platform which object is the recording)"
+        )
         + "; each is listed with its reason in its hour's metadata.json"
     )
     return dg.AssetCheckResult(
-        passed=total == 0 and truncated == 0,
+        passed=clean,
         severity=dg.AssetCheckSeverity.WARN,
         description=summary,
         metadata={
             "utc_day": day.isoformat(),
             "unarchivable_recordings": total,
             "truncated_recordings": truncated,
+            "source_changed_recordings": source_changed,
+            "source_changed_by_tenant": dg.MetadataValue.json(
+                dict(changed.most_common(MAX_LISTED))
+            ),
             "reasons": dg.MetadataValue.json(dict(reasons)),
             "by_tenant": dg.MetadataValue.json(dict(by_tenant.most_common(MAX_LISTED))),
         },

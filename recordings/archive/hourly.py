@@ -45,7 +45,11 @@ from recordings.keys import (
     tenant_source_prefix,
     zip_entry_name,
 )
-from recordings.storage import SourceObjectMissingError, SourceObjectTooLargeError
+from recordings.storage import (
+    DownloadedObject,
+    SourceObjectMissingError,
+    SourceObjectTooLargeError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +62,10 @@ GENERATOR_NAME = "daily-conversation-audio-recordings"
 class ObjectStore(Protocol):
     """What the builder needs from S3 (a real client in production and tests)."""
 
-    def download(self, bucket: str, key: str, destination: Path) -> int:
-        """Copy an object to a local file; raise SourceObjectMissingError if it is absent and
-        SourceObjectTooLargeError if it is over the size limit."""
+    def download(self, bucket: str, key: str, destination: Path) -> DownloadedObject:
+        """Copy an object to a local file, returning its size and SHA-256 as read; raise
+        SourceObjectMissingError if it is absent and SourceObjectTooLargeError if it is over
+        the size limit."""
         ...
 
     def upload_archive(self, key: str, stream: io.RawIOBase) -> str:
@@ -69,10 +74,46 @@ class ObjectStore(Protocol):
 
 
 @dataclass(frozen=True)
+class SourceChange:
+    """A source whose object is not the one registered: its size (or the SHA-256 the platform
+    registered) differs from what the archive read. The recording is archived as read, and
+    flagged, so a replaced or truncated recording never passes unnoticed."""
+
+    registered_size_bytes: int | None
+    read_size_bytes: int
+    registered_sha256: str | None
+    read_sha256: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "registeredSizeBytes": self.registered_size_bytes,
+            "readSizeBytes": self.read_size_bytes,
+            "registeredSha256": self.registered_sha256,
+            "readSha256": self.read_sha256,
+        }
+
+
+def source_change(recording: SourceRecording, read: DownloadedObject) -> SourceChange | None:
+    """How the object read differs from the registration, or None when nothing registered
+    disagrees (a registration without a size or checksum cannot disagree on it)."""
+    size_differs = recording.size_bytes is not None and recording.size_bytes != read.size_bytes
+    sha_differs = recording.sha256 is not None and recording.sha256.lower() != read.sha256
+    if not (size_differs or sha_differs):
+        return None
+    return SourceChange(recording.size_bytes, read.size_bytes, recording.sha256, read.sha256)
+
+
+@dataclass(frozen=True)
 class ArchivedRecording:
     recording: SourceRecording
     entry_name: str
     conversion: ConversionResult
+    source_read: DownloadedObject | None = None
+    """The source object's size and SHA-256 as the builder read it."""
+
+    @property
+    def source_changed(self) -> SourceChange | None:
+        return None if self.source_read is None else source_change(self.recording, self.source_read)
 
 
 @dataclass(frozen=True)
@@ -80,6 +121,8 @@ class FailedRecording:
     recording: SourceRecording
     reason: str  # missing | too_large | empty | corrupt | unsupported | invalid_id | foreign_source
     detail: str
+    source_read: DownloadedObject | None = None
+    """Set when the source was read but could not be archived (empty, corrupt, unsupported)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +160,12 @@ class HourArchive:
         """Recordings archived with less audio than their header declared (cut off in
         transfer): what was there is in the ZIP, flagged `truncated` in metadata.json."""
         return tuple(a for a in self.archived if a.conversion.truncated)
+
+    @property
+    def source_changed(self) -> tuple[ArchivedRecording, ...]:
+        """Recordings whose object differs from its registration (size or SHA-256): archived
+        as read, flagged `sourceChanged` in metadata.json."""
+        return tuple(a for a in self.archived if a.source_changed is not None)
 
     def failure_reasons(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -171,7 +220,7 @@ def _prepare(
     opus_path = workdir / f"{sequence}.opus"
     try:
         try:
-            store.download(recording.bucket, recording.object_key, source_path)
+            read = store.download(recording.bucket, recording.object_key, source_path)
         except SourceObjectMissingError as exc:
             return _Prepared(FailedRecording(recording, "missing", str(exc)))
         except SourceObjectTooLargeError as exc:
@@ -185,11 +234,12 @@ def _prepare(
             )
         except SourceAudioError as exc:
             opus_path.unlink(missing_ok=True)
-            return _Prepared(FailedRecording(recording, exc.reason, exc.detail))
+            return _Prepared(FailedRecording(recording, exc.reason, exc.detail, read))
     finally:
         source_path.unlink(missing_ok=True)
     entry = zip_entry_name(recording.conversation_id, recording.session_id, recording.recording_id)
-    return _Prepared(ArchivedRecording(recording, entry, conversion), opus_path=opus_path)
+    archived = ArchivedRecording(recording, entry, conversion, read)
+    return _Prepared(archived, opus_path=opus_path)
 
 
 def _recording_json(recording: SourceRecording) -> dict[str, Any]:
@@ -207,8 +257,13 @@ def _recording_json(recording: SourceRecording) -> dict[str, Any]:
             "channels": recording.channels,
             "sampleRate": recording.sample_rate,
             "sizeBytes": recording.size_bytes,
+            "sha256": recording.sha256,
         },
     }
+
+
+def _read_json(read: DownloadedObject | None) -> dict[str, Any] | None:
+    return None if read is None else {"sizeBytes": read.size_bytes, "sha256": read.sha256}
 
 
 def build_metadata(
@@ -235,8 +290,11 @@ def build_metadata(
                 "channels": conv.source.channels,
                 "decodedSeconds": round(conv.encoded_seconds, 3),
                 "truncated": conv.truncated,
+                "read": _read_json(item.source_read),
             }
         )
+        change = item.source_changed
+        entry["sourceChanged"] = None if change is None else change.as_json()
         entry["opus"] = {
             "sizeBytes": conv.output_bytes,
             "sha256": conv.output_sha256,
@@ -251,6 +309,7 @@ def build_metadata(
     failures = []
     for failure in failed:
         entry = _recording_json(failure.recording)
+        entry["source"]["read"] = _read_json(failure.source_read)
         entry["reason"] = failure.reason
         entry["detail"] = failure.detail
         failures.append(entry)
@@ -275,6 +334,7 @@ def build_metadata(
             "sessions": sum(len(s) for s in conversations.values()),
             "recordings": len(archived),
             "failedRecordings": len(failed),
+            "sourceChanged": sum(1 for a in archived if a.source_changed is not None),
             "audioSeconds": round(sum(a.conversion.encoded_seconds for a in archived), 3),
         },
         "empty": not archived and not failed,

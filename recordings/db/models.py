@@ -181,6 +181,9 @@ class AudioFile(Base):
     sample_rate: Mapped[int | None] = mapped_column(sa.Integer)
     channels: Mapped[int] = mapped_column(sa.Integer)
     size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    """Lowercase hex SHA-256 of the source object, where the platform registers one; the
+    archive compares it (and ``size_bytes``) with what it reads (``source_changed``)."""
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     session: Mapped[ConversationSession] = relationship(back_populates="audio_files")

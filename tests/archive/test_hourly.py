@@ -11,6 +11,7 @@ import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import soundfile as sf
@@ -202,13 +203,87 @@ def test_unarchivable_recordings_are_listed_with_their_reason(
     }
     assert all(f["detail"] for f in listed.values())
     assert listed["missing"]["source"]["objectKey"] == "tenants/acme/nothing-here.wav"
+    # What was read of each source is proven, even when it could not be archived.
+    assert listed["missing"]["source"]["read"] is None
+    corrupt_bytes = b"RIFF" + bytes(300)
+    assert listed["corrupt"]["source"]["read"] == {
+        "sizeBytes": len(corrupt_bytes),
+        "sha256": hashlib.sha256(corrupt_bytes).hexdigest(),
+    }
     assert metadata["counts"] == {
         "conversations": 1,
         "sessions": 1,
         "recordings": 1,
         "failedRecordings": 4,
+        "sourceChanged": 0,
         "audioSeconds": pytest.approx(6.0, abs=0.05),
     }
+
+
+def _recording_entries(metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        r["recordingId"]: r
+        for c in metadata["conversations"]
+        for s in c["sessions"]
+        for r in s["recordings"]
+    }
+
+
+def test_a_source_replaced_after_registration_is_archived_and_flagged(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    """The platform registered one object; by the night another sits at its key (replaced,
+    truncated, re-encoded). The archive holds what is there, and says so with both values."""
+    source_bucket, archive_bucket = buckets
+    kept = _upload_source(s3_client, source_bucket, tmp_path, "kept")
+    kept_bytes = (tmp_path / "kept.wav").read_bytes()
+    kept = replace(kept, sha256=hashlib.sha256(kept_bytes).hexdigest().upper())  # case-blind
+    replaced = _upload_source(s3_client, source_bucket, tmp_path, "replaced", minute=1)
+    registered_sha = hashlib.sha256((tmp_path / "replaced.wav").read_bytes()).hexdigest()
+    replaced = replace(replaced, sha256=registered_sha)
+    # Same size, other audio: only the registered checksum can tell.
+    other = tmp_path / "other.wav"
+    write_conversation(other, FORMATS["wav-pcm16"], 6.0, 16000, 1, seed=99)
+    assert other.stat().st_size == replaced.size_bytes
+    s3_client.fput_object(source_bucket, replaced.object_key, str(other))
+    # Cut short: the registered size tells, and no checksum was registered.
+    truncated = _upload_source(s3_client, source_bucket, tmp_path, "cut", minute=2)
+    cut_bytes = (tmp_path / "cut.wav").read_bytes()[:20_000]
+    s3_client.put_object(source_bucket, truncated.object_key, io.BytesIO(cut_bytes), 20_000)
+
+    result = build_hour_archive(
+        tenant_id="acme",
+        hour=HOUR,
+        recordings=[kept, replaced, truncated],
+        store=MinioObjectStore(s3_client, archive_bucket),
+    )
+
+    assert result.recording_count == 3 and not result.failed
+    assert sorted(a.recording.recording_id for a in result.source_changed) == ["cut", "replaced"]
+    metadata = json.loads(
+        _read_zip(s3_client, archive_bucket, result.object_key).read("metadata.json")
+    )
+    assert metadata["counts"]["sourceChanged"] == 2
+    entries = _recording_entries(metadata)
+    assert entries["kept"]["sourceChanged"] is None
+    assert entries["kept"]["source"]["read"] == {
+        "sizeBytes": len(kept_bytes),
+        "sha256": hashlib.sha256(kept_bytes).hexdigest(),
+    }
+    other_sha = hashlib.sha256(other.read_bytes()).hexdigest()
+    assert entries["replaced"]["sourceChanged"] == {
+        "registeredSizeBytes": replaced.size_bytes,
+        "readSizeBytes": replaced.size_bytes,
+        "registeredSha256": registered_sha,
+        "readSha256": other_sha,
+    }
+    assert entries["cut"]["sourceChanged"] == {
+        "registeredSizeBytes": truncated.size_bytes,
+        "readSizeBytes": 20_000,
+        "registeredSha256": None,
+        "readSha256": hashlib.sha256(cut_bytes).hexdigest(),
+    }
+    assert entries["cut"]["source"]["truncated"] is True
 
 
 def test_an_hour_without_recordings_still_gets_an_archive_that_says_so(

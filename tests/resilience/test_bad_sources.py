@@ -2,6 +2,7 @@
 each bad recording is listed with its reason in metadata.json, and Dagster shows them (the
 hour's metadata and the day's `unarchivable_recordings` check)."""
 
+import hashlib
 import io
 import json
 import logging
@@ -56,6 +57,10 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
     enormous = tmp_path / "enormous.wav"  # 60 s of 48 kHz stereo: 11.5 MB, over the limit
     write_conversation(enormous, FORMATS["wav-pcm16"], 60.0, 48000, 2, seed=2)
     whole = good.read_bytes()
+    # Registered as `good`'s bytes, replaced in S3 by other audio of the same size afterwards.
+    other = tmp_path / "other.wav"
+    write_conversation(other, FORMATS["wav-pcm16"], 6.0, 16000, 1, seed=3)
+    registered = {"replaced": (len(whole), hashlib.sha256(whole).hexdigest())}
     payloads = {
         "good": whole,
         "truncated": whole[: len(whole) // 2],  # cut off in transfer: header says 6 s
@@ -63,6 +68,7 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
         "corrupt": b"RIFF" + bytes(300),
         "unsupported": b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00" + bytes(400),
         "enormous": enormous.read_bytes(),
+        "replaced": other.read_bytes(),
     }
     hour = day_hours(DAY)[11]
     with session_scope(engine) as session:
@@ -84,6 +90,8 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
                 duration_seconds=6.0,
                 audio_format="WAV",
                 channels=1,
+                size_bytes=registered.get(name, (None, None))[0],
+                sha256=registered.get(name, (None, None))[1],
             )
 
     with dg.execute_job(
@@ -101,8 +109,9 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
     partition = archive_partition_key("acme", hour)
     (record,) = materializations(dagster_instance)[partition]
     metadata = metadata_of(record)
-    assert metadata["recording_count"] == 2  # good, and what the truncated file holds
+    assert metadata["recording_count"] == 3  # good, replaced, what the truncated file holds
     assert metadata["truncated_recording_count"] == 1
+    assert metadata["source_changed_recording_count"] == 1
     assert metadata["failed_recording_count"] == 5
     assert metadata["failure_reasons"] == {
         "missing": 1,
@@ -119,6 +128,7 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
         ("corrupt", "corrupt"),
         ("unsupported", "unsupported"),
         ("truncated", "truncated (archived)"),
+        ("replaced", "source_changed (archived)"),
     ]:
         assert f"| {name} | acme-c1 | {reason} |" in table
     assert f"over the {LIMIT}-byte limit (RECORDINGS_MAX_SOURCE_BYTES)" in table
@@ -144,10 +154,14 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
         r["recordingId"]: r for c in inside["conversations"] for s in c["sessions"]
         for r in s["recordings"]
     }  # fmt: skip
-    assert sorted(archived) == ["good", "truncated"]
+    assert sorted(archived) == ["good", "replaced", "truncated"]
+    assert archived["replaced"]["sourceChanged"]["readSha256"] == (
+        hashlib.sha256(other.read_bytes()).hexdigest()
+    )
+    assert archived["good"]["sourceChanged"] is None
     assert archived["truncated"]["source"]["truncated"] is True
     assert archived["good"]["source"]["truncated"] is False
-    assert sum(1 for name in archive.namelist() if name.endswith(".opus")) == 2
+    assert sum(1 for name in archive.namelist() if name.endswith(".opus")) == 3
 
     checks = defs.resolve_job_def("integrity_checks_job").execute_in_process(
         instance=dagster_instance, tags={"recordings/utc_day": DAY.isoformat()}
@@ -162,6 +176,8 @@ def test_every_kind_of_bad_source_is_listed_and_the_hour_is_still_archived(
     assert evaluation is not None
     assert not evaluation.passed  # type: ignore[union-attr]
     assert evaluation.metadata["truncated_recordings"].value == 1  # type: ignore[union-attr]
+    assert evaluation.metadata["source_changed_recordings"].value == 1  # type: ignore[union-attr]
+    assert "1 archived from a source object that differs" in str(evaluation.description)  # type: ignore[union-attr]
     reasons = evaluation.metadata["reasons"].value  # type: ignore[union-attr]
     assert reasons == {
         "missing": 1,

@@ -23,7 +23,7 @@ from recordings.catalog import ensure_tenant, recordings_in_hour
 from recordings.db.engine import session_scope
 from recordings.db.models import AudioFile, Conversation, ConversationSession, Tenant
 from recordings.keys import InvalidIdentifierError, source_key
-from recordings.storage import MinioObjectStore
+from recordings.storage import DownloadedObject, MinioObjectStore
 from recordings_cli.synth import FORMATS, write_conversation
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
@@ -65,7 +65,7 @@ class WatchedStore:
     inner: MinioObjectStore
     reads: list[tuple[str, Path]] = field(default_factory=list)
 
-    def download(self, bucket: str, key: str, destination: Path) -> int:
+    def download(self, bucket: str, key: str, destination: Path) -> DownloadedObject:
         self.reads.append((key, destination))
         return self.inner.download(bucket, key, destination)
 
