@@ -154,6 +154,22 @@ def upload_stream(
     return result.etag or ""
 
 
+def object_exists(client: Minio, bucket: str, key: str) -> bool:
+    """Whether `bucket/key` exists; any failure but "no such object" propagates."""
+    try:
+        client.stat_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in _MISSING_CODES:
+            return False
+        raise
+    return True
+
+
+def remove_object(client: Minio, bucket: str, key: str) -> None:
+    """Delete `bucket/key` (S3 deletes are idempotent: an absent object is no error)."""
+    client.remove_object(bucket, key)
+
+
 def upload_file(client: Minio, bucket: str, key: str, path: Path, content_type: str) -> str:
     """Upload a local file (used by ingestion)."""
     result = client.fput_object(bucket, key, str(path), content_type=content_type)

@@ -73,13 +73,18 @@ def database_url() -> str:
 
 
 @contextmanager
-def db_session() -> Iterator["Session"]:
-    """A committed-on-success session; a database that cannot be used says to migrate it."""
-    from recordings.db.engine import create_db_engine, session_scope
+def db_session(*, exclusive: bool = False) -> Iterator["Session"]:
+    """A committed-on-success session; a database that cannot be used says to migrate it.
+
+    ``exclusive`` takes the database's write lock from the first statement (SQLite; see
+    `recordings.db.engine.exclusive_session`), for a read-then-write that must not interleave
+    with another process's."""
+    from recordings.db.engine import create_db_engine, exclusive_session, session_scope
 
     engine = create_db_engine(database_url())
+    scope = exclusive_session if exclusive else session_scope
     try:
-        with session_scope(engine) as session:
+        with scope(engine) as session:
             yield session
     except Exception as exc:
         from sqlalchemy.exc import OperationalError

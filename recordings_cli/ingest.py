@@ -1,5 +1,6 @@
 """`recordings ingest`: upload a file and register it as a recording, as the platform does."""
 
+import hashlib
 from pathlib import Path
 
 import click
@@ -29,10 +30,12 @@ def ingest(
     allow_unreadable: bool,
 ) -> None:
     """Upload AUDIO_FILE and register it as a recording, as the conversation platform does."""
+    from sqlalchemy.exc import IntegrityError
+
     from recordings.audio.convert import SourceAudioError, probe_source
     from recordings.catalog import CatalogError, register_recording
     from recordings.keys import InvalidIdentifierError, source_key
-    from recordings.storage import ensure_bucket, upload_file
+    from recordings.storage import ensure_bucket, object_exists, remove_object, upload_file
 
     started_at = parse_start(start)
     recording_id = recording_id or f"{session_id}-r1"
@@ -53,14 +56,20 @@ def ingest(
         audio_format = audio_file.suffix.lstrip(".").upper() or "UNKNOWN"
         channels, rate, seconds = 1, None, 0.0
     settings = s3_settings()
+    size, sha256 = _file_digest(audio_file)
+    client = minio_client()
+    uploaded_key: str | None = None
     try:
         key = source_key(
             tenant_id, conversation_id, session_id, recording_id, audio_file.suffix or ".bin"
         )
-        with db_session() as session:
-            client = minio_client()
-            ensure_bucket(client, settings.source_bucket)
-            upload_file(client, settings.source_bucket, key, audio_file, "application/octet-stream")
+        ensure_bucket(client, settings.source_bucket)
+        with db_session(exclusive=True) as session:
+            # The registration comes first, inside the transaction: it claims the recording id
+            # (primary key) and the object key (unique), so a second ingest of the same
+            # recording is refused here, before anything is uploaded; a concurrent one waits
+            # for this transaction (SQLite's write lock, taken at its start; PostgreSQL's lock
+            # on the new row) and is refused when this one commits.
             register_recording(
                 session,
                 tenant_id=tenant_id,
@@ -74,11 +83,44 @@ def ingest(
                 audio_format=audio_format,
                 channels=channels,
                 sample_rate=rate,
-                size_bytes=audio_file.stat().st_size,
+                size_bytes=size,
+                sha256=sha256,
             )
-    except (CatalogError, InvalidIdentifierError) as exc:
-        raise fail(str(exc)) from None
+            # An object already at the key belongs to someone (a recording registered under
+            # another id, the platform's own upload): never replace it.
+            if object_exists(client, settings.source_bucket, key):
+                raise CatalogError(
+                    f"an object already exists at s3://{settings.source_bucket}/{key}; "
+                    "nothing was uploaded or registered (use another recording id)"
+                )
+            upload_file(client, settings.source_bucket, key, audio_file, "application/octet-stream")
+            uploaded_key = key
+    except BaseException as exc:
+        # Refused or failed after the upload (the commit): leave nothing behind.
+        if uploaded_key is not None:
+            remove_object(client, settings.source_bucket, uploaded_key)
+        if isinstance(exc, CatalogError | InvalidIdentifierError):
+            raise fail(f"{exc}; nothing was uploaded") from None
+        if isinstance(exc, IntegrityError):
+            raise fail(
+                f"recording {recording_id!r} or its object was registered by another ingest "
+                "meanwhile; nothing was uploaded"
+            ) from None
+        raise
     click.echo(
         f"ingested {audio_file.name} as {tenant_id}/{conversation_id}/{session_id}/{recording_id} "
         f"({audio_format}, {channels} ch, {seconds:.1f} s) at s3://{settings.source_bucket}/{key}"
+        f" (SHA-256 {sha256})"
     )
+
+
+def _file_digest(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a local file, registered with it so the archive can prove it read
+    the same object (``source_changed`` otherwise)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()

@@ -4,8 +4,11 @@ Commands run in-process through click's runner against the real SeaweedFS and SQ
 test session, from an empty project folder so no developer `.env` leaks in.
 """
 
+import hashlib
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,6 +113,123 @@ def test_ingest_uploads_and_registers_and_refuses_unreadable_files(
     assert "has no time zone" in out
     with session_scope(engine) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(AudioFile)) == 1
+
+
+def _object_bytes(client: Minio, bucket: str, key: str) -> bytes:
+    response = client.get_object(bucket, key)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def _keys(client: Minio, bucket: str) -> list[str]:
+    return sorted(o.object_name or "" for o in client.list_objects(bucket, recursive=True))
+
+
+def test_ingest_never_overwrites_and_leaves_nothing_behind_when_it_refuses(
+    recordings_env: dict[str, str], engine: sa.Engine, s3_client: Minio, tmp_path: Path
+) -> None:
+    """The case of issue 13: a second file under a registered recording id used to be uploaded
+    over the first recording's object before the refusal, so the next archive of that hour held
+    the second file's audio under the first recording's row."""
+    _run("tenant", "set", "acme", "--enable")
+    _run("tenant", "set", "globex", "--enable")
+    bucket = recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    first = tmp_path / "first.wav"
+    write_conversation(first, FORMATS["wav-pcm16"], 2.0, 16000, 1, seed=1)
+    second = tmp_path / "second.wav"  # same name suffix, other audio: 22.05 kHz stereo
+    write_conversation(second, FORMATS["wav-pcm16"], 2.0, 22050, 2, seed=2)
+    args = ["--tenant", "acme", "--conversation", "c1", "--session", "s1"]
+    start = ("--start", "2025-12-12T13:05:00Z")
+
+    code, out = _run("ingest", str(first), *args, "--recording", "same", *start)
+    assert code == 0, out
+    assert hashlib.sha256(first.read_bytes()).hexdigest() in out
+    with session_scope(engine) as session:
+        row = session.get(AudioFile, "same")
+        assert row is not None
+        key, registered = row.object_key, (row.channels, row.sample_rate, row.size_bytes)
+        assert row.sha256 == hashlib.sha256(first.read_bytes()).hexdigest()
+    objects_before = _keys(s3_client, bucket)
+
+    code, out = _run("ingest", str(second), *args, "--recording", "same", *start)
+    assert code == 1
+    assert "recording 'same' is already registered; nothing was uploaded" in out
+    # The original audio is untouched, and its registration too.
+    assert _object_bytes(s3_client, bucket, key) == first.read_bytes()
+    with session_scope(engine) as session:
+        row = session.get(AudioFile, "same")
+        assert row is not None
+        assert (
+            (row.channels, row.sample_rate, row.size_bytes)
+            == registered
+            == (
+                1,
+                16000,
+                first.stat().st_size,
+            )
+        )
+
+    # Refusals under a new recording leave no object behind: a session of another
+    # conversation, a conversation of another tenant, an object already at the key.
+    code, out = _run(
+        "ingest", str(second), "--tenant", "acme", "--conversation", "c2", "--session", "s1",
+        "--recording", "new-1", *start,
+    )  # fmt: skip
+    assert code == 1 and "session 's1' belongs to conversation 'c1'" in out
+    code, out = _run(
+        "ingest", str(second), "--tenant", "globex", "--conversation", "c1", "--session", "s9",
+        "--recording", "new-2", *start,
+    )  # fmt: skip
+    assert code == 1 and "belongs to another tenant" in out
+    assert _keys(s3_client, bucket) == objects_before
+
+    squatter = key.replace("/same", "/new-3")
+    s3_client.put_object(bucket, squatter, io.BytesIO(b"someone else's"), 14)
+    code, out = _run("ingest", str(second), *args, "--recording", "new-3", *start)
+    assert code == 1 and f"an object already exists at s3://{bucket}/{squatter}" in out
+    assert _object_bytes(s3_client, bucket, squatter) == b"someone else's"
+    with session_scope(engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(AudioFile)) == 1
+
+
+def test_two_ingests_of_one_recording_at_once_leave_the_winner_s_audio(
+    recordings_env: dict[str, str], engine: sa.Engine, s3_client: Minio, tmp_path: Path
+) -> None:
+    """Race-free enough for a developer tool: the registration claims the recording in the
+    database before the upload, so of two processes ingesting the same recording at once one
+    wins, the other is refused before it uploads, and the object is the winner's file."""
+    _run("tenant", "set", "acme", "--enable")
+    files = []
+    for seed in (1, 2):
+        path = tmp_path / f"take{seed}.wav"
+        write_conversation(path, FORMATS["wav-pcm16"], 30.0, 16000, 1, seed=seed)
+        files.append(path)
+    command = [sys.executable, "-m", "recordings_cli", "ingest"]
+    args = ["--tenant", "acme", "--conversation", "c1", "--session", "s1", "--recording", "r"]
+    processes = [
+        subprocess.Popen(
+            [*command, str(path), *args, "--start", "2025-12-12T13:05:00Z"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for path in files
+    ]
+    outcomes = [(process.wait(timeout=120), process.stdout.read()) for process in processes]  # type: ignore[union-attr]
+    assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
+    winner = files[[code for code, _ in outcomes].index(0)]
+    refusal = next(out for code, out in outcomes if code == 1)
+    assert "nothing was uploaded" in refusal, refusal
+    with session_scope(engine) as session:
+        row = session.get(AudioFile, "r")
+        assert row is not None and row.sha256 == hashlib.sha256(winner.read_bytes()).hexdigest()
+        key = row.object_key
+    bucket = recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    assert _object_bytes(s3_client, bucket, key) == winner.read_bytes()
 
 
 @pytest.mark.slow
