@@ -184,6 +184,7 @@ def test_hostile_rows_never_escape_the_zip_root_nor_read_another_tenants_objects
         "sessions": 1,
         "recordings": 1,
         "failedRecordings": len(FOREIGN_SOURCES) + len(HOSTILE_IDS),
+        "sourceChanged": 0,
         "audioSeconds": metadata["counts"]["audioSeconds"],
     }
 
