@@ -284,6 +284,7 @@ def build_metadata(
         entry["path"] = item.entry_name
         entry["source"].update(
             {
+                "decoder": conv.source.decoder,
                 "detectedFormat": conv.source.format,
                 "detectedSubtype": conv.source.subtype,
                 "sampleRate": conv.source.sample_rate,

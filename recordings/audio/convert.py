@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
+from recordings.audio.ffmpeg import DECODER_NAME, FFmpegDecodeError, FFmpegSource
 from recordings.audio.opus import DEFAULT_BITRATE, OpusFileEncoder, StereoLayout
 
 SourceErrorReason = Literal["empty", "unsupported", "corrupt"]
@@ -75,6 +77,13 @@ class SourceAudio:
     truncated: bool = False
     """The header declares more audio data than the file holds (a WAV or AIFF cut off in
     transfer). libsndfile then reads what is there and ``frames`` counts only that."""
+    frames_exact: bool = True
+    """``frames`` is exact (libsndfile; FFmpeg on the MP4 family) rather than the container's
+    estimate (FFmpeg elsewhere): only an exact count can tell a cut file."""
+    decoder: str = "libsndfile"
+    """Which decoder reads it: ``libsndfile``, or ``ffmpeg`` (FFmpeg's libraries through PyAV,
+    :mod:`recordings.audio.ffmpeg`) for what libsndfile cannot read. With ``ffmpeg``,
+    ``format`` is FFmpeg's container (demuxer) name and ``subtype`` its codec name."""
 
 
 @dataclass(frozen=True)
@@ -135,12 +144,12 @@ def convert_to_opus(
     if block_seconds <= 0:
         raise ValueError(f"block_seconds must be positive, got {block_seconds}")
     output = Path(output_path)
-    soundfile, source = _open_source(source_path)
+    reader, source = _open_source(source_path)
     blocksize = max(1, round(source.sample_rate * block_seconds))
     decoded = 0
     try:
         with (
-            soundfile,
+            reader,
             OpusFileEncoder(
                 output,
                 source.sample_rate,
@@ -152,12 +161,10 @@ def convert_to_opus(
         ):
             bandwidth, coded_rate = encoder.bandwidth_name, encoder.encoder_rate
             layout = encoder.layout.value if encoder.layout is not None else "mono"
-            # One buffer reused for every block: soundfile decodes into it, the encoder reads it.
-            buffer = np.empty((blocksize, source.channels), dtype=np.float32)
             while True:
                 try:
-                    block = soundfile.read(blocksize, dtype="float32", always_2d=True, out=buffer)
-                except sf.SoundFileRuntimeError as error:
+                    block = reader.read(blocksize)
+                except (sf.SoundFileRuntimeError, FFmpegDecodeError) as error:
                     start = decoded / source.sample_rate
                     raise SourceAudioError(
                         "corrupt",
@@ -184,7 +191,7 @@ def convert_to_opus(
         output_sha256=sha256,
         output_crc32=crc32,
         encoded_seconds=decoded / source.sample_rate,
-        truncated=source.truncated or decoded < source.frames,
+        truncated=source.truncated or decoded < source.frames - _short_by(source),
         bitrate=bitrate,
         opus_bandwidth=bandwidth,
         opus_layout=layout,
@@ -192,8 +199,47 @@ def convert_to_opus(
     )
 
 
-def _open_source(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, SourceAudio]:
-    """Open a source for reading, or raise :class:`SourceAudioError` saying why not."""
+class _LibsndfileReader:
+    """libsndfile's blocks, decoded into one reused buffer."""
+
+    def __init__(self, soundfile: sf.SoundFile) -> None:
+        self._soundfile = soundfile
+        self._buffer: npt.NDArray[np.float32] | None = None
+
+    def read(self, frames: int) -> npt.NDArray[np.float32]:
+        if self._buffer is None or len(self._buffer) != frames:
+            self._buffer = np.empty((frames, self._soundfile.channels), dtype=np.float32)
+        block = self._soundfile.read(frames, dtype="float32", always_2d=True, out=self._buffer)
+        return np.asarray(block, dtype=np.float32)
+
+    def close(self) -> None:
+        self._soundfile.close()
+
+    def __enter__(self) -> _LibsndfileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_Reader = _LibsndfileReader | FFmpegSource
+
+
+def _short_by(source: SourceAudio) -> int:
+    """Frames a decode may fall short of ``source.frames`` without being a cut: none for
+    libsndfile, whose count is exact; 50 ms for FFmpeg on an MP4 track (codec delay and frame
+    rounding); all of them where FFmpeg only estimates the length."""
+    if not source.frames_exact:
+        return source.frames
+    return 0 if source.decoder == "libsndfile" else round(source.sample_rate * 0.05)
+
+
+def _open_source(path: str | os.PathLike[str]) -> tuple[_Reader, SourceAudio]:
+    """Open a source for reading, or raise :class:`SourceAudioError` saying why not.
+
+    libsndfile first; what it cannot read goes to FFmpeg. A file neither reads keeps the
+    verdict libsndfile's failure gives (``unsupported`` for a container it knows it cannot
+    read, ``corrupt`` otherwise), with what FFmpeg recognised, if anything."""
     with open(path, "rb") as file:
         head = file.read(_SNIFF_BYTES)
     if not head:
@@ -202,21 +248,26 @@ def _open_source(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, SourceAudi
     # read and for garbage, and the two deserve different verdicts.
     container = _unreadable_container(head)
     if container is not None:
-        raise SourceAudioError(
-            "unsupported", f"the file is {container}, a format libsndfile cannot read"
+        return _open_with_ffmpeg(
+            path,
+            SourceAudioError(
+                "unsupported", f"the file is {container}, a format libsndfile cannot read"
+            ),
         )
     try:
         soundfile = sf.SoundFile(path)
     except sf.LibsndfileError as error:
         message = error.error_string.strip()
         if "unimplemented format" in message:
-            raise SourceAudioError(
+            refusal = SourceAudioError(
                 "unsupported", f"libsndfile does not implement its encoding: {message}"
-            ) from error
-        raise SourceAudioError(
-            "corrupt",
-            f"libsndfile cannot open it: {message} (file starts with {head[:8].hex(' ')})",
-        ) from error
+            )
+        else:
+            refusal = SourceAudioError(
+                "corrupt",
+                f"libsndfile cannot open it: {message} (file starts with {head[:8].hex(' ')})",
+            )
+        return _open_with_ffmpeg(path, refusal)
     source = SourceAudio(
         format=soundfile.format,
         subtype=soundfile.subtype,
@@ -226,13 +277,8 @@ def _open_source(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, SourceAudi
         duration_seconds=soundfile.frames / soundfile.samplerate,
         truncated=_header_overstates_data(soundfile.extra_info),
     )
-    problem: SourceAudioError | None = None
-    if source.channels > MAX_CHANNELS:
-        problem = SourceAudioError(
-            "unsupported",
-            f"{source.channels} channels: only mono and stereo recordings are archived",
-        )
-    elif source.frames == 0:
+    problem = _channel_problem(source)
+    if problem is None and source.frames == 0:
         size = os.path.getsize(path)
         problem = (
             SourceAudioError(
@@ -248,7 +294,45 @@ def _open_source(path: str | os.PathLike[str]) -> tuple[sf.SoundFile, SourceAudi
     if problem is not None:
         soundfile.close()
         raise problem
-    return soundfile, source
+    return _LibsndfileReader(soundfile), source
+
+
+def _channel_problem(source: SourceAudio) -> SourceAudioError | None:
+    if source.channels > MAX_CHANNELS:
+        return SourceAudioError(
+            "unsupported",
+            f"{source.channels} channels: only mono and stereo recordings are archived",
+        )
+    return None
+
+
+def _open_with_ffmpeg(
+    path: str | os.PathLike[str], refusal: SourceAudioError
+) -> tuple[_Reader, SourceAudio]:
+    """FFmpeg's reader for a file libsndfile refused, or ``refusal`` with what FFmpeg made of
+    it."""
+    try:
+        reader = FFmpegSource(path)
+    except FFmpegDecodeError as error:
+        # A container FFmpeg opens whose audio it cannot decode is damaged, not unknown.
+        reason = "corrupt" if error.opened else refusal.reason
+        raise SourceAudioError(reason, f"{refusal.detail}; {error}") from error
+    info = reader.info
+    source = SourceAudio(
+        format=info.container,
+        subtype=info.codec,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        frames=info.frames,
+        duration_seconds=info.frames / info.sample_rate,
+        frames_exact=info.frames_exact,
+        decoder=DECODER_NAME,
+    )
+    problem = _channel_problem(source)
+    if problem is not None:
+        reader.close()
+        raise problem
+    return reader, source
 
 
 def _header_overstates_data(log: str) -> bool:

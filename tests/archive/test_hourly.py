@@ -7,6 +7,8 @@ compliance team receives is the object in storage, not what our code believed it
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -361,3 +363,58 @@ def test_many_hours_come_back_in_order_and_a_failing_one_stops_nothing(
     keys = {o.object_name for o in s3_client.list_objects(archive_bucket, recursive=True)}
     assert archive_key("acme", HOUR + timedelta(hours=1)) not in keys
     assert len(keys) == 3
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg comes with make bench-deps")
+def test_recordings_libsndfile_cannot_read_are_archived_and_say_who_decoded_them(
+    s3_client: Minio, buckets: tuple[str, str], tmp_path: Path
+) -> None:
+    """A browser's WebM/Opus and a phone's M4A/AAC next to a WAV: all three in the ZIP, and
+    metadata.json says which decoder read each and what it found."""
+    source_bucket, archive_bucket = buckets
+    wav = _upload_source(s3_client, source_bucket, tmp_path, "wav")
+    made = {}
+    for name, rate, channels, args in [
+        ("webm", 48_000, 1, ("-c:a", "libopus", "-b:a", "32k", "-f", "webm")),
+        ("m4a", 44_100, 2, ("-c:a", "aac", "-b:a", "64k")),
+    ]:
+        pcm = tmp_path / f"{name}-pcm.wav"
+        write_conversation(pcm, FORMATS["wav-pcm16"], 4.0, rate, channels, seed=len(name))
+        encoded = tmp_path / f"{name}.{name}"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(pcm), *args, str(encoded)], check=True
+        )
+        key = f"tenants/acme/conversations/c1/s1/{name}.{name}"
+        s3_client.fput_object(source_bucket, key, str(encoded))
+        made[name] = replace(
+            wav,
+            recording_id=name,
+            object_key=key,
+            channels=channels,
+            sample_rate=rate,
+            size_bytes=encoded.stat().st_size,
+        )
+    result = build_hour_archive(
+        tenant_id="acme",
+        hour=HOUR,
+        recordings=[wav, *made.values()],
+        store=MinioObjectStore(s3_client, archive_bucket),
+    )
+    assert result.recording_count == 3 and not result.failed
+    archive = _read_zip(s3_client, archive_bucket, result.object_key)
+    entries = _recording_entries(json.loads(archive.read("metadata.json")))
+    found = {
+        rid: (e["source"]["decoder"], e["source"]["detectedSubtype"], e["source"]["channels"])
+        for rid, e in entries.items()
+    }
+    assert found == {
+        "wav": ("libsndfile", "PCM_16", 1),
+        "webm": ("ffmpeg", "opus", 1),
+        "m4a": ("ffmpeg", "aac", 2),
+    }
+    assert "webm" in entries["webm"]["source"]["detectedFormat"]
+    assert "mp4" in entries["m4a"]["source"]["detectedFormat"]
+    for rid in ("webm", "m4a"):
+        assert entries[rid]["source"]["decodedSeconds"] == pytest.approx(4.0, abs=0.02)
+        audio, _ = sf.read(io.BytesIO(archive.read(entries[rid]["path"])), always_2d=True)
+        assert audio.shape[1] == made[rid].channels

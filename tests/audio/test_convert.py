@@ -253,7 +253,6 @@ OGG_SPEEX = b"OggS\x00\x02" + bytes(20) + b"\x01\x50" + b"Speex   1.2rc1" + byte
         pytest.param(b"\x00\x00\x00\x18ftypM4A ", "MP4/M4A", id="m4a"),
         pytest.param(b"\xff\xf1\x50\x80\x2e\x7f\xfc", "AAC (ADTS)", id="aac-adts"),
         pytest.param(b"\x1a\x45\xdf\xa3", "WebM/Matroska", id="webm"),
-        pytest.param(b"#!AMR\n", "AMR", id="amr"),
         pytest.param(bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), "ASF", id="wma"),
         pytest.param(OGG_SPEEX, "Ogg Speex", id="ogg-speex"),
     ],
@@ -261,10 +260,20 @@ OGG_SPEEX = b"OggS\x00\x02" + bytes(20) + b"\x01\x50" + b"Speex   1.2rc1" + byte
 def test_containers_libsndfile_cannot_read_are_unsupported(
     tmp_path: Path, head: bytes, named: str
 ) -> None:
-    """libsndfile says "Format not recognised" for these as for garbage: we must tell them apart."""
+    """libsndfile says "Format not recognised" for these as for garbage: we must tell them apart.
+    FFmpeg, which reads real ones (tests/audio/test_ffmpeg_decode.py), cannot open these
+    headers over garbage either."""
     junk = np.random.default_rng(8).bytes(4_000)
     source = write_bytes(tmp_path / "call.bin", head + junk)
-    assert_refused(source, "unsupported", named, "cannot read")
+    assert_refused(source, "unsupported", named, "cannot read", "FFmpeg")
+
+
+def test_a_container_ffmpeg_reads_whose_audio_it_cannot_decode_is_corrupt(tmp_path: Path) -> None:
+    """A valid AMR header over garbage: FFmpeg opens it and fails on the first frame, so the
+    file is damaged, not of an unknown kind; both decoders' words are in the reason."""
+    junk = np.random.default_rng(8).bytes(4_000)
+    source = write_bytes(tmp_path / "call.amr", b"#!AMR\n" + junk)
+    assert_refused(source, "corrupt", "AMR speech file", "FFmpeg failed decoding amr")
 
 
 def test_more_than_two_channels_is_unsupported(tmp_path: Path) -> None:
