@@ -1,11 +1,13 @@
 """Demo data: a few tenants with a realistic day of synthetic conversations.
 
 The mix matches what the conversation platform produces — telephony WAVs in u-law and A-law at
-8 kHz, wideband FLAC, Ogg Vorbis and MP3 at CD and studio rates, mono and stereo — plus the
+8 kHz, wideband FLAC, Ogg Vorbis and MP3 at CD and studio rates, mono and stereo, and what
+libsndfile cannot read: a browser's WebM/Opus and a phone's M4A/AAC — plus the
 problems a real day has: a recording whose object never arrived, an empty upload, a corrupt file
 and an M4A the archive cannot decode. Each must show up in the hour's `metadata.json`.
 """
 
+import hashlib
 import random
 import tempfile
 import uuid
@@ -21,7 +23,7 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.models import AudioFile
 from recordings.keys import day_hours, source_key
 from recordings.storage import ensure_bucket, upload_file
-from recordings_cli.synth import FORMATS, write_conversation
+from recordings_cli.synth import FORMATS, PLATFORM_FORMATS, write_conversation
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,13 @@ SOURCE_MIX = (
     ("ogg-vorbis", 44100, 2),
     ("mp3", 48000, 1),
     ("flac", 48000, 1),
+)
+
+# Recordings libsndfile cannot read, decoded through FFmpeg: one of each per tenant-day, in the
+# hour given, so the demo always shows them archived: (format key, rate, channels, hour).
+PLATFORM_RECORDINGS = (
+    ("webm-opus", 48000, 1, 12),  # a browser's MediaRecorder (web agent desktop, voice bot)
+    ("m4a-aac", 44100, 2, 13),  # a phone app or a meeting export
 )
 
 
@@ -120,6 +129,8 @@ def seed_demo(
                     seeder.conversation(hour)
                 if on_progress and hour.hour % 6 == 5:
                     on_progress(f"{tenant.tenant_id}: hours up to {hour:%H}:59 seeded")
+            for fmt_key, rate, channels, hour_of_day in PLATFORM_RECORDINGS:
+                seeder.conversation(day_hours(day)[hour_of_day], (fmt_key, rate, channels))
             broken += _seed_broken_recordings(
                 session, client, source_bucket, tenant.tenant_id, day, seeder.rng, Path(scratch)
             )
@@ -156,23 +167,26 @@ class _TenantDaySeeder:
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.tenant_id}:{self.day.isoformat()}")  # noqa: S311 - demo
 
-    def conversation(self, hour: datetime) -> None:
-        """One conversation starting in `hour`: one or two sessions, one after the other."""
+    def conversation(self, hour: datetime, source: tuple[str, int, int] | None = None) -> None:
+        """One conversation starting in `hour`: one or two sessions, one after the other, each
+        recorded in `source` (format key, rate, channels) or one drawn from the mix."""
         rng = self.rng
         conversation_id = _uuid(rng)
         start = hour + timedelta(minutes=rng.randint(0, 55), seconds=rng.randint(0, 59))
         for _session in range(rng.choice((1, 1, 2))):
-            seconds = self._recording(conversation_id, start)
+            seconds = self._recording(conversation_id, start, source)
             self.recordings += 1
             self.audio_seconds += seconds
             start += timedelta(seconds=seconds + rng.randint(5, 40))
 
-    def _recording(self, conversation_id: str, start: datetime) -> float:
+    def _recording(
+        self, conversation_id: str, start: datetime, source: tuple[str, int, int] | None
+    ) -> float:
         """Synthesise, upload and register one session's recording; return its length."""
         rng = self.rng
         session_id = _uuid(rng)
-        fmt_key, rate, channels = rng.choice(SOURCE_MIX)
-        fmt = FORMATS[fmt_key]
+        fmt_key, rate, channels = source or rng.choice(SOURCE_MIX)
+        fmt = FORMATS.get(fmt_key) or PLATFORM_FORMATS[fmt_key]
         seconds = round(rng.uniform(*self.seconds_range), 2)
         recording_id = _uuid(rng)
         path = self.scratch / f"{recording_id}{fmt.extension}"
@@ -193,6 +207,7 @@ class _TenantDaySeeder:
             channels=channels,
             sample_rate=rate,
             size_bytes=path.stat().st_size,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),  # as platforms with checksums do
         )
         path.unlink()
         return seconds

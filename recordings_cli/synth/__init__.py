@@ -13,11 +13,12 @@ a two-party call, `formats.py` names the source formats the platform stores.
 """
 
 from recordings_cli.synth.conversation import conversation, write_conversation
-from recordings_cli.synth.formats import FORMATS, AudioFormat
+from recordings_cli.synth.formats import FORMATS, PLATFORM_FORMATS, AudioFormat
 from recordings_cli.synth.speech import speech_like
 
 __all__ = [
     "FORMATS",
+    "PLATFORM_FORMATS",
     "AudioFormat",
     "conversation",
     "speech_like",

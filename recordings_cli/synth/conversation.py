@@ -9,6 +9,7 @@ ever holds a block and the turns overlapping it, and the file still holds exactl
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -151,6 +152,9 @@ def write_conversation(
     renderer = _ConversationRenderer(
         frame_count(duration_seconds, sample_rate), sample_rate, channels, seed
     )
+    if fmt.ffmpeg is not None:
+        _write_with_ffmpeg(path, fmt.ffmpeg, renderer, sample_rate, channels)
+        return
     with sf.SoundFile(
         path,
         "w",
@@ -161,3 +165,33 @@ def write_conversation(
     ) as out:
         for block in range(renderer.block_count):
             out.write(renderer.render_block(block))
+
+
+def _write_with_ffmpeg(
+    path: Path,
+    codec: tuple[str, str, int],
+    renderer: _ConversationRenderer,
+    sample_rate: int,
+    channels: int,
+) -> None:
+    """Encode the call with one of FFmpeg's encoders (PyAV), block by block."""
+    import av
+
+    container, encoder, bit_rate = codec
+    if encoder == "libopus" and sample_rate not in (8_000, 12_000, 16_000, 24_000, 48_000):
+        raise ValueError(f"Opus codes 8, 12, 16, 24 or 48 kHz, not {sample_rate} Hz")
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), mode="w", format=container) as output:
+        stream: Any = output.add_stream(encoder, rate=sample_rate, layout=layout)
+        stream.bit_rate = bit_rate
+        written = 0
+        for block in range(renderer.block_count):
+            audio = np.ascontiguousarray(renderer.render_block(block), dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout=layout)
+            frame.sample_rate = sample_rate
+            frame.pts = written
+            written += len(audio)
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)

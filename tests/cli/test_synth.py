@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from recordings.audio.convert import convert_to_opus, probe_source
 from recordings_cli.synth import (
     FORMATS,
+    PLATFORM_FORMATS,
     AudioFormat,
     conversation,
     speech_like,
@@ -176,6 +178,26 @@ def test_every_format_writes_a_readable_file(
     assert abs(len(audio) - expected) <= tolerance
     assert abs(info.frames - expected) <= tolerance
     assert np.sqrt(np.mean(audio.astype(np.float64) ** 2)) > 0.02
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORM_FORMATS))
+@pytest.mark.parametrize(("sample_rate", "channels"), [(16_000, 1), (48_000, 2)])
+def test_platform_formats_are_written_by_ffmpeg_s_encoders_and_read_back_by_it(
+    tmp_path: Path, name: str, sample_rate: int, channels: int
+) -> None:
+    fmt = PLATFORM_FORMATS[name]
+    path = tmp_path / f"call{fmt.extension}"
+
+    write_conversation(path, fmt, 12.5, sample_rate, channels, seed=6)
+
+    source = probe_source(path)
+    assert source.decoder == "ffmpeg" and source.subtype == (fmt.subtype or "").lower()
+    # Opus in WebM decodes at 48 kHz whatever rate it was coded at (RFC 7845's rule, Matroska's
+    # too); AAC keeps its rate.
+    decoded_rate = 48_000 if fmt.subtype == "OPUS" else sample_rate
+    assert (source.sample_rate, source.channels) == (decoded_rate, channels)
+    result = convert_to_opus(path, tmp_path / "call.opus")
+    assert abs(result.encoded_seconds - 12.5) <= 0.02
 
 
 def test_formats_table_is_consistent() -> None:
