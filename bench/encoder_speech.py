@@ -52,7 +52,12 @@ the whole file only has the upper bound); channels and duration kept. Run::
     PYTHONPATH=$PWD .venv/bin/python bench/encoder_speech.py [--seconds 300]
         [--classes 8k-mono,8k-stereo,16k-mono,16k-stereo,44k-stereo,48k-mono]
         [--kinds turns,double-talk] [--synthetic] [--process-runs 5] [--inprocess-runs 3]
-        [--noise-dbfs -50] [--stereo-layout coupled|dual-mono]
+        [--noise-dbfs -50] [--stereo-layout coupled|dual-mono] [--platform-formats]
+
+``--platform-formats`` adds a table of inputs libsndfile cannot read (M4A/AAC, WebM/Opus,
+AMR-NB, each a turns call of the same speech coded by the encoder platforms use), which ours
+decodes through FFmpeg's libraries in process: speed and whether channels and duration are kept
+(within 45 ms: AMR frames are 20 ms and its encoder's flush adds one).
 
 It needs ffmpeg, sox, espeak-ng and flite (``make bench-deps``) and the ``dev`` extra's pesq.
 Progress goes to stderr; stdout gets the Markdown (paste it into docs/BENCHMARKS.md) and, as its
@@ -666,6 +671,116 @@ def measure_row(
     return Row(input_class, kind, args.seconds, voices, overlap, speed, quality)
 
 
+@dataclass(frozen=True)
+class PlatformInput:
+    """A file libsndfile cannot read, as a platform stores it: real speech coded by the encoder
+    the world uses for it, so ours decodes it through FFmpeg's libraries (PyAV)."""
+
+    key: str
+    label: str
+    rate: int
+    channels: int
+    suffix: str
+    ffmpeg_args: tuple[str, ...]
+    """Debian ffmpeg's options that make it from a PCM WAV, or () for AMR-NB (made with the
+    OpenCORE encoder in PyAV's wheel: Debian's ffmpeg has none)."""
+
+
+PLATFORM_INPUTS: Final = (
+    PlatformInput(
+        "m4a-aac", "M4A/AAC 44.1 kHz stereo (phone app)", 44_100, 2, ".m4a",
+        ("-c:a", "aac", "-b:a", "96k"),
+    ),
+    PlatformInput(
+        "webm-opus", "WebM/Opus 48 kHz mono (browser)", 48_000, 1, ".webm",
+        ("-c:a", "libopus", "-b:a", "32k", "-f", "webm"),
+    ),
+    PlatformInput("amr-nb", "AMR-NB 8 kHz mono (mobile network)", 8_000, 1, ".amr", ()),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlatformRow:
+    platform: PlatformInput
+    seconds: float
+    speed: Speed
+    kbps: float
+    decoded_seconds: float
+    channels: int
+
+    @property
+    def kept(self) -> bool:
+        return (
+            self.channels == self.platform.channels
+            and abs(self.decoded_seconds - self.seconds) <= DURATION_TOLERANCE + 0.025
+        )
+
+
+def write_amr_nb(wav: Path, output: Path) -> None:
+    """AMR-NB 12.2 kb/s by OpenCORE's encoder (PyAV), from an 8 kHz mono WAV."""
+    import av
+
+    pcm, _ = sf.read(wav, dtype="int16")
+    with av.open(str(output), mode="w", format="amr") as container:
+        stream = container.add_stream("libopencore_amrnb", rate=8_000, layout="mono")
+        stream.bit_rate = 12_200
+        for start in range(0, len(pcm), 8_000):
+            chunk = np.ascontiguousarray(pcm[start : start + 8_000])
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 8_000, start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def measure_platform_row(
+    platform: PlatformInput, seed: int, folder: Path, cache: SpeechCache, args: argparse.Namespace
+) -> PlatformRow:
+    wav = folder / f"{platform.key}.wav"
+    write_call(
+        wav, cache, seconds=args.seconds, rate=platform.rate, channels=platform.channels, seed=seed
+    )
+    source = folder / f"{platform.key}{platform.suffix}"
+    if platform.ffmpeg_args:
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(wav), *platform.ffmpeg_args, str(source)],
+            check=True,
+        )
+    else:
+        write_amr_nb(wav, source)
+    wav.unlink()
+    progress(f"{platform.key}: timing")
+    ours_out, ffmpeg_out = folder / "ours.opus", folder / "ffmpeg.opus"
+    speed = measure_speed(source, ours_out, ffmpeg_out, args.process_runs, args.inprocess_runs)
+    decoded, rate = sf.read(ours_out, dtype="float32", always_2d=True)
+    kbps = ours_out.stat().st_size * 8 / args.seconds / 1000
+    source.unlink()
+    return PlatformRow(platform, args.seconds, speed, kbps, len(decoded) / rate, decoded.shape[1])
+
+
+def platform_report(rows: Sequence[PlatformRow]) -> str:
+    lines = [
+        "Inputs libsndfile cannot read, decoded through FFmpeg's libraries in process (PyAV); "
+        "ffmpeg decodes them itself. Same speech and timing as above.",
+        "",
+        "| input | speed ours / ffmpeg (a) | (b) | kb/s ours | channels and duration kept |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        process, inprocess = row.speed.process_ratio, row.speed.inprocess_ratio
+        kept = "yes" if row.kept else f"**no** ({row.channels} ch, {row.decoded_seconds:.3f} s)"
+        cells = [
+            row.platform.label,
+            bold_unless(process >= TARGET_SPEED, f"{process:.2f}"),
+            bold_unless(inprocess >= TARGET_SPEED, f"{inprocess:.2f}"),
+            f"{row.kbps:.1f}",
+            kept,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -829,6 +944,7 @@ def as_json(
     args: argparse.Namespace,
     start_cpu: tuple[float, float],
     loads: Sequence[str],
+    platform_rows: Sequence[PlatformRow] = (),
 ) -> str:
     def row_json(row: Row) -> dict[str, object]:
         data = asdict(row)
@@ -853,6 +969,18 @@ def as_json(
             "start_cpu_seconds": {"ours": start_cpu[0], "ffmpeg": start_cpu[1]},
             "load_average": list(loads),
             "rows": [row_json(row) for row in rows],
+            "platform_rows": [
+                {
+                    "input": row.platform.key,
+                    "process_ratio": row.speed.process_ratio,
+                    "inprocess_ratio": row.speed.inprocess_ratio,
+                    "kbps": row.kbps,
+                    "decoded_seconds": row.decoded_seconds,
+                    "channels": row.channels,
+                    "kept": row.kept,
+                }
+                for row in platform_rows
+            ],
         },
         separators=(",", ":"),
     )
@@ -883,6 +1011,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temp-dir", type=Path, default=None, help="where inputs are written")
     parser.add_argument(
         "--noise-dbfs", type=float, default=None, help="add white line noise at this RMS level"
+    )
+    parser.add_argument(
+        "--platform-formats",
+        action="store_true",
+        help="add a table for M4A/AAC, WebM/Opus and AMR-NB inputs (the FFmpeg decoder's speed)",
     )
     parser.add_argument(
         "--stereo-layout",
@@ -920,11 +1053,18 @@ def main() -> None:
             for kind in args.kinds
             for seed in [CLASSES.index(input_class) * len(KINDS) + KINDS.index(kind)]
         ]
+        platform_rows = [
+            measure_platform_row(platform, 100 + index, folder, cache, args)
+            for index, platform in enumerate(PLATFORM_INPUTS if args.platform_formats else ())
+        ]
         start_cpu = start_cpu_seconds(3)
     loads.append(load_average())
     print(report(rows, args, start_cpu, loads))
+    if platform_rows:
+        print()
+        print(platform_report(platform_rows))
     print()
-    print(as_json(rows, args, start_cpu, loads))
+    print(as_json(rows, args, start_cpu, loads, platform_rows))
 
 
 if __name__ == "__main__":

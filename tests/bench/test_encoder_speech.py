@@ -165,6 +165,7 @@ def test_the_smallest_run_prints_every_figure_for_both_encoders(tmp_path: Path) 
             str(BENCH / "encoder_speech.py"),
             *("--seconds", "12", "--classes", "8k-stereo,16k-mono"),
             *("--process-runs", "1", "--inprocess-runs", "1", "--temp-dir", str(tmp_path)),
+            "--platform-formats",
         ],
         cwd=tmp_path,  # no developer `.env` in sight
         env={
@@ -213,3 +214,10 @@ def test_the_smallest_run_prints_every_figure_for_both_encoders(tmp_path: Path) 
         if row["kind"] == "double-talk":  # both talking nearly all the time
             assert row["overlap_seconds"] > 0.7 * 12, row
     assert report["pesq"] and report["libopus"] and report["ffmpeg"]
+    # The FFmpeg decoder's inputs: M4A/AAC, WebM/Opus, AMR-NB, each archived whole.
+    assert "| M4A/AAC 44.1 kHz stereo (phone app) |" in out
+    platform = {row["input"]: row for row in report["platform_rows"]}
+    assert sorted(platform) == ["amr-nb", "m4a-aac", "webm-opus"]
+    for row in platform.values():
+        assert row["kept"] and row["process_ratio"] > 0 and row["inprocess_ratio"] > 0, row
+    assert platform["m4a-aac"]["channels"] == 2
