@@ -239,6 +239,7 @@ def _template_recordings(hour: datetime) -> tuple[ArchivedRecording, ...]:
         opus_bandwidth="narrowband",
         opus_layout="mono",
         coded_sample_rate=8000,
+        output_channels=1,
     )
     return tuple(
         ArchivedRecording(

@@ -2,7 +2,8 @@
 
 The mix matches what the conversation platform produces — telephony WAVs in u-law and A-law at
 8 kHz, wideband FLAC, Ogg Vorbis and MP3 at CD and studio rates, mono and stereo, and what
-libsndfile cannot read: a browser's WebM/Opus and a phone's M4A/AAC — plus the
+libsndfile cannot read: a browser's WebM/Opus and a phone's M4A/AAC, and a conference bridge's
+four-channel WAV — plus the
 problems a real day has: a recording whose object never arrived, an empty upload, a corrupt file
 and an M4A the archive cannot decode. Each must show up in the hour's `metadata.json`.
 """
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 from minio import Minio
 from sqlalchemy.orm import Session
 
@@ -23,7 +26,7 @@ from recordings.catalog import ensure_tenant, register_recording, set_recording_
 from recordings.db.models import AudioFile
 from recordings.keys import day_hours, source_key
 from recordings.storage import ensure_bucket, upload_file
-from recordings_cli.synth import FORMATS, PLATFORM_FORMATS, write_conversation
+from recordings_cli.synth import FORMATS, PLATFORM_FORMATS, conversation, write_conversation
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ SOURCE_MIX = (
 PLATFORM_RECORDINGS = (
     ("webm-opus", 48000, 1, 12),  # a browser's MediaRecorder (web agent desktop, voice bot)
     ("m4a-aac", 44100, 2, 13),  # a phone app or a meeting export
+    ("wav-pcm16", 16000, 4, 16),  # a conference bridge, one participant per channel
 )
 
 
@@ -190,7 +194,10 @@ class _TenantDaySeeder:
         seconds = round(rng.uniform(*self.seconds_range), 2)
         recording_id = _uuid(rng)
         path = self.scratch / f"{recording_id}{fmt.extension}"
-        write_conversation(path, fmt, seconds, rate, channels, seed=rng.randrange(2**31))
+        if channels > 2:
+            _write_bridge(path, seconds, rate, channels, seed=rng.randrange(2**31))
+        else:
+            write_conversation(path, fmt, seconds, rate, channels, seed=rng.randrange(2**31))
         key = source_key(self.tenant_id, conversation_id, session_id, recording_id, fmt.extension)
         upload_file(self.client, self.bucket, key, path, "application/octet-stream")
         register_recording(
@@ -211,6 +218,12 @@ class _TenantDaySeeder:
         )
         path.unlink()
         return seconds
+
+
+def _write_bridge(path: Path, seconds: float, rate: int, channels: int, *, seed: int) -> None:
+    """A conference bridge's WAV, one participant per channel: two-party calls side by side."""
+    pairs = [conversation(seconds, rate, 2, seed=seed + pair) for pair in range(-(-channels // 2))]
+    sf.write(path, np.concatenate(pairs, axis=1)[:, :channels], rate, subtype="PCM_16")
 
 
 def _seed_broken_recordings(

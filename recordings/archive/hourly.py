@@ -299,7 +299,7 @@ def build_metadata(
         entry["opus"] = {
             "sizeBytes": conv.output_bytes,
             "sha256": conv.output_sha256,
-            "channels": conv.source.channels,
+            "channels": conv.output_channels,
             "durationSeconds": round(conv.encoded_seconds, 3),
             "layout": conv.opus_layout,
             "bandwidth": conv.opus_bandwidth,

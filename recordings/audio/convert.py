@@ -30,7 +30,12 @@ from recordings.audio.opus import DEFAULT_BITRATE, OpusFileEncoder, StereoLayout
 
 SourceErrorReason = Literal["empty", "unsupported", "corrupt"]
 
-MAX_CHANNELS: Final = 2
+MAX_CODED_CHANNELS: Final = 2
+"""Channels coded as they are; a source with more (a conference bridge recording each
+participant on a channel of its own) is mixed down to mono, as a bridge mixes its participants:
+at 24 kb/s, one mono stream scored PESQ 4.23-4.41 on 4- and 6-party calls where one mono Opus
+stream per participant, the bitrate moved to whoever talks, scored 3.32-3.85 without line noise
+and 1.16-2.25 with it (docs/BENCHMARKS.md, "More than two channels")."""
 _SNIFF_BYTES: Final = 64
 _HASH_CHUNK: Final = 1 << 20
 # A file this small whose header declares no frames is an empty recording; a bigger one holds
@@ -51,7 +56,7 @@ class SourceAudioError(Exception):
     """A source recording that cannot be archived, and why.
 
     ``reason`` is one of ``"empty"``, ``"unsupported"`` (a container or codec libsndfile does
-    not read, or more than two channels) and ``"corrupt"`` (looks like audio libsndfile knows
+    not read, nor FFmpeg) and ``"corrupt"`` (looks like audio libsndfile knows
     but fails to open or decode); ``detail`` says what exactly was wrong, for people.
     """
 
@@ -105,11 +110,14 @@ class ConversionResult:
     """Opus' bandwidth cap (``narrowband`` .. ``fullband``): the source rate's band, and at
     most wideband for stereo at 24 kb/s (see :func:`recordings.audio.opus.max_bandwidth`)."""
     opus_layout: str
-    """How the channels were coded: ``mono``, or a :class:`recordings.audio.opus.StereoLayout`
-    value (``coupled``, ``dual-mono``)."""
+    """How the channels were coded: ``mono``, a :class:`recordings.audio.opus.StereoLayout`
+    value (``coupled``, ``dual-mono``), or ``downmix`` (more than two channels, summed into one
+    mono stream)."""
     coded_sample_rate: int
     """The rate libopus ran at (8, 12, 16, 24 or 48 kHz: the band's); the source was resampled
     to it when it differs."""
+    output_channels: int
+    """Channels of the Opus stream: the source's, or 1 for a downmix."""
 
 
 def probe_source(path: str | os.PathLike[str]) -> SourceAudio:
@@ -146,6 +154,8 @@ def convert_to_opus(
     output = Path(output_path)
     reader, source = _open_source(source_path)
     blocksize = max(1, round(source.sample_rate * block_seconds))
+    downmix = source.channels > MAX_CODED_CHANNELS
+    coded_channels = 1 if downmix else source.channels
     decoded = 0
     try:
         with (
@@ -153,14 +163,21 @@ def convert_to_opus(
             OpusFileEncoder(
                 output,
                 source.sample_rate,
-                source.channels,
+                coded_channels,
                 bitrate,
                 serial=serial,
                 stereo_layout=stereo_layout,
             ) as encoder,
         ):
             bandwidth, coded_rate = encoder.bandwidth_name, encoder.encoder_rate
-            layout = encoder.layout.value if encoder.layout is not None else "mono"
+            layout = (
+                "downmix"
+                if downmix
+                else encoder.layout.value
+                if encoder.layout is not None
+                else "mono"
+            )
+            mixed = np.empty((blocksize, 1), dtype=np.float32) if downmix else None
             while True:
                 try:
                     block = reader.read(blocksize)
@@ -173,6 +190,11 @@ def convert_to_opus(
                     ) from error
                 if len(block) == 0:
                     break
+                if mixed is not None:  # the participants summed, as a bridge mixes them
+                    out = mixed[: len(block)]
+                    np.sum(block, axis=1, keepdims=True, out=out)
+                    np.clip(out, -1.0, 1.0, out=out)
+                    block = out
                 encoder.write(block)
                 decoded += len(block)
             if decoded == 0:
@@ -196,6 +218,7 @@ def convert_to_opus(
         opus_bandwidth=bandwidth,
         opus_layout=layout,
         coded_sample_rate=coded_rate,
+        output_channels=coded_channels,
     )
 
 
@@ -277,8 +300,8 @@ def _open_source(path: str | os.PathLike[str]) -> tuple[_Reader, SourceAudio]:
         duration_seconds=soundfile.frames / soundfile.samplerate,
         truncated=_header_overstates_data(soundfile.extra_info),
     )
-    problem = _channel_problem(source)
-    if problem is None and source.frames == 0:
+    problem: SourceAudioError | None = None
+    if source.frames == 0:
         size = os.path.getsize(path)
         problem = (
             SourceAudioError(
@@ -295,15 +318,6 @@ def _open_source(path: str | os.PathLike[str]) -> tuple[_Reader, SourceAudio]:
         soundfile.close()
         raise problem
     return _LibsndfileReader(soundfile), source
-
-
-def _channel_problem(source: SourceAudio) -> SourceAudioError | None:
-    if source.channels > MAX_CHANNELS:
-        return SourceAudioError(
-            "unsupported",
-            f"{source.channels} channels: only mono and stereo recordings are archived",
-        )
-    return None
 
 
 def _open_with_ffmpeg(
@@ -328,10 +342,6 @@ def _open_with_ffmpeg(
         frames_exact=info.frames_exact,
         decoder=DECODER_NAME,
     )
-    problem = _channel_problem(source)
-    if problem is not None:
-        reader.close()
-        raise problem
     return reader, source
 
 

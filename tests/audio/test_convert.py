@@ -276,10 +276,39 @@ def test_a_container_ffmpeg_reads_whose_audio_it_cannot_decode_is_corrupt(tmp_pa
     assert_refused(source, "corrupt", "AMR speech file", "FFmpeg failed decoding amr")
 
 
-def test_more_than_two_channels_is_unsupported(tmp_path: Path) -> None:
-    source = tmp_path / "three.wav"
-    sf.write(source, np.zeros((8_000, 3), dtype=np.float32), 8_000)
-    assert_refused(source, "unsupported", "3 channels")
+@pytest.mark.parametrize("channels", [3, 4, 6])
+def test_more_than_two_channels_are_mixed_down_to_one_mono_stream(
+    tmp_path: Path, channels: int
+) -> None:
+    """A conference bridge's recording, one participant per channel, each speaking in turn:
+    every participant is in the archive, mixed as a bridge mixes them (docs/BENCHMARKS.md,
+    "More than two channels", for why not one stream per participant at 24 kb/s)."""
+    rate = 16_000
+    seconds = 1.5 * channels
+    t = np.arange(round(rate * seconds)) / rate
+    participants = np.stack(
+        [
+            0.3 * np.sin(2 * np.pi * (150 + 60 * c) * t) * ((t // 1.5).astype(int) == c)
+            for c in range(channels)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    source = tmp_path / f"bridge-{channels}.wav"
+    sf.write(source, participants, rate, subtype="PCM_16")
+    output = tmp_path / "bridge.opus"
+
+    result = convert_to_opus(source, output)
+
+    assert (result.source.channels, result.output_channels) == (channels, 1)
+    assert result.opus_layout == "downmix"
+    assert result.encoded_seconds == pytest.approx(seconds, abs=0.001)
+    decoded, decoded_rate = sf.read(output, dtype="float32", always_2d=True)
+    assert decoded.shape[1] == 1 and decoded_rate == rate
+    # Every participant's turn is in the mix, at their own level.
+    for c in range(channels):
+        turn = decoded[round(rate * (1.5 * c + 0.3)) : round(rate * (1.5 * c + 1.2)), 0]
+        level = float(np.sqrt(np.mean(turn**2)))
+        assert level == pytest.approx(0.3 / np.sqrt(2), rel=0.25), (c, level)
 
 
 def test_truncated_wav_converts_what_is_there_and_says_so(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The demo day shows what platforms really store: a browser's WebM/Opus and a phone's M4A/AAC
-recording are seeded for every tenant-day and archived, read by FFmpeg; the broken ones are
-listed with their reasons. Seeded against the real S3 server and database, archived by the
+recording (read by FFmpeg) and a conference bridge's four-channel WAV (mixed down) are seeded
+for every tenant-day and archived. Seeded against the real S3 server and database, archived by the
 archive builder itself."""
 
 import io
@@ -20,9 +20,10 @@ from recordings.storage import MinioObjectStore
 from recordings_cli.demo_data import DEMO_TENANTS, PLATFORM_RECORDINGS, seed_demo
 
 DAY = date(2026, 11, 30)
+BROKEN_KINDS = ("missing", "empty", "corrupt", "unsupported")
 
 
-def test_the_demo_day_archives_webm_and_m4a_recordings(
+def test_the_demo_day_archives_webm_m4a_and_four_channel_recordings(
     engine: sa.Engine, s3_client: Minio, buckets: tuple[str, str]
 ) -> None:
     source_bucket, archive_bucket = buckets
@@ -41,9 +42,8 @@ def test_the_demo_day_archives_webm_and_m4a_recordings(
         hour = day_hours(DAY)[hour_of_day]
         with session_scope(engine) as session:
             recordings = recordings_in_hour(session, "acme", hour)
-            seeded = sa.select(AudioFile).where(
-                AudioFile.format.in_(["WEBM", "M4A"]), ~AudioFile.id.endswith("-unsupported")
-            )
+            broken = [AudioFile.id.endswith(f"-{kind}") for kind in BROKEN_KINDS]
+            seeded = sa.select(AudioFile).where(~sa.or_(*broken))
             assert all(row.sha256 for row in session.scalars(seeded))  # checksums registered
         assert recordings and all(r.sample_rate == rate for r in recordings), fmt_key
         result = build_hour_archive(
@@ -64,5 +64,12 @@ def test_the_demo_day_archives_webm_and_m4a_recordings(
             for s in c["sessions"]
             for r in s["recordings"]
         ]
-        assert {(s["decoder"], s["channels"]) for s in sources} == {("ffmpeg", channels)}
-        assert {s["detectedSubtype"] for s in sources} == {fmt_key.split("-")[1]}
+        entries = [
+            r for c in metadata["conversations"] for s in c["sessions"] for r in s["recordings"]
+        ]
+        decoder = "libsndfile" if fmt_key.startswith("wav") else "ffmpeg"
+        assert {(s["decoder"], s["channels"]) for s in sources} == {(decoder, channels)}
+        layouts = {(e["opus"]["channels"], e["opus"]["layout"]) for e in entries}
+        assert layouts == ({(1, "downmix")} if channels > 2 else layouts - {(1, "downmix")})
+        if decoder == "ffmpeg":
+            assert {s["detectedSubtype"] for s in sources} == {fmt_key.split("-")[1]}
