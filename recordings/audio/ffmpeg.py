@@ -130,21 +130,19 @@ class FFmpegSource:
         if first is not None:
             self._pending = first
 
+    def _resampled(self) -> Generator[Any]:
+        """Packed float32 frames: every decoded frame, then what the resampler holds back."""
+        for frame in self._container.decode(self._stream):
+            yield from self._resampler.resample(frame)
+        yield from self._resampler.resample(None)
+
     def _decoded_blocks(self) -> Generator[npt.NDArray[np.float32]]:
         channels = self.info.channels
         emitted = 0
         try:
-            for frame in self._container.decode(self._stream):
-                for packed in self._resampler.resample(frame):
-                    block = _packed(packed, channels)
-                    if self._end is not None:
-                        block = block[: max(0, self._end - emitted)]
-                    emitted += len(block)
-                    if len(block):
-                        yield block
-            for packed in self._resampler.resample(None):
+            for packed in self._resampled():
                 block = _packed(packed, channels)
-                if self._end is not None:
+                if self._end is not None:  # the MP4 track's stated end: drop the padding
                     block = block[: max(0, self._end - emitted)]
                 emitted += len(block)
                 if len(block):
