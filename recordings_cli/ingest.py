@@ -90,8 +90,8 @@ def ingest(
             # another id, the platform's own upload): never replace it.
             if object_exists(client, settings.source_bucket, key):
                 raise CatalogError(
-                    f"an object already exists at s3://{settings.source_bucket}/{key}; "
-                    "nothing was uploaded or registered (use another recording id)"
+                    f"an object already exists at s3://{settings.source_bucket}/{key} "
+                    "(use another recording id)"
                 )
             upload_file(client, settings.source_bucket, key, audio_file, "application/octet-stream")
             uploaded_key = key
