@@ -91,7 +91,7 @@ from speech import SpeechCache, missing_engines, write_call, write_double_talk  
 
 from recordings.audio.convert import convert_to_opus
 from recordings.audio.opus import StereoLayout, libopus_version
-from recordings_cli.synth import FORMATS, write_conversation
+from recordings_cli.synth import FORMATS, encode_with_ffmpeg, write_conversation
 
 Audio = npt.NDArray[np.float64]
 """Samples as (frames, channels), or (frames,) for one signal."""
@@ -718,20 +718,8 @@ class PlatformRow:
 
 def write_amr_nb(wav: Path, output: Path) -> None:
     """AMR-NB 12.2 kb/s by OpenCORE's encoder (PyAV), from an 8 kHz mono WAV."""
-    import av
-
-    pcm, _ = sf.read(wav, dtype="int16")
-    with av.open(str(output), mode="w", format="amr") as container:
-        stream = container.add_stream("libopencore_amrnb", rate=8_000, layout="mono")
-        stream.bit_rate = 12_200
-        for start in range(0, len(pcm), 8_000):
-            chunk = np.ascontiguousarray(pcm[start : start + 8_000])
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 8_000, start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    encode_with_ffmpeg(output, ("amr", "libopencore_amrnb", 12_200), rate, 1, [audio])
 
 
 def measure_platform_row(

@@ -58,13 +58,12 @@ from speech import (  # bench/speech.py
 )
 
 from recordings.audio import native
+from recordings.audio.coders import ACTIVE_DBFS, HANGOVER_FRAMES
 from recordings.audio.convert import convert_to_opus
 
 RATE: Final = 16_000
 FRAME: Final = RATE * 60 // 1000
 BITRATE: Final = 24_000
-ACTIVE_DBFS: Final = -55.0
-HANGOVER_FRAMES: Final = 5
 WIDEBAND: Final = 1103
 SIGNAL_VOICE: Final = 3001
 IDLE_RATES: Final = (2_000, 3_000, 4_000)

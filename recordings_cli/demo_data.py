@@ -8,7 +8,6 @@ problems a real day has: a recording whose object never arrived, an empty upload
 and an M4A the archive cannot decode. Each must show up in the hour's `metadata.json`.
 """
 
-import hashlib
 import random
 import tempfile
 import uuid
@@ -22,6 +21,7 @@ import soundfile as sf
 from minio import Minio
 from sqlalchemy.orm import Session
 
+from recordings.archive.verify import file_sha256
 from recordings.catalog import ensure_tenant, register_recording, set_recording_settings
 from recordings.db.models import AudioFile
 from recordings.keys import day_hours, source_key
@@ -214,7 +214,7 @@ class _TenantDaySeeder:
             channels=channels,
             sample_rate=rate,
             size_bytes=path.stat().st_size,
-            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),  # as platforms with checksums do
+            sha256=file_sha256(path),  # as platforms with checksums do
         )
         path.unlink()
         return seconds

@@ -1,6 +1,5 @@
 """`recordings ingest`: upload a file and register it as a recording, as the platform does."""
 
-import hashlib
 from pathlib import Path
 
 import click
@@ -32,6 +31,7 @@ def ingest(
     """Upload AUDIO_FILE and register it as a recording, as the conversation platform does."""
     from sqlalchemy.exc import IntegrityError
 
+    from recordings.archive.verify import file_sha256
     from recordings.audio.convert import SourceAudioError, probe_source
     from recordings.catalog import CatalogError, register_recording
     from recordings.keys import InvalidIdentifierError, source_key
@@ -56,7 +56,8 @@ def ingest(
         audio_format = audio_file.suffix.lstrip(".").upper() or "UNKNOWN"
         channels, rate, seconds = 1, None, 0.0
     settings = s3_settings()
-    size, sha256 = _file_digest(audio_file)
+    # Registered with the file, so the archive can prove it read the same object.
+    size, sha256 = audio_file.stat().st_size, file_sha256(audio_file)
     client = minio_client()
     uploaded_key: str | None = None
     try:
@@ -112,15 +113,3 @@ def ingest(
         f"({audio_format}, {channels} ch, {seconds:.1f} s) at s3://{settings.source_bucket}/{key}"
         f" (SHA-256 {sha256})"
     )
-
-
-def _file_digest(path: Path) -> tuple[int, str]:
-    """Size and SHA-256 of a local file, registered with it so the archive can prove it read
-    the same object (``source_changed`` otherwise)."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()

@@ -213,7 +213,7 @@ def convert_to_opus(
         output_sha256=sha256,
         output_crc32=crc32,
         encoded_seconds=decoded / source.sample_rate,
-        truncated=source.truncated or decoded < source.frames - _short_by(source),
+        truncated=source.truncated or _cut_short(source, decoded),
         bitrate=bitrate,
         opus_bandwidth=bandwidth,
         opus_layout=layout,
@@ -248,13 +248,14 @@ class _LibsndfileReader:
 _Reader = _LibsndfileReader | FFmpegSource
 
 
-def _short_by(source: SourceAudio) -> int:
-    """Frames a decode may fall short of ``source.frames`` without being a cut: none for
-    libsndfile, whose count is exact; 50 ms for FFmpeg on an MP4 track (codec delay and frame
-    rounding); all of them where FFmpeg only estimates the length."""
+def _cut_short(source: SourceAudio, decoded: int) -> bool:
+    """Whether decoding stopped before the announced length. libsndfile's count is exact; an
+    MP4 track's (FFmpeg) allows 50 ms of codec delay and frame rounding; elsewhere FFmpeg only
+    estimates the length, which cannot tell a cut file."""
     if not source.frames_exact:
-        return source.frames
-    return 0 if source.decoder == "libsndfile" else round(source.sample_rate * 0.05)
+        return False
+    allowance = 0 if source.decoder == "libsndfile" else round(source.sample_rate * 0.05)
+    return decoded < source.frames - allowance
 
 
 def _open_source(path: str | os.PathLike[str]) -> tuple[_Reader, SourceAudio]:

@@ -32,12 +32,10 @@ DECODER_NAME: Final = "ffmpeg"
 
 
 class FFmpegDecodeError(Exception):
-    """FFmpeg could not open or decode the file. ``recognised`` says what it made of it, if
-    anything (container and codec), for the reason given to people."""
+    """FFmpeg could not open or decode the file; the message says what it made of it."""
 
-    def __init__(self, message: str, *, recognised: str | None = None, opened: bool = False):
+    def __init__(self, message: str, *, opened: bool = False):
         super().__init__(message)
-        self.recognised = recognised
         self.opened = opened
         """The container opened and had an audio stream: a failure after that is corruption,
         not an unknown format."""
@@ -56,13 +54,6 @@ class FFmpegStreamInfo:
     0 when it does not say. The decoded count is authoritative."""
     frames_exact: bool
     """``frames`` is the stream's stated length (MP4 family), not an estimate."""
-
-
-def libavcodec_version() -> str:
-    import av
-
-    major, minor, micro = av.library_versions["libavcodec"]
-    return f"libavcodec {major}.{minor}.{micro} (PyAV {av.__version__})"
 
 
 class FFmpegSource:
@@ -85,9 +76,7 @@ class FFmpegSource:
             if not self._container.streams.audio:
                 kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
                 raise FFmpegDecodeError(
-                    f"FFmpeg reads it as {container_name} with no audio stream "
-                    f"({', '.join(kinds)})",
-                    recognised=container_name,
+                    f"FFmpeg reads it as {container_name} with no audio stream ({', '.join(kinds)})"
                 )
             self._stream: Any = self._container.streams.audio[0]
             context = self._stream.codec_context
@@ -96,8 +85,7 @@ class FFmpegSource:
             recognised = f"{container_name} with {context.name} audio"
             if rate <= 0 or channels <= 0:
                 raise FFmpegDecodeError(
-                    f"FFmpeg reads it as {recognised} but finds no sample rate or channels",
-                    recognised=recognised,
+                    f"FFmpeg reads it as {recognised} but finds no sample rate or channels"
                 )
         except BaseException:
             self._container.close()
@@ -119,7 +107,6 @@ class FFmpegSource:
         self._resampler = av.AudioResampler(format="flt", layout=self._stream.layout, rate=rate)
         self._frames = self._decoded_blocks()
         self._pending = np.zeros((0, channels), dtype=np.float32)
-        self._position = 0  # frames handed out so far
         # Decode the first block now: a file whose header FFmpeg reads but whose audio it
         # cannot decode is refused when it is opened (probed), not found out later.
         try:
@@ -152,19 +139,20 @@ class FFmpegSource:
             raise FFmpegDecodeError(
                 f"FFmpeg failed decoding {self._recognised} after {seconds:.3f} s: "
                 f"{_message(error)}",
-                recognised=self._recognised,
                 opened=True,
             ) from error
 
     def read(self, frames: int) -> npt.NDArray[np.float32]:
         """Up to ``frames`` frames; fewer only at the end, none after it."""
-        while len(self._pending) < frames:
+        parts, held = [self._pending], len(self._pending)
+        while held < frames:
             block = next(self._frames, None)
             if block is None:
                 break
-            self._pending = np.concatenate([self._pending, block]) if len(self._pending) else block
-        out, self._pending = self._pending[:frames], self._pending[frames:]
-        self._position += len(out)
+            parts.append(block)
+            held += len(block)
+        pending = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out, self._pending = pending[:frames], pending[frames:]
         return out
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ cache-sized batch of samples.
 a two-party call, `formats.py` names the source formats the platform stores.
 """
 
-from recordings_cli.synth.conversation import conversation, write_conversation
+from recordings_cli.synth.conversation import conversation, encode_with_ffmpeg, write_conversation
 from recordings_cli.synth.formats import FORMATS, PLATFORM_FORMATS, AudioFormat
 from recordings_cli.synth.speech import speech_like
 
@@ -21,6 +21,7 @@ __all__ = [
     "PLATFORM_FORMATS",
     "AudioFormat",
     "conversation",
+    "encode_with_ffmpeg",
     "speech_like",
     "write_conversation",
 ]

@@ -7,6 +7,7 @@ ever holds a block and the turns overlapping it, and the file still holds exactl
 :func:`conversation` would return.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,8 @@ def write_conversation(
         frame_count(duration_seconds, sample_rate), sample_rate, channels, seed
     )
     if fmt.ffmpeg is not None:
-        _write_with_ffmpeg(path, fmt.ffmpeg, renderer, sample_rate, channels)
+        blocks = (renderer.render_block(block) for block in range(renderer.block_count))
+        encode_with_ffmpeg(path, fmt.ffmpeg, sample_rate, channels, blocks)
         return
     with sf.SoundFile(
         path,
@@ -167,14 +169,16 @@ def write_conversation(
             out.write(renderer.render_block(block))
 
 
-def _write_with_ffmpeg(
+def encode_with_ffmpeg(
     path: Path,
     codec: tuple[str, str, int],
-    renderer: _ConversationRenderer,
     sample_rate: int,
     channels: int,
+    blocks: Iterable[np.ndarray],
 ) -> None:
-    """Encode the call with one of FFmpeg's encoders (PyAV), block by block."""
+    """Encode float blocks ``(frames, channels)`` with one of FFmpeg's encoders (PyAV) into
+    ``codec`` = (container, encoder, bit rate); PyAV converts to the encoder's sample format
+    and frame size."""
     import av
 
     container, encoder, bit_rate = codec
@@ -185,8 +189,8 @@ def _write_with_ffmpeg(
         stream: Any = output.add_stream(encoder, rate=sample_rate, layout=layout)
         stream.bit_rate = bit_rate
         written = 0
-        for block in range(renderer.block_count):
-            audio = np.ascontiguousarray(renderer.render_block(block), dtype=np.float32)
+        for block in blocks:
+            audio = np.ascontiguousarray(block, dtype=np.float32)
             frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout=layout)
             frame.sample_rate = sample_rate
             frame.pts = written

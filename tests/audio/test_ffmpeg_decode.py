@@ -21,6 +21,7 @@ import pytest
 import soundfile as sf
 
 from recordings.audio.convert import SourceAudioError, convert_to_opus, probe_source
+from recordings_cli.synth import encode_with_ffmpeg
 
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffmpeg") is None,
@@ -154,23 +155,8 @@ def test_raw_adts_aac_archives_what_it_decodes_to(tmp_path: Path) -> None:
 
 def write_amr_nb(path: Path, container: str, seconds: float) -> None:
     """AMR-NB at 12.2 kb/s by OpenCORE's encoder, in a raw `.amr` or a 3GP file."""
-    rate = 8_000
-    signal = speech_like_source(path.with_suffix(".wav"), rate, 1, seconds)
-    pcm = (np.clip(signal[:, 0], -1, 1) * 32767).astype(np.int16)
-    with av.open(str(path), mode="w", format=container) as output:
-        stream = output.add_stream("libopencore_amrnb", rate=rate, layout="mono")
-        stream.bit_rate = 12_200
-        for start in range(0, len(pcm), 160):
-            chunk = pcm[start : start + 160]
-            if len(chunk) < 160:
-                chunk = np.pad(chunk, (0, 160 - len(chunk)))
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
-            frame.sample_rate = rate
-            frame.pts = start
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
+    signal = speech_like_source(path.with_suffix(".wav"), 8_000, 1, seconds)
+    encode_with_ffmpeg(path, (container, "libopencore_amrnb", 12_200), 8_000, 1, [signal])
 
 
 @pytest.mark.parametrize(("container", "suffix"), [("amr", ".amr"), ("3gp", ".3gp")])
