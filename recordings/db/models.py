@@ -289,3 +289,92 @@ class ArchiveHourFailure(Base):
     run_id: Mapped[str] = mapped_column(sa.String(64))
     cause: Mapped[str] = mapped_column(sa.String(2000))
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+WEBHOOK_EVENT_STATES = ("pending", "delivered", "failed", "cancelled")
+
+
+class WebhookEndpoint(Base):
+    """A tenant's day-ready webhook: where events are posted and the salt of its signing secret.
+
+    The secret itself is never stored: it is derived from `secret_salt` and the service's
+    webhook key (`recordings.webhooks.signing.derive_secret`), so a copy of the database alone
+    cannot forge an event. Rotating draws a new salt; the previous one keeps signing (as a second
+    signature) until `previous_secret_expires_at`, so a receiver can switch without a gap.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    tenant_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    secret_salt: Mapped[bytes] = mapped_column(sa.LargeBinary(64))
+    previous_secret_salt: Mapped[bytes | None] = mapped_column(sa.LargeBinary(64))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(sa.String(200))
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookEvent(Base):
+    """One event for a tenant's webhook (the outbox): its body, as signed and posted on every
+    attempt, and where its delivery stands.
+
+    `id` is the Standard Webhooks `webhook-id`, the same on every retry so receivers can drop
+    duplicates. `dedup_key` makes the producers idempotent: a day is announced ready once, an
+    hour's re-archive once per materialization, a day's expiry once.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        sa.Index("ix_webhook_events_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_webhook_events_status_next", "status", "next_attempt_at"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed', 'cancelled')",
+            name="webhook_event_status",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(sa.String(40))
+    dedup_key: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    body: Mapped[str] = mapped_column(sa.Text)  # the JSON posted, byte for byte
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    attempts: Mapped[list["WebhookAttempt"]] = relationship(
+        back_populates="event",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="WebhookAttempt.id",
+    )
+
+
+class WebhookAttempt(Base):
+    """One delivery attempt of an event: when, to which URL and address, how it ended and how
+    long it took. Readable by the tenant and the host."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (sa.Index("ix_webhook_attempts_event", "event_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    address: Mapped[str | None] = mapped_column(sa.String(64))  # the IP connected to
+    outcome: Mapped[str] = mapped_column(sa.String(40))  # delivered | an error code
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    duration_ms: Mapped[int] = mapped_column(sa.Integer)
+    detail: Mapped[str] = mapped_column(sa.String(500), default="")
+
+    event: Mapped[WebhookEvent] = relationship(back_populates="attempts")
