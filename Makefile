@@ -24,9 +24,9 @@ BENCH_PACKAGES := ffmpeg sox espeak-ng flite opus-tools chromium
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+$(VENV)/.installed: pyproject.toml constraints.txt clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,celery]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,celery]" -e clients/python
 	touch $@
 
 system-deps:

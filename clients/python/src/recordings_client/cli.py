@@ -7,8 +7,9 @@ would be in the shell's history and in ``ps``). Exit codes a scheduler can act o
 - 2: some hours are ``pending`` or ``failed`` on the server: run again later;
 - 3: some hours have ``expired`` (outside the tenant's retention): they cannot be fetched;
 - 4: some files failed verification and were kept under ``rejected/``: investigate;
-- 1: the request itself was wrong (token, permissions, dates, API unreachable).
-The gravest that applies wins.
+- 1: the request itself was wrong (token, permissions, dates, API unreachable, folder busy).
+
+The gravest that applies wins (4, then 3, then 2).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from datetime import date, timedelta
+import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
 
-from recordings_client.api import ApiError, ArchivesApi
+from recordings_client.api import ApiError, ArchivesApi, NetworkError
 from recordings_client.fetch import (
     ALREADY,
     EXPIRED,
@@ -30,92 +30,145 @@ from recordings_client.fetch import (
     PENDING,
     REJECTED_OUTCOME,
     SKIPPED,
-    HourOutcome,
+    FetchReport,
+    FolderBusy,
     fetch_days,
 )
+from recordings_client.progress import Progress
 
 TOKEN_VARIABLE = "RECORDINGS_TOKEN"  # noqa: S105 - the variable's name, not a secret
+API_VARIABLE = "RECORDINGS_API"
 EXIT_OK, EXIT_USAGE, EXIT_PENDING, EXIT_EXPIRED, EXIT_REJECTED = 0, 1, 2, 3, 4
+SUMMARY_ORDER = (FETCHED, ALREADY, SKIPPED, PENDING, FAILED, EXPIRED, REJECTED_OUTCOME)
 
 
-def _days(first: str, last: str | None) -> list[str]:
-    start = date.fromisoformat(first)
-    end = date.fromisoformat(last) if last else start
+def days_between(first: str, last: str | None, today: date | None = None) -> list[str]:
+    """The UTC days from `first` to `last` inclusive; "yesterday" is the last UTC day over."""
+    today = today or datetime.now(UTC).date()
+
+    def parse(text: str, option: str) -> date:
+        if text == "yesterday":
+            return today - timedelta(days=1)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{option} {text!r}: write a UTC day as YYYY-MM-DD") from None
+
+    start = parse(first, "--day")
+    end = parse(last, "--to") if last else start
     if end < start:
         raise ValueError(f"--to {end} is before --day {start}")
+    if end >= today:
+        raise ValueError(f"{end} is not over yet (UTC): the last day you can fetch is yesterday")
     return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
 
 
-def _token(token_file: Path | None) -> str:
+def read_token(token_file: Path | None) -> str:
     if token_file is not None:
-        return token_file.read_text().strip()
+        token = token_file.read_text().strip()
+        if not token:
+            raise ValueError(f"--token-file {token_file} is empty")
+        return token
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         raise ValueError(f"no token: set {TOKEN_VARIABLE} or pass --token-file FILE")
     return token
 
 
-def _progress(stream: TextIO) -> Callable[[HourOutcome], None]:
-    tty = stream.isatty()
-
-    def show(outcome: HourOutcome) -> None:
-        text = f"{outcome.utc_day} {outcome.hour:02d}:00 {outcome.outcome}"
-        if outcome.detail:
-            text += f" ({outcome.detail})"
-        if tty:
-            print(f"\r\033[K{text}", end="" if outcome.outcome in (FETCHED, ALREADY) else "\n",
-                  file=stream, flush=True)  # fmt: skip
-        else:
-            print(text, file=stream, flush=True)
-
-    return show
+def exit_code(report: FetchReport) -> int:
+    if report.count(REJECTED_OUTCOME):
+        return EXIT_REJECTED
+    if report.count(EXPIRED):
+        return EXIT_EXPIRED
+    if report.count(PENDING) or report.count(FAILED):
+        return EXIT_PENDING
+    return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
+def summary(report: FetchReport) -> str:
+    counts = ", ".join(
+        f"{report.count(name)} {name}" for name in SUMMARY_ORDER if report.count(name)
+    )
+    return (
+        f"{counts or 'nothing to fetch'}; {report.downloads} downloads spent, "
+        f"{report.waited_seconds:.0f} s waited for the download limit, "
+        f"{report.links_refreshed} expired links renewed"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="recordings-client", description=(__doc__ or "").splitlines()[0]
+        prog="recordings-client",
+        description="Fetch and verify a tenant's daily conversation audio archives.",
+        epilog=f"The token is read from ${TOKEN_VARIABLE} or --token-file, never from the "
+        "command line. Exit codes: 0 all verified, 1 request refused or unreachable, "
+        "2 hours pending/failed (run again later), 3 hours expired, 4 files rejected.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    fetch = commands.add_parser("fetch", help="fetch and verify one UTC day or a range of days")
-    fetch.add_argument("--api", required=True, help="the API's base URL, e.g. https://host")
-    fetch.add_argument("--day", required=True, help="UTC day, YYYY-MM-DD")
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch and verify one UTC day or a range of days",
+        description="Fetch every hour of the days into DEST/yyyy/MM/dd/HH.zip, paced by the "
+        "download limit, each file verified (size, SHA-256, metadata.json) and listed in "
+        "DEST/manifest.jsonl; run it again to resume.",
+    )
+    fetch.add_argument(
+        "--api",
+        default=os.environ.get(API_VARIABLE),
+        help=f"the API's base URL, e.g. https://recordings.example.com (default ${API_VARIABLE})",
+    )
+    fetch.add_argument("--day", default="yesterday", help="UTC day, YYYY-MM-DD (default yesterday)")
     fetch.add_argument("--to", help="last UTC day of a range (inclusive)")
     fetch.add_argument("--dest", type=Path, required=True, help="folder to fetch into")
-    fetch.add_argument("--token-file", type=Path, help=f"file holding the token ({TOKEN_VARIABLE})")
+    fetch.add_argument(
+        "--token-file", type=Path, help=f"file holding the token (or ${TOKEN_VARIABLE})"
+    )
     fetch.add_argument(
         "--skip-empty",
         action="store_true",
         help="do not download hours the API reports empty (each download counts)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        days = _days(args.day, args.to)
-        api = ArchivesApi(args.api, _token(args.token_file))
+        if not args.api:
+            raise ValueError(f"no API: pass --api URL or set {API_VARIABLE}")
+        days = days_between(args.day, args.to)
+        token = read_token(args.token_file)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        report = fetch_days(
-            api, days, args.dest, skip_empty=args.skip_empty, on_progress=_progress(sys.stderr)
-        )
-    except ApiError as error:
-        print(f"error: the API refused: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        api.close()
-    counts = {name: report.count(name) for name in
-              (FETCHED, ALREADY, SKIPPED, PENDING, FAILED, EXPIRED, REJECTED_OUTCOME)}  # fmt: skip
-    print(
-        ", ".join(f"{n} {name}" for name, n in counts.items() if n)
-        + f"; {report.downloads} downloads, {report.waited_seconds:.0f} s waited for the limit"
-    )
-    if counts[REJECTED_OUTCOME]:
-        return EXIT_REJECTED
-    if counts[EXPIRED]:
-        return EXIT_EXPIRED
-    if counts[PENDING] or counts[FAILED]:
-        return EXIT_PENDING
-    return EXIT_OK
+    progress = Progress(sys.stderr, total_hours=24 * len(days))
+
+    def sleep(seconds: float) -> None:
+        progress.wait(seconds)
+        time.sleep(seconds)
+
+    with ArchivesApi(args.api, token) as api:
+        try:
+            report = fetch_days(
+                api,
+                days,
+                args.dest,
+                skip_empty=args.skip_empty,
+                sleep=sleep,
+                on_hour=progress.hour,
+                on_bytes=progress.received,
+            )
+        except ApiError as error:
+            progress.finish()
+            print(f"error: the API refused: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        except (NetworkError, FolderBusy, OSError) as error:
+            progress.finish()
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+    progress.finish()
+    print(summary(report))
+    return exit_code(report)
 
 
 if __name__ == "__main__":
