@@ -332,6 +332,8 @@ def _checked_addresses(
         try:
             answers = resolver(target.host, target.port)
             addresses = [ipaddress.ip_address(answer.split("%", 1)[0]) for answer in answers]
+        except TimeoutError:
+            raise  # the delivery's deadline, not the name's fault
         except (OSError, UnicodeError, ValueError) as error:
             raise UnsafeWebhookUrl(
                 "webhook_name_unresolvable",
@@ -350,7 +352,7 @@ def _checked_addresses(
             via = "" if target.literal is not None else f"{target.host} resolves to "
             raise UnsafeWebhookUrl(
                 "webhook_address_forbidden",
-                f"{via}{address}, {reason}: events go only to globally routable addresses; "
+                f"{via}{_shown(address)}, {reason}: events go only to globally routable addresses; "
                 "use a URL whose host resolves only to the receiver's public addresses",
             )
     if target.scheme == "http" and not all(address.is_loopback for address in addresses):
@@ -396,6 +398,13 @@ def forbidden_reason(address: IPAddress, *, allow_loopback: bool = False) -> str
     if not address.is_global:
         return "a special-purpose address (documentation, benchmarking or similar), not routable"
     return None
+
+
+def _shown(address: IPAddress) -> str:
+    """The address as people write it (Python 3.11 shows ::ffff:127.0.0.1 as ::ffff:7f00:1)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
