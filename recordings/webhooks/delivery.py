@@ -44,6 +44,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 2048
 MAX_DETAIL_LENGTH = 500
+MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers, read besides the body's bound
 USER_AGENT = "recordings-webhooks/1 (day-ready events; Standard Webhooks)"
 DELIVERED = "delivered"
 
@@ -181,6 +182,7 @@ def deliver(
         return ended("timeout", f"resolving the URL's host took over {timeout_seconds:g} s")
 
     context = ssl_context or ssl.create_default_context()
+    budget = MAX_HEAD_BYTES + max_response_bytes  # what is read of the answer, at most
     step = "connecting"
     sock: socket.socket | None = None
     try:
@@ -204,14 +206,14 @@ def deliver(
         _send_all(sock, _request_head(target, fields, len(body)) + body, deadline)
         step = "waiting for the answer"
         response = http.client.HTTPResponse(
-            cast(socket.socket, _DeadlineSocket(sock, deadline)), method="POST"
+            cast(socket.socket, _BoundedSocket(sock, deadline, budget)), method="POST"
         )
         response.begin()
         status = response.status
         if 200 <= status < 300:
             return ended(DELIVERED, f"HTTP {status} {response.reason}", status)
         if 300 <= status < 400:
-            location = response.getheader("location") or "(none)"
+            location = _printable(response.getheader("location") or "(none)")
             return ended(
                 "redirect_not_followed",
                 f"HTTP {status} {response.reason} to {_clip(location, 200)}: redirects are not "
@@ -224,14 +226,18 @@ def deliver(
             f"HTTP {status} {response.reason}: {_printable(excerpt)}".rstrip(": "),
             status,
         )
+    except http.client.RemoteDisconnected:
+        return ended("connection_failed", "the receiver closed the connection without answering")
     except TimeoutError:
         return ended("timeout", f"no answer within {timeout_seconds:g} s ({step})")
     except ssl.SSLCertVerificationError as error:
         return ended("tls_failed", f"the certificate does not verify: {error.verify_message}")
     except ssl.SSLError as error:
         return ended("tls_failed", f"TLS failed {step}: {error.reason or error}")
+    except _AnswerTooLarge:
+        return ended("bad_response", f"the answer's status line and headers exceed {budget} bytes")
     except http.client.HTTPException as error:
-        return ended("bad_response", f"the answer is not valid HTTP: {type(error).__name__}")
+        return ended("bad_response", f"the answer is not valid HTTP ({type(error).__name__})")
     except OSError as error:
         return ended("connection_failed", f"{step} failed: {error.strerror or error}")
     finally:
@@ -469,33 +475,42 @@ def _send_all(sock: socket.socket, data: bytes, deadline: float) -> None:
         view = view[sock.send(view) :]
 
 
-class _DeadlineReader(io.RawIOBase):
-    """Reads from a socket, each read given only the time left before the deadline, so a
-    server trickling bytes cannot hold the attempt beyond it."""
+class _AnswerTooLarge(http.client.HTTPException):
+    """More of the answer than the attempt reads."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+
+class _BoundedReader(io.RawIOBase):
+    """Reads from a socket, each read given only the time left before the deadline (so a
+    server trickling bytes cannot hold the attempt beyond it), and no more bytes in all than
+    `budget` (so a flood is never read, even one hidden in headers)."""
+
+    def __init__(self, sock: socket.socket, deadline: float, budget: int) -> None:
         self._sock = sock
         self._deadline = deadline
+        self._budget = budget
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: "WriteableBuffer") -> int:
+        if self._budget <= 0:
+            raise _AnswerTooLarge("the answer is longer than the attempt reads")
         self._sock.settimeout(_remaining(self._deadline))
-        return self._sock.recv_into(buffer)
+        received = self._sock.recv_into(memoryview(buffer).cast("B")[: self._budget])
+        self._budget -= received
+        return received
 
 
-class _DeadlineSocket:
-    """What `http.client.HTTPResponse` needs of a socket (`makefile`), reading under the
-    deadline."""
+class _BoundedSocket:
+    """What `http.client.HTTPResponse` needs of a socket (`makefile`), reading through a
+    `_BoundedReader`."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
+    def __init__(self, sock: socket.socket, deadline: float, budget: int) -> None:
+        self._reader = _BoundedReader(sock, deadline, budget)
 
     def makefile(self, mode: str) -> io.BufferedReader:
         assert mode == "rb"  # noqa: S101 (HTTPResponse's only use)
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+        return io.BufferedReader(self._reader)
 
 
 def _read_some(response: http.client.HTTPResponse, limit: int) -> bytes:

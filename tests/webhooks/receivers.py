@@ -93,8 +93,20 @@ class Receiver:
             thread.join(timeout=30)
 
     def stop(self) -> None:
+        """Stop, counting connections still waiting to be accepted: after `stop`,
+        `connections` is every connection ever made to the receiver."""
+        if self._listener.fileno() == -1:
+            return
         self.stopping.set()
         self._accepting.join()
+        self._listener.setblocking(False)
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except BlockingIOError:
+                break
+            self.connections += 1
+            conn.close()
         self.wait_handled()
         self._listener.close()
 

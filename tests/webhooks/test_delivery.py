@@ -326,6 +326,7 @@ def test_a_name_that_turns_inward_after_registration_is_refused_at_delivery(
     assert address in outcome.detail and named in outcome.detail
     assert "nothing was sent" in outcome.detail
     assert outcome.address is None
+    receiver.stop()
     assert receiver.connections == 0
 
 
@@ -339,6 +340,7 @@ def test_refusals_at_delivery_send_nothing(receivers: list[Receiver]) -> None:
     assert outcome.outcome == "url_invalid"
     outcome = deliver_to(receiver, resolver=answers())
     assert outcome.outcome == "name_unresolvable"
+    receiver.stop()
     assert receiver.connections == 0
 
 
@@ -355,6 +357,7 @@ def test_a_redirect_is_not_followed(receivers: list[Receiver], status: str) -> N
     assert outcome.status_code == int(status.split()[0])
     assert location in outcome.detail
     assert len(redirecting.requests) == 1
+    target.stop()
     assert target.connections == 0
 
 
@@ -376,6 +379,29 @@ def test_an_answer_that_is_not_http_is_a_bad_response(receivers: list[Receiver])
 
     outcome = deliver_to(start(receivers, Receiver(garbage)))
     assert outcome.outcome == "bad_response"
+
+
+@integration
+def test_a_receiver_hanging_up_without_an_answer_is_connection_failed(
+    receivers: list[Receiver],
+) -> None:
+    outcome = deliver_to(start(receivers, Receiver(lambda conn, receiver: None)))
+    assert outcome.outcome == "connection_failed"
+    assert "without answering" in outcome.detail
+
+
+@integration
+def test_headers_without_end_are_not_read_past_the_bound(receivers: list[Receiver]) -> None:
+    def endless_headers(conn: socket.socket, receiver: Receiver) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while receiver.bytes_sent < 64 * 1024 * 1024:
+            receiver.bytes_sent += conn.send(b"X-Pad: " + b"p" * 1000 + b"\r\n")
+
+    receiver = start(receivers, Receiver(endless_headers))
+    outcome = deliver_to(receiver, max_response_bytes=1024)
+    assert outcome.outcome == "bad_response"
+    assert str(64 * 1024 + 1024) in outcome.detail
+    assert receiver.bytes_sent < 64 * 1024 * 1024
 
 
 @integration
@@ -405,6 +431,22 @@ def test_a_receiver_that_never_answers_is_cut_at_the_deadline(
     assert outcome.outcome == "timeout"
     assert "waiting for the answer" in outcome.detail
     assert outcome.duration_ms < 10_000  # loose: the receiver would hold it 30 s
+
+
+@integration
+def test_a_tls_handshake_that_never_completes_is_cut_at_the_deadline(ca: trustme.CA) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as never_accepting:
+        outcome = deliver(
+            f"https://{HOOK_HOST}:{never_accepting.getsockname()[1]}/",
+            BODY,
+            HEADERS,
+            allow_loopback=True,
+            resolver=answers("127.0.0.1"),
+            ssl_context=tls_client_context(ca),
+            timeout_seconds=1.0,
+        )
+    assert outcome.outcome == "timeout"
+    assert "TLS handshake" in outcome.detail
 
 
 @integration
