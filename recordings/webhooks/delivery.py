@@ -9,9 +9,10 @@ runs in. The rules, checked when a URL is registered (`check_url`) and again at 
   read as 127.0.0.1, are refused);
 - every address the name resolves to must be globally routable: none loopback, private
   (RFC 1918, fc00::/7), link-local, shared (100.64/10), unspecified, multicast, reserved or
-  special-purpose (documentation, benchmarking...), none a cloud metadata address, and none an
-  IPv6 form that embeds such an IPv4 address (IPv4-mapped, 6to4, NAT64) or hides its IPv4 address
-  (Teredo). One bad address refuses the URL: a name answering [public, private] is refused;
+  special-purpose (documentation, benchmarking, IETF protocol assignments 192.0.0/24,
+  site-local fec0::/10...), none a cloud metadata address, and none an IPv6 form that embeds
+  such an IPv4 address (IPv4-mapped, 6to4, NAT64) or hides its IPv4 address (Teredo). One bad
+  address refuses the URL: a name answering [public, private] is refused;
 - `allow_loopback` (local development and tests only) admits loopback addresses, and ``http``
   when every address is loopback; everything else stays forbidden.
 
@@ -19,8 +20,10 @@ A delivery connects to the checked address itself (no second resolution by an HT
 verifies the certificate against the URL's host name (SNI too), never follows a redirect, is
 bounded as a whole by one deadline (resolution, connection, TLS, sending and the response: a
 server trickling a byte a second is cut at the deadline), and reads at most
-`max_response_bytes` of a response body. It never raises for network or HTTP failures: the
-outcome says what happened, with a stable code and a detail for people.
+`max_response_bytes` of a response body (and 64 KiB of status line and headers). A timeout
+after sending may leave an event the receiver did process: the retry carries the same
+``webhook-id``, by which receivers drop duplicates. It never raises for network or HTTP
+failures: the outcome says what happened, with a stable code and a detail for people.
 """
 
 import http.client
@@ -55,12 +58,15 @@ METADATA_ADDRESSES: dict[IPAddress, str] = {
     ipaddress.ip_address("fd00:ec2::254"): "the AWS IPv6 metadata address",
     ipaddress.ip_address("100.100.100.200"): "the Alibaba Cloud metadata address",
     ipaddress.ip_address("168.63.129.16"): "the Azure host (WireServer) address",
+    ipaddress.ip_address("192.0.0.192"): "the Oracle Cloud metadata address",
 }
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _PRIVATE = tuple(
     ipaddress.ip_network(network)
     for network in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 )
+# Not globally routable, yet `is_global` in Python 3.11 says otherwise (3.12.4 fixed it).
+_IETF_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
@@ -138,7 +144,10 @@ def resolve(host: str, port: int) -> list[str]:
 
 def check_url(url: str, *, allow_loopback: bool = False, resolver: Resolver = resolve) -> list[str]:
     """Validate a URL a tenant registers; returns the addresses it resolves to; raises
-    UnsafeWebhookUrl (see the module's docstring for the rules)."""
+    UnsafeWebhookUrl (see the module's docstring for the rules).
+
+    Resolution here is bounded only by the system resolver's own timeouts; `deliver` bounds
+    it by the attempt's deadline."""
     target = _parse_url(url, allow_loopback=allow_loopback)
     return [str(address) for address in _checked_addresses(target, allow_loopback, resolver)]
 
@@ -401,7 +410,9 @@ def forbidden_reason(address: IPAddress, *, allow_loopback: bool = False) -> str
         return "a private address"
     if address.is_reserved:
         return "a reserved address"
-    if not address.is_global:
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "a site-local address"
+    if not address.is_global or address in _IETF_PROTOCOL_ASSIGNMENTS:
         return "a special-purpose address (documentation, benchmarking or similar), not routable"
     return None
 

@@ -67,6 +67,8 @@ def test_a_public_https_url_is_accepted_with_its_addresses() -> None:
         "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
     ]
     assert check_url(f"https://{PUBLIC}/", resolver=answers()) == [PUBLIC]
+    for carrying_public in ("::ffff:8.8.8.8", "2002:808:808::1", "64:ff9b::808:808"):
+        assert check_url("https://hooks.example.com/", resolver=answers(carrying_public))
 
 
 @pytest.mark.parametrize(
@@ -96,6 +98,9 @@ def test_a_public_https_url_is_accepted_with_its_addresses() -> None:
         ("192.0.2.1", "special-purpose"),
         ("198.18.0.1", "special-purpose"),
         ("2001:db8::1", "special-purpose"),
+        ("192.0.0.8", "special-purpose"),
+        ("192.0.0.192", "Oracle Cloud metadata"),
+        ("fec0::1", "site-local"),
         ("::ffff:127.0.0.1", "127.0.0.1, a loopback"),
         ("::ffff:169.254.169.254", "169.254.169.254, the cloud metadata"),
         ("::ffff:10.0.0.1", "10.0.0.1, a private"),
