@@ -549,7 +549,9 @@ def test_every_kubernetes_object_is_well_formed_and_secrets_are_references() -> 
         assert doc["apiVersion"] and doc["metadata"]["name"]
     config = k8s_object("ConfigMap", "recordings-config")["data"]
     for key in config:
-        assert not re.search(r"PASSWORD|SECRET|ACCESS_KEY|LINK_KEYS|WEBHOOK_KEY|DATABASE_URL", key), key
+        assert not re.search(
+            r"PASSWORD|SECRET|ACCESS_KEY|LINK_KEYS|WEBHOOK_KEY|DATABASE_URL", key
+        ), key
 
     job = k8s_object("Job", "recordings-db-upgrade")
     (container,) = job["spec"]["template"]["spec"]["containers"]
