@@ -27,6 +27,8 @@ MAX_TOKEN_BYTES = 8192  # far above any real access token; refuses parser-abuse 
 
 READ_PERMISSION = "DailyConversationAudioRecordings.Read"
 HOST_PERMISSION = "DailyConversationAudioRecordings.Admin"
+# Registering a webhook decides where the service posts: more than reading, so its own permission.
+WEBHOOK_PERMISSION = "DailyConversationAudioRecordings.Webhooks"
 SUPPORTED_ALGORITHMS = ("HS256", "RS256", "ES256")
 
 
@@ -51,6 +53,7 @@ class TokenSettings:
     permission_claims: tuple[str, ...] = ("permissions", "scope", "roles")
     read_permission: str = READ_PERMISSION
     host_permission: str = HOST_PERMISSION
+    webhook_permission: str = WEBHOOK_PERMISSION
     leeway_seconds: int = 30
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ from recordings_api.errors import EXCEPTION_HANDLERS, ApiError
 from recordings_api.host.controllers import HostSettingsController
 from recordings_api.settings import ApiSettings
 from recordings_api.state import API_STATE, ApiState, provide_api_state
+from recordings_api.webhooks.controllers import HostWebhookController, TenantWebhookController
 
 
 class Liveness(msgspec.Struct):
@@ -93,7 +94,9 @@ OPENAPI = OpenAPIConfig(
                 bearer_format="JWT",
                 description="Tenants: `tenant_id` claim and the "
                 "DailyConversationAudioRecordings.Read permission (in `permissions`, `scope` "
-                "or `roles`). Host: the DailyConversationAudioRecordings.Admin permission. "
+                "or `roles`); managing the tenant's webhook needs "
+                "DailyConversationAudioRecordings.Webhooks instead. Host: the "
+                "DailyConversationAudioRecordings.Admin permission. "
                 "Claim and permission names are configurable.",
             )
         }
@@ -165,6 +168,8 @@ def create_app(
             TenantAuditController,
             HostSettingsController,
             HostAuditController,
+            TenantWebhookController,
+            HostWebhookController,
         ],
         dependencies={"api": Provide(provide_api_state, sync_to_thread=False)},
         guards=[refuse_nul_bytes],

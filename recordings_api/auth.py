@@ -74,6 +74,19 @@ def requires_tenant(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     tenant_of(connection)
 
 
+def requires_tenant_webhooks(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """A token that names a tenant and has the webhook permission: a webhook says where the
+    service posts the tenant's events, which reading the archives does not allow."""
+    principal = principal_of(connection)
+    permission = api_state(connection).settings.tokens.webhook_permission
+    if not principal.tenant_id or not principal.has(permission):
+        raise ApiError(
+            403,
+            "permission_missing",
+            f"the token needs a tenant and the {permission} permission",
+        )
+
+
 def requires_tenant_reader(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """A token that names a tenant and has the read permission, for an audited attempt: who is
     asking is added to the attempt first, so that a refusal is recorded under the token's

@@ -52,12 +52,19 @@ ERROR_DESCRIPTIONS = {
     403: "Authenticated but not allowed: the token lacks the tenant or the permission "
     "(`permission_missing`), the tenant's feature is disabled (`feature_disabled`), or a "
     "download link was sent with another tenant's bearer token (`link_foreign_tenant`).",
-    404: "The tenant does not exist (`unknown_tenant`).",
+    404: "The tenant does not exist (`unknown_tenant`), or has no webhook "
+    "(`webhook_not_registered`).",
     410: "The archive was deleted by the tenant's retention (`archive_gone`).",
+    422: "The webhook url is refused: not a valid absolute URL or has credentials in it "
+    "(`webhook_url_invalid`), not https (`webhook_url_not_https`), a name that resolves to a "
+    "loopback, private, link-local or metadata address (`webhook_address_forbidden`) or to "
+    "nothing (`webhook_name_unresolvable`); nothing was stored.",
     429: "More than the tenant's download limit in the last hour (`rate_limited`); "
     "`Retry-After` gives the seconds until the next download fits.",
     503: "A backing service is unreachable (`database_unavailable`, `storage_unavailable`, "
-    "`dagster_unavailable`); retry later.",
+    "`dagster_unavailable`); retry later. Webhook operations: webhooks are not configured "
+    "on this service (`webhooks_not_configured`, until the operator sets "
+    "RECORDINGS_WEBHOOK_KEY).",
 }
 
 

@@ -12,7 +12,35 @@ from recordings.settings import (
     env_or,
     env_value,
 )
-from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, TokenSettings, load_jwks
+from recordings.tokens import (
+    HOST_PERMISSION,
+    READ_PERMISSION,
+    WEBHOOK_PERMISSION,
+    TokenSettings,
+    load_jwks,
+)
+from recordings.webhooks.delivery import Resolver
+from recordings.webhooks.signing import parse_webhook_key
+
+
+def _webhook_key() -> bytes | None:
+    text = env_value("WEBHOOK_KEY")
+    if text is None:
+        return None
+    try:
+        return parse_webhook_key(text)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _webhook_allow_loopback() -> bool:
+    text = env_or("WEBHOOK_ALLOW_LOOPBACK", "false").strip().lower()
+    if text not in ("true", "false"):
+        raise SettingsError(
+            f"RECORDINGS_WEBHOOK_ALLOW_LOOPBACK={text!r}: use true (local development and "
+            "tests only) or false"
+        )
+    return text == "true"
 
 
 @dataclass(frozen=True)
@@ -27,6 +55,13 @@ class ApiSettings:
     download_window: timedelta = timedelta(hours=1)
     link_ttl: timedelta = timedelta(hours=24)
     presigned_ttl: timedelta = timedelta(minutes=5)
+    # Derives tenants' webhook secrets; without it the webhook endpoints answer 503.
+    webhook_key: bytes | None = None
+    # Local development and tests only: lets a webhook point at a loopback address.
+    webhook_allow_loopback: bool = False
+    # How webhook URLs' names are resolved when registered; None: the system's DNS (tests pass
+    # a fixed map of names to addresses).
+    webhook_resolver: Resolver | None = None
 
     @classmethod
     def from_env(cls) -> "ApiSettings":
@@ -60,6 +95,7 @@ class ApiSettings:
                 permission_claims=tuple(filter(None, (c.strip() for c in claims.split(",")))),
                 read_permission=env_or("JWT_READ_PERMISSION", READ_PERMISSION),
                 host_permission=env_or("JWT_HOST_PERMISSION", HOST_PERMISSION),
+                webhook_permission=env_or("JWT_WEBHOOK_PERMISSION", WEBHOOK_PERMISSION),
             )
         except ValueError as exc:
             raise SettingsError(f"JWT settings: {exc}") from None
@@ -90,4 +126,6 @@ class ApiSettings:
             link_signer=signer,
             public_base_url=env_or("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             download_limit=int(limit_text),
+            webhook_key=_webhook_key(),
+            webhook_allow_loopback=_webhook_allow_loopback(),
         )

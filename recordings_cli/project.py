@@ -55,6 +55,10 @@ def write_local_env(folder: Path) -> Path:
         "RECORDINGS_JWT_DEV_SECRET": secrets.token_urlsafe(32),
         "RECORDINGS_LINK_KEYS": "local1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "RECORDINGS_PUBLIC_BASE_URL": f"http://127.0.0.1:{API_PORT}",
+        "RECORDINGS_WEBHOOK_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        # Local receivers (a script on this machine) may get the demo's events; never in
+        # production, where webhooks go to public https addresses only.
+        "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": "true",
         # For `dagster dev`'s daemon and webserver, which create runs too.
         **INSTANCE_ENVIRONMENT,
     }

@@ -29,6 +29,7 @@ Fixtures live in the conftest of the folder whose tests use them, this one for t
 across folders; plain values several modules share live in `tests/support.py`.
 """
 
+import base64
 import os
 import secrets
 from collections.abc import Iterator
@@ -165,6 +166,9 @@ def recordings_env(
         "RECORDINGS_S3_SECRET_KEY": s3_connection.secret_key,
         "RECORDINGS_SOURCE_BUCKET": buckets[0],
         "RECORDINGS_ARCHIVE_BUCKET": buckets[1],
+        # Webhooks on, with loopback receivers allowed (tests' receivers listen on loopback).
+        "RECORDINGS_WEBHOOK_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": "true",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -1,4 +1,5 @@
-"""API test settings: a development JWT secret, a fresh link key, the test session's S3."""
+"""API test settings: a development JWT secret, fresh link and webhook keys, the test
+session's S3."""
 
 import secrets
 from collections.abc import Callable
@@ -26,6 +27,9 @@ def api_settings(recordings_env: dict[str, str]) -> Callable[..., ApiSettings]:
             "tokens": TokenSettings(algorithm="HS256", key=JWT_SECRET),
             "link_signer": LinkSigner({"k1": secrets.token_bytes(32)}, "k1"),
             "public_base_url": "http://testserver",
+            # Webhooks on, with loopback receivers allowed, as in local development.
+            "webhook_key": secrets.token_bytes(32),
+            "webhook_allow_loopback": True,
         }
         values.update(overrides)
         return ApiSettings(**values)  # type: ignore[arg-type]

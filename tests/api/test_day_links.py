@@ -522,7 +522,7 @@ def test_the_openapi_schema_documents_every_operation_and_error(client: TestClie
         for path, item in schema["paths"].items()
         for method, operation in item.items()
     ]
-    assert len(operations) == 11
+    assert len(operations) == 23
     for path, method, operation in operations:
         where = f"{method.upper()} {path}"
         assert operation.get("summary") and operation.get("operationId"), where

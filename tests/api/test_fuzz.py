@@ -30,7 +30,12 @@ from schemathesis.checks import (
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import create_db_engine, session_scope
 from recordings.keys import archive_key, archive_partition_key, day_hours
-from recordings.tokens import HOST_PERMISSION, READ_PERMISSION, mint_development_token
+from recordings.tokens import (
+    HOST_PERMISSION,
+    READ_PERMISSION,
+    WEBHOOK_PERMISSION,
+    mint_development_token,
+)
 from recordings_cli.local_api import LocalApiServer, free_port
 from recordings_instance.archives import archive_asset_key
 from tests.api.conftest import JWT_SECRET
@@ -39,7 +44,7 @@ from tests.support import DAY
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.resilience]
 
 LINK_KEYS = "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, test only
-EXAMPLES = 40  # per operation and mode: 11 operations x 2 modes x 40 = 880 requests
+EXAMPLES = 40  # per operation and mode: 23 operations x 2 modes x 40 = 1840 requests
 CONFORMANCE = [
     not_a_server_error,
     status_code_conformance,
@@ -97,7 +102,10 @@ def _token(path: str) -> str:
             JWT_SECRET, subject="fuzz-host", tenant_id=None, permissions=[HOST_PERMISSION]
         )
     return mint_development_token(
-        JWT_SECRET, subject="fuzz-tenant", tenant_id="acme", permissions=[READ_PERMISSION]
+        JWT_SECRET,
+        subject="fuzz-tenant",
+        tenant_id="acme",
+        permissions=[READ_PERMISSION, WEBHOOK_PERMISSION],
     )
 
 
@@ -132,7 +140,7 @@ def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, url: str) 
 def test_no_operation_breaks_its_schema_or_errors(api_server: LocalApiServer) -> None:
     schema = schemathesis.openapi.from_url(f"{api_server.url}/schema/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 23
     negative = 0
     for operation in operations:
         assert _fuzz(operation, GenerationMode.POSITIVE, api_server.url)

@@ -65,6 +65,18 @@ def test_a_jwks_file_configures_rs256_with_custom_claims(
             {"RECORDINGS_JWT_DEV_SECRET": "s" * 40, "RECORDINGS_DOWNLOAD_LIMIT": "ten"},
             "RECORDINGS_DOWNLOAD_LIMIT",
         ),
+        (
+            {"RECORDINGS_JWT_DEV_SECRET": "s" * 40, "RECORDINGS_WEBHOOK_KEY": "not base64!"},
+            "RECORDINGS_WEBHOOK_KEY is not base64",
+        ),
+        (
+            {"RECORDINGS_JWT_DEV_SECRET": "s" * 40, "RECORDINGS_WEBHOOK_KEY": "c2hvcnQ="},
+            "RECORDINGS_WEBHOOK_KEY has 5 bytes",
+        ),
+        (
+            {"RECORDINGS_JWT_DEV_SECRET": "s" * 40, "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": "yes"},
+            "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK='yes': use true",
+        ),
     ],
 )
 def test_misconfiguration_names_the_variable(
@@ -74,3 +86,21 @@ def test_misconfiguration_names_the_variable(
         monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=message):
         ApiSettings.from_env()
+
+
+@pytest.mark.usefixtures("api_env")
+def test_webhooks_are_off_without_a_key_and_loopback_is_off_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RECORDINGS_JWT_DEV_SECRET", "s" * 40)
+    for name in ("RECORDINGS_WEBHOOK_KEY", "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK"):
+        monkeypatch.delenv(name, raising=False)
+    settings = ApiSettings.from_env()
+    assert settings.webhook_key is None and settings.webhook_allow_loopback is False
+    key = secrets.token_bytes(32)
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_KEY", base64.b64encode(key).decode())
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", "true")
+    monkeypatch.setenv("RECORDINGS_JWT_WEBHOOK_PERMISSION", "Hooks.Manage")
+    settings = ApiSettings.from_env()
+    assert settings.webhook_key == key and settings.webhook_allow_loopback is True
+    assert settings.tokens.webhook_permission == "Hooks.Manage"

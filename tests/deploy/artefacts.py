@@ -51,6 +51,8 @@ READERS: Mapping[str, frozenset[str]] = {
     "RECORDINGS_LINK_KEYS": frozenset({API}),
     "RECORDINGS_LINK_ACTIVE_KEY": frozenset({API}),
     "RECORDINGS_DOWNLOAD_LIMIT": frozenset({API}),
+    "RECORDINGS_WEBHOOK_KEY": frozenset({API}),
+    "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": frozenset({API}),
     "RECORDINGS_JWT_ALGORITHM": frozenset({API}),
     "RECORDINGS_JWT_KEY": frozenset({API}),
     "RECORDINGS_JWT_JWKS_FILE": frozenset({API}),
@@ -61,6 +63,7 @@ READERS: Mapping[str, frozenset[str]] = {
     "RECORDINGS_JWT_PERMISSION_CLAIMS": frozenset({API}),
     "RECORDINGS_JWT_READ_PERMISSION": frozenset({API}),
     "RECORDINGS_JWT_HOST_PERMISSION": frozenset({API}),
+    "RECORDINGS_JWT_WEBHOOK_PERMISSION": frozenset({API}),
     "DAGSTER_HOME": frozenset({CLI}) | DAGSTER_INSTANCE,
     "DAGSTER_PG_HOST": DAGSTER_INSTANCE,
     "DAGSTER_PG_PORT": DAGSTER_INSTANCE,
@@ -74,7 +77,10 @@ READERS: Mapping[str, frozenset[str]] = {
 
 # Development only: production artefacts must not set them. The HS256 development secret would
 # let anyone holding it mint tenant tokens; production verifies the identity provider's keys.
-DEVELOPMENT_ONLY = frozenset({"RECORDINGS_JWT_DEV_SECRET", "RECORDINGS_PROJECT_DIR"})
+# Loopback webhooks would let a tenant's events reach the service's own host.
+DEVELOPMENT_ONLY = frozenset(
+    {"RECORDINGS_JWT_DEV_SECRET", "RECORDINGS_PROJECT_DIR", "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK"}
+)
 
 _OS_ENV_PREFIXES = (ENV_PREFIX, "DAGSTER_")
 

@@ -151,7 +151,7 @@ def test_compose_gives_each_process_every_variable_it_reads() -> None:
 
 
 def test_compose_secrets_come_from_variables_never_literals() -> None:
-    secrets = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|LINK_KEYS|DATABASE_URL")
+    secrets = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|LINK_KEYS|WEBHOOK_KEY|DATABASE_URL")
     services = compose_raw()["services"]
     for name, service in services.items():
         for key, value in service_environment(service).items():
@@ -549,7 +549,9 @@ def test_every_kubernetes_object_is_well_formed_and_secrets_are_references() -> 
         assert doc["apiVersion"] and doc["metadata"]["name"]
     config = k8s_object("ConfigMap", "recordings-config")["data"]
     for key in config:
-        assert not re.search(r"PASSWORD|SECRET|ACCESS_KEY|LINK_KEYS|DATABASE_URL", key), key
+        assert not re.search(
+            r"PASSWORD|SECRET|ACCESS_KEY|LINK_KEYS|WEBHOOK_KEY|DATABASE_URL", key
+        ), key
 
     job = k8s_object("Job", "recordings-db-upgrade")
     (container,) = job["spec"]["template"]["spec"]["containers"]

@@ -299,6 +299,7 @@ def test_the_compose_database_bootstrap_and_migrate_service(
         "RECORDINGS_S3_ACCESS_KEY": "unused",
         "RECORDINGS_S3_SECRET_KEY": "unused",
         "RECORDINGS_LINK_KEYS": "unused",
+        "RECORDINGS_WEBHOOK_KEY": "unused",
         "RECORDINGS_PUBLIC_BASE_URL": "https://recordings.example.com",
         "RECORDINGS_S3_PUBLIC_ENDPOINT": "https://s3.example.com",
         "JWKS_FILE": "/dev/null",

@@ -1,0 +1,1 @@
+"""Tenants' day-ready webhooks: registration, secret rotation, test events, delivery history."""
