@@ -397,19 +397,19 @@ def _current_events_cursor(instance: dg.DagsterInstance, session: Session) -> _E
     return _EventsCursor(archives=newest, deletions=deletions)
 
 
-def _new_archive_records(
-    instance: dg.DagsterInstance, after: int
+def new_archive_records(
+    instance: dg.DagsterInstance, after: int, page: int = ARCHIVES_PAGE_PER_SHARD
 ) -> tuple[list[dg.EventLogRecord], int]:
     """The archive materializations recorded after storage id `after`, oldest first, at most
-    `ARCHIVES_PAGE_PER_SHARD` from each shard, and the storage id they are complete up to (the
-    next cursor): a shard with more left stops the batch at its last record read, and what the
-    other shards have beyond it is read again next time."""
+    `page` from each shard, and the storage id they are complete up to (the next cursor): a
+    shard with more left stops the batch at its last record read, and what the other shards
+    have beyond it is read again next time."""
     records: list[dg.EventLogRecord] = []
     complete_to: int | None = None
     for shard in range(SHARD_COUNT):
         result = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=shard_asset_key(shard), after_storage_id=after),
-            limit=ARCHIVES_PAGE_PER_SHARD,
+            limit=page,
             ascending=True,
         )
         records += result.records
@@ -669,7 +669,7 @@ def webhook_events_sensor(
             f"started: events for archives recorded after storage id {start.archives} and "
             f"deletions after id {start.deletions}"
         )
-    records, archives_to = _new_archive_records(context.instance, cursor.archives)
+    records, archives_to = new_archive_records(context.instance, cursor.archives)
     by_day: dict[tuple[str, date], list[dg.EventLogRecord]] = {}
     for record in records:
         if record.partition_key is not None:
@@ -745,7 +745,7 @@ def _due_event_ids(session: Session, now: datetime) -> list[str]:
     )
 
 
-def _claim(
+def claim_event(
     session: Session, event_id: str, key: bytes, now: datetime
 ) -> _Claimed | Literal["taken", "cancelled"]:
     """Take the event for one attempt; "taken" if another evaluation took it first,
@@ -866,7 +866,7 @@ def webhook_delivery_sensor(
             break  # the rest stay due: the next evaluation takes them
         now = datetime.now(UTC)
         with database.session() as session:
-            claimed = _claim(session, event_id, key, now)
+            claimed = claim_event(session, event_id, key, now)
         if claimed == CANCELLED:
             cancelled += 1
         if not isinstance(claimed, _Claimed):
