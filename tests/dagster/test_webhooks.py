@@ -38,7 +38,7 @@ from recordings_dagster.sensors import (
     webhook_delivery_sensor,
     webhook_events_sensor,
 )
-from recordings_instance.archives import archive_asset_key
+from recordings_instance.archives import archive_asset_key, latest_storage_ids
 from tests.dagster.test_late_recordings import _register
 from tests.dagster.test_pipeline import _run_day
 from tests.support import DAY, register_unreadable_source
@@ -207,8 +207,15 @@ def test_a_complete_day_is_announced_once_to_tenants_with_a_webhook(
     assert _run_day(instance, "globex", DAY).success
     assert not _run_day(instance, "initech", DAY).success  # 23 hours archived
 
+    archived = latest_storage_ids(
+        instance, [archive_partition_key(t, h) for t in ("globex", "initech") for h in hours]
+    )
+    assert sorted(len(by_key) for by_key in archived.values()) == [23, 24]
     summary, cursor = _events_tick(instance, database_url, first_cursor)
-    assert summary.startswith(f"1 event: day.ready acme {DAY.isoformat()} (")
+    assert summary == (
+        f"1 event: day.ready acme {DAY.isoformat()} (71 new archive(s) and 0 deletion(s) "
+        "looked at, 3 tenant-day(s), 2 with a webhook)"
+    )
     assert _events(engine) == [
         (
             "acme",
