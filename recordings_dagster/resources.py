@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 from minio import Minio
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy.orm import Session
 
 from recordings.db.engine import create_db_engine, session_scope
@@ -119,7 +119,9 @@ class ArchiveBuildResource(dg.ConfigurableResource):
 
 WEBHOOK_KEY_ENV = "RECORDINGS_WEBHOOK_KEY"
 WEBHOOK_ALLOW_LOOPBACK_ENV = "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK"
+WEBHOOK_TIMEOUT_ENV = "RECORDINGS_WEBHOOK_TIMEOUT_SECONDS"
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+MAX_WEBHOOK_TIMEOUT_SECONDS = 30.0  # an attempt must fit in a sensor evaluation (60 s at most)
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
@@ -136,8 +138,11 @@ class WebhookResource(dg.ConfigurableResource):
     allow_loopback: bool = False
     """Deliver to loopback addresses too (local development and tests only); private,
     link-local and metadata addresses stay refused."""
-    timeout_seconds: float = DEFAULT_WEBHOOK_TIMEOUT_SECONDS
-    """How long one delivery attempt may take before it counts as a timeout."""
+    timeout_seconds: float = Field(
+        default=DEFAULT_WEBHOOK_TIMEOUT_SECONDS, gt=0, le=MAX_WEBHOOK_TIMEOUT_SECONDS
+    )
+    """How long one delivery attempt may take, all in (resolving, connecting, TLS, the answer),
+    before it counts as a timeout."""
 
     @property
     def enabled(self) -> bool:
@@ -185,10 +190,25 @@ def webhook_from_environment() -> WebhookResource:
         webhook_key=dg.EnvVar(WEBHOOK_KEY_ENV) if os.environ.get(WEBHOOK_KEY_ENV) else None,
         # Not secrets: read when the code location loads.
         allow_loopback=env_flag(WEBHOOK_ALLOW_LOOPBACK_ENV),
-        timeout_seconds=float(
-            os.environ.get("RECORDINGS_WEBHOOK_TIMEOUT_SECONDS") or DEFAULT_WEBHOOK_TIMEOUT_SECONDS
-        ),
+        timeout_seconds=_webhook_timeout(),
     )
+
+
+def _webhook_timeout() -> float:
+    text = os.environ.get(WEBHOOK_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= MAX_WEBHOOK_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"{WEBHOOK_TIMEOUT_ENV}={text!r} is not a number of seconds above 0 and at most "
+            f"{MAX_WEBHOOK_TIMEOUT_SECONDS:g} (an attempt must fit in a sensor evaluation): "
+            f"leave it unset for {DEFAULT_WEBHOOK_TIMEOUT_SECONDS:g} s"
+        )
+    return seconds
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

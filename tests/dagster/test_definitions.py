@@ -130,3 +130,7 @@ def test_the_code_location_loads_without_a_webhook_key(monkeypatch: pytest.Monke
         ValueError, match="RECORDINGS_WEBHOOK_ALLOW_LOOPBACK='ture' is not a yes/no"
     ):
         webhook_from_environment()
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", "0")
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_TIMEOUT_SECONDS", "45")
+    with pytest.raises(ValueError, match="_TIMEOUT_SECONDS='45' is not a number of seconds above"):
+        webhook_from_environment()

@@ -23,8 +23,8 @@ from standardwebhooks.webhooks import Webhook
 
 from recordings.catalog import ensure_tenant, set_recording_settings
 from recordings.db.engine import session_scope
-from recordings.db.models import WebhookAttempt, WebhookEndpoint, WebhookEvent
-from recordings.keys import archive_partition_key, day_hours, hour_partition_key
+from recordings.db.models import ArchiveDeletion, WebhookAttempt, WebhookEndpoint, WebhookEvent
+from recordings.keys import archive_key, archive_partition_key, day_hours, hour_partition_key
 from recordings.webhooks import retries
 from recordings.webhooks.events import new_event
 from recordings.webhooks.signing import derive_secret, new_salt
@@ -569,3 +569,55 @@ def test_the_sensors_skip_until_the_webhook_key_is_set(
         assert (result.skip_message or "").startswith(
             "webhooks are off until RECORDINGS_WEBHOOK_KEY is set"
         )
+
+
+def test_a_day_is_announced_expired_once_its_deletions_are_settled(
+    instance: dg.DagsterInstance, database_url: str, engine: sa.Engine
+) -> None:
+    """Deletions still `deleting` (their S3 delete under way) hold the sensor back until they
+    are recorded `deleted`; one left `deleting` by a cleanup that died long ago is passed
+    over."""
+    _tenants(engine, "acme")
+    _endpoint(engine, "acme", "https://hooks.acme.example/recordings")
+    _, cursor = _events_tick(instance, database_url, None)
+    now = datetime.now(UTC)
+
+    def deletion(hour: datetime, state: str, requested_at: datetime) -> ArchiveDeletion:
+        return ArchiveDeletion(
+            tenant_id="acme",
+            hour=hour,
+            object_key=archive_key("acme", hour),
+            sha256="00" * 32,
+            retention_days=3,
+            state=state,
+            requested_at=requested_at,
+        )
+
+    stuck_day, settling_day = DAY - timedelta(days=5), DAY - timedelta(days=4)
+    with session_scope(engine) as session:
+        session.add(deletion(day_hours(stuck_day)[0], "deleting", now - timedelta(hours=1)))
+        session.add_all(deletion(hour, "deleting", now) for hour in day_hours(settling_day))
+    held, held_cursor = _events_tick(instance, database_url, cursor)
+    assert held.startswith("no webhook event (0 new archive(s) and 0 deletion(s) looked at")
+
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(ArchiveDeletion)
+            .where(ArchiveDeletion.hour >= day_hours(settling_day)[0])
+            .values(state="deleted", deleted_at=now)
+        )
+    settled, cursor = _events_tick(instance, database_url, held_cursor)
+    assert settled.startswith(f"1 event: day.expired acme {settling_day.isoformat()} (")
+    assert _events(engine) == [
+        (
+            "acme",
+            "day.expired",
+            {
+                "tenantId": "acme",
+                "utcDay": settling_day.isoformat(),
+                "deletedHours": 24,
+                "retentionDays": 3,
+            },
+        )
+    ]
+    assert _events_tick(instance, database_url, cursor)[0].startswith("no webhook event")
