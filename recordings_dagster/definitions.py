@@ -16,6 +16,8 @@ from recordings_dagster.sensors import (
     late_recordings_sensor,
     stalled_archive_runs_sensor,
     tenant_partitions_sensor,
+    webhook_delivery_sensor,
+    webhook_events_sensor,
 )
 
 defs = dg.Definitions(
@@ -28,6 +30,8 @@ defs = dg.Definitions(
         late_recordings_sensor,
         stalled_archive_runs_sensor,
         archive_failures_sensor,
+        webhook_events_sensor,
+        webhook_delivery_sensor,
     ],
     resources=default_resources(),
 )

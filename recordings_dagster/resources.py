@@ -1,14 +1,15 @@
-"""Resources: the application database and the object store, configured from the environment."""
+"""Resources: the application database, the object store and webhook delivery, configured from
+the environment."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
 from minio import Minio
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy.orm import Session
 
 from recordings.db.engine import create_db_engine, session_scope
@@ -20,6 +21,8 @@ from recordings.packing import (
 )
 from recordings.settings import DEFAULT_S3_REGION
 from recordings.storage import DEFAULT_MAX_SOURCE_BYTES, MinioObjectStore, S3Connection
+from recordings.webhooks.delivery import DeliveryOutcome, deliver, resolve
+from recordings.webhooks.signing import parse_webhook_key
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -114,6 +117,100 @@ class ArchiveBuildResource(dg.ConfigurableResource):
         return Path(self.temp_dir) if self.temp_dir else None
 
 
+WEBHOOK_KEY_ENV = "RECORDINGS_WEBHOOK_KEY"
+WEBHOOK_ALLOW_LOOPBACK_ENV = "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK"
+WEBHOOK_TIMEOUT_ENV = "RECORDINGS_WEBHOOK_TIMEOUT_SECONDS"
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+MAX_WEBHOOK_TIMEOUT_SECONDS = 30.0  # an attempt must fit in a sensor evaluation (60 s at most)
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+class WebhookResource(dg.ConfigurableResource):
+    """How tenants' webhooks are signed and delivered.
+
+    Without a key webhooks are off: no tenant secret can be derived, so the webhook sensors
+    skip and say so. The key's value is bound with `dg.EnvVar`, read by the sensors when they
+    run, never written into the code location's configuration.
+    """
+
+    webhook_key: str | None = None
+    """The service's webhook key, base64 of at least 32 bytes (`RECORDINGS_WEBHOOK_KEY`)."""
+    allow_loopback: bool = False
+    """Deliver to loopback addresses too (local development and tests only); private,
+    link-local and metadata addresses stay refused."""
+    timeout_seconds: float = Field(
+        default=DEFAULT_WEBHOOK_TIMEOUT_SECONDS, gt=0, le=MAX_WEBHOOK_TIMEOUT_SECONDS
+    )
+    """How long one delivery attempt may take, all in (resolving, connecting, TLS, the answer),
+    before it counts as a timeout."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_key)
+
+    def key(self) -> bytes:
+        """The webhook key's bytes; a malformed key raises ValueError saying how to fix it."""
+        if not self.webhook_key:
+            raise ValueError(f"webhooks are off: {WEBHOOK_KEY_ENV} is not set")
+        return parse_webhook_key(self.webhook_key)
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        """The addresses a webhook's host resolves to, checked at every delivery: the system's
+        resolver (a test's resource answers with the addresses it is given)."""
+        return resolve(host, port)
+
+    def deliver(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryOutcome:
+        """Post one signed event (`recordings.webhooks.delivery.deliver`); never raises for
+        network or HTTP failures, the outcome says what happened."""
+        return deliver(
+            url,
+            body,
+            headers,
+            allow_loopback=self.allow_loopback,
+            timeout_seconds=self.timeout_seconds,
+            resolver=self.resolve,
+        )
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no setting from the environment (1/true/yes/on or 0/false/no/off, unset: no); any
+    other value is refused, so a typo never silently means no."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r} is not a yes/no value: use true or false")
+
+
+def webhook_from_environment() -> WebhookResource:
+    """Webhook delivery as the environment configures it. The key is bound only when it is set,
+    so a deployment without webhooks loads (and its sensors skip, naming the variable)."""
+    return WebhookResource(
+        webhook_key=dg.EnvVar(WEBHOOK_KEY_ENV) if os.environ.get(WEBHOOK_KEY_ENV) else None,
+        # Not secrets: read when the code location loads.
+        allow_loopback=env_flag(WEBHOOK_ALLOW_LOOPBACK_ENV),
+        timeout_seconds=_webhook_timeout(),
+    )
+
+
+def _webhook_timeout() -> float:
+    text = os.environ.get(WEBHOOK_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= MAX_WEBHOOK_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"{WEBHOOK_TIMEOUT_ENV}={text!r} is not a number of seconds above 0 and at most "
+            f"{MAX_WEBHOOK_TIMEOUT_SECONDS:g} (an attempt must fit in a sensor evaluation): "
+            f"leave it unset for {DEFAULT_WEBHOOK_TIMEOUT_SECONDS:g} s"
+        )
+    return seconds
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources bound to environment variables; secrets never appear in code or config."""
     return {
@@ -130,6 +227,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             ),
         ),
         "archive_build": archive_build_from_environment(),
+        "webhook": webhook_from_environment(),
     }
 
 

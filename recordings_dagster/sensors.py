@@ -1,32 +1,65 @@
 """Sensors: each shard's tenant dynamic partitions in step with the application database, late
-recordings re-archived on their shard's job, and runs whose worker died failed so that their
-retry comes."""
+recordings re-archived on their shard's job, runs whose worker died failed so that their retry
+comes, and tenants' webhooks: events queued in the `webhook_events` outbox, then delivered."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
+from typing import Literal
 
 import dagster as dg
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from recordings.archive.evidence import GENERATED_AT, optional_value
+from recordings.archive.evidence import (
+    GENERATED_AT,
+    ArchiveEvidence,
+    EvidenceError,
+    optional_value,
+)
 from recordings.catalog import (
     enabled_among,
     enabled_tenant_ids,
     recordings_registered_since,
     tenant_ids,
 )
-from recordings.db.models import TenantRecordingSettings
+from recordings.db.models import (
+    ArchiveDeletion,
+    TenantRecordingSettings,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from recordings.failures import HourFailure, record_hour_failures, recorded_by_run
 from recordings.keys import (
+    ARCHIVE_FEATURE_PREFIX,
     SHARD_COUNT,
     archive_partition_key,
+    day_hours,
+    hour_partition_key,
     hour_start,
     parse_archive_partition_key,
     tenant_shard,
     tenants_by_shard,
 )
 from recordings.leases import silent_holders
-from recordings.retention import is_kept
+from recordings.retention import DELETED, DELETING, is_kept
+from recordings.webhooks import retries
+from recordings.webhooks.delivery import DeliveryOutcome
+from recordings.webhooks.events import (
+    CANCELLED,
+    DAY_EXPIRED,
+    DAY_READY,
+    DELIVERED,
+    FAILED,
+    HOUR_ARCHIVED,
+    PENDING,
+    new_event,
+    timestamp_text,
+)
+from recordings.webhooks.signing import derive_secret, sign
 from recordings_dagster.execution import run_failure_message
 from recordings_dagster.jobs import HOURLY_ARCHIVES_JOBS, tenant_archives_job_name
 from recordings_dagster.partitions import (
@@ -34,10 +67,15 @@ from recordings_dagster.partitions import (
     tenant_partitions_name,
     tenant_partitions_of,
 )
-from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource
+from recordings_dagster.resources import ArchiveBuildResource, DatabaseResource, WebhookResource
 from recordings_dagster.schedules import tenants_in_unfinished_runs
 from recordings_dagster.tags import RANGE_END_TAG, RANGE_START_TAG, TENANT_TAG, stepped_over
-from recordings_instance.archives import latest_archive_records, record_metadata
+from recordings_instance.archives import (
+    archive_asset_key,
+    latest_archive_records,
+    record_metadata,
+    shard_asset_key,
+)
 
 
 @dg.sensor(
@@ -305,3 +343,576 @@ def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list
         ]
     single = run.tags.get("dagster/partition")
     return [single] if single else []
+
+
+WEBHOOKS_OFF = (
+    "webhooks are off until RECORDINGS_WEBHOOK_KEY is set in the code location's environment "
+    "(base64 of 32 random bytes, e.g. $(openssl rand -base64 32), the same key as the API's)"
+)
+WEBHOOK_EVENTS_CURSOR_VERSION = 1
+ARCHIVES_PAGE_PER_SHARD = 200  # new materializations read per shard and evaluation
+DAY_HISTORY_PAGE = 100
+DELETIONS_PAGE = 2000
+DELETION_SETTLE = timedelta(minutes=10)
+"""A deletion row still `deleting` this long after it was requested is passed over: its
+cleanup died between its S3 delete and its record (the next cleanup settles it)."""
+LINKS_PATH = f"/api/v1/{ARCHIVE_FEATURE_PREFIX}"
+SUMMARY_ITEMS = 10  # events or deliveries a tick's summary names; the log names every one
+
+
+@dataclass(frozen=True)
+class _EventsCursor:
+    """Where the events sensor stands: the last archive materialization (event-log storage id)
+    and the last `archive_deletions` row it has looked at."""
+
+    archives: int
+    deletions: int
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {
+                "v": WEBHOOK_EVENTS_CURSOR_VERSION,
+                "archives": self.archives,
+                "deletions": self.deletions,
+            }
+        )
+
+    @classmethod
+    def loads(cls, text: str | None) -> "_EventsCursor | None":
+        data = json.loads(text) if text else {}
+        if data.get("v") != WEBHOOK_EVENTS_CURSOR_VERSION:
+            return None
+        return cls(archives=int(data["archives"]), deletions=int(data["deletions"]))
+
+
+def _current_events_cursor(instance: dg.DagsterInstance, session: Session) -> _EventsCursor:
+    """The cursor of `now`: the newest archive materialization of any shard and the newest
+    deletion row (one read per shard, once in the sensor's life)."""
+    newest = 0
+    for shard in range(SHARD_COUNT):
+        latest = instance.fetch_materializations(shard_asset_key(shard), limit=1).records
+        if latest:
+            newest = max(newest, latest[0].storage_id)
+    deletions = session.scalar(sa.select(sa.func.max(ArchiveDeletion.id))) or 0
+    return _EventsCursor(archives=newest, deletions=deletions)
+
+
+def new_archive_records(
+    instance: dg.DagsterInstance, after: int, page: int = ARCHIVES_PAGE_PER_SHARD
+) -> tuple[list[dg.EventLogRecord], int]:
+    """The archive materializations recorded after storage id `after`, oldest first, at most
+    `page` from each shard, and the storage id they are complete up to (the next cursor): a
+    shard with more left stops the batch at its last record read, and what the other shards
+    have beyond it is read again next time."""
+    records: list[dg.EventLogRecord] = []
+    complete_to: int | None = None
+    for shard in range(SHARD_COUNT):
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=shard_asset_key(shard), after_storage_id=after),
+            limit=page,
+            ascending=True,
+        )
+        records += result.records
+        if result.has_more and result.records:
+            last = result.records[-1].storage_id
+            complete_to = last if complete_to is None else min(complete_to, last)
+    if complete_to is not None:
+        records = [record for record in records if record.storage_id <= complete_to]
+    records.sort(key=lambda record: record.storage_id)
+    if complete_to is None:
+        complete_to = records[-1].storage_id if records else after
+    return records, complete_to
+
+
+@dataclass
+class _DayArchives:
+    """A tenant-day's archive history up to a storage id: each hour's first and latest
+    materialization."""
+
+    first: dict[str, int] = field(default_factory=dict)  # partition key -> storage id
+    latest: dict[str, dg.EventLogRecord] = field(default_factory=dict)
+
+    def completed_at(self) -> int | None:
+        """The storage id of the materialization that gave the day its 24th hour, or None
+        while an hour has never been archived."""
+        return max(self.first.values()) if len(self.first) == 24 else None
+
+
+def _day_archives(
+    instance: dg.DagsterInstance, tenant_id: str, day: date, up_to: int
+) -> _DayArchives:
+    """Every materialization of the tenant-day's 24 partitions up to storage id `up_to`, read
+    in pages (a day is 24 records, plus one per re-archive)."""
+    keys = [archive_partition_key(tenant_id, hour) for hour in day_hours(day)]
+    history = _DayArchives()
+    cursor: str | None = None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=archive_asset_key(tenant_id),
+                asset_partitions=keys,
+                before_storage_id=up_to + 1,
+            ),
+            limit=DAY_HISTORY_PAGE,
+            cursor=cursor,
+            ascending=True,
+        )
+        for record in result.records:
+            if record.partition_key is not None:
+                history.first.setdefault(record.partition_key, record.storage_id)
+                history.latest[record.partition_key] = record
+        if not result.has_more:
+            return history
+        cursor = result.cursor
+
+
+def _tenants_with_endpoints(session: Session, tenant_ids: Collection[str]) -> set[str]:
+    if not tenant_ids:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(WebhookEndpoint.tenant_id).where(
+                WebhookEndpoint.tenant_id.in_(sorted(tenant_ids))
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """An event the sensor queued, for its log line and summary."""
+
+    event: WebhookEvent
+    subject: str  # the tenant and day or hour it is about
+
+    def describe(self) -> str:
+        return f"{self.event.event_type} {self.subject}"
+
+
+def _day_ready_data(
+    tenant_id: str, day: date, evidence: Collection[ArchiveEvidence]
+) -> dict[str, object]:
+    """`day.ready`'s data. The per-hour conversation counts are not summed: a conversation
+    that crosses an hour is in two archives, so their sum is not the day's count."""
+    return {
+        "tenantId": tenant_id,
+        "utcDay": day.isoformat(),
+        "hours": 24,
+        "recordingCount": sum(e.recording_count for e in evidence),
+        "failedRecordingCount": sum(e.failed_recording_count for e in evidence),
+        "linksPath": f"{LINKS_PATH}?utcDay={day.isoformat()}",
+    }
+
+
+def _archive_events(
+    context: dg.SensorEvaluationContext,
+    session: Session,
+    tenant_id: str,
+    day: date,
+    new: Sequence[dg.EventLogRecord],
+    *,
+    after: int,
+    up_to: int,
+    now: datetime,
+) -> list[_Queued]:
+    """The events of a tenant-day that has new materializations (`new`, storage ids in
+    (`after`, `up_to`]): `day.ready` if one of them gave the day its 24th hour, `hour.archived`
+    for each that re-archived an hour of a day already complete.
+
+    Both are decided from the event log alone (which materialization completed the day), so an
+    evaluation repeated after a lost cursor queues nothing new.
+    """
+    history = _day_archives(context.instance, tenant_id, day, up_to)
+    completed_at = history.completed_at()
+    if completed_at is None:
+        return []
+    queued: list[_Queued] = []
+    try:
+        if completed_at > after:
+            evidence = [
+                ArchiveEvidence.from_metadata(record_metadata(record))
+                for record in history.latest.values()
+            ]
+            event = new_event(
+                session,
+                tenant_id,
+                DAY_READY,
+                _day_ready_data(tenant_id, day, evidence),
+                dedup_key=f"{DAY_READY}/{tenant_id}/{day.isoformat()}",
+                now=now,
+            )
+            if event is not None:
+                queued.append(_Queued(event, f"{tenant_id} {day.isoformat()}"))
+        for record in new:
+            if record.storage_id <= completed_at or record.partition_key is None:
+                continue
+            _, hour = parse_archive_partition_key(record.partition_key)
+            archived = ArchiveEvidence.from_metadata(record_metadata(record))
+            event = new_event(
+                session,
+                tenant_id,
+                HOUR_ARCHIVED,
+                {
+                    "tenantId": tenant_id,
+                    "utcDay": day.isoformat(),
+                    "hour": timestamp_text(hour),
+                    "sha256": archived.sha256,
+                    "sizeBytes": archived.size_bytes,
+                    "recordingCount": archived.recording_count,
+                },
+                dedup_key=f"{HOUR_ARCHIVED}/{tenant_id}/{hour_partition_key(hour)}/"
+                f"{record.storage_id}",
+                now=now,
+            )
+            if event is not None:
+                queued.append(_Queued(event, f"{tenant_id} {timestamp_text(hour)}"))
+    except EvidenceError as error:
+        # An event reported by hand, or by a pipeline of another shape: nothing true to say.
+        context.log.warning(
+            f"no webhook event for {tenant_id} {day.isoformat()}: an archive's metadata is not "
+            f"archive evidence ({error}); the integrity checks report the hour"
+        )
+    return queued
+
+
+def _new_deletions(
+    session: Session, after: int, now: datetime
+) -> tuple[list[ArchiveDeletion], int]:
+    """The `deleted` rows of `archive_deletions` after id `after`, in id order, and the id
+    they are complete up to. A row still `deleting` (its S3 delete under way) stops the batch
+    before it, so its outcome is read next time; unless it has been `deleting` longer than
+    `DELETION_SETTLE`, then it is passed over."""
+    rows = session.scalars(
+        sa.select(ArchiveDeletion)
+        .where(ArchiveDeletion.id > after)
+        .order_by(ArchiveDeletion.id)
+        .limit(DELETIONS_PAGE)
+    ).all()
+    settled: list[ArchiveDeletion] = []
+    complete_to = after
+    for row in rows:
+        if row.state == DELETING and row.requested_at > now - DELETION_SETTLE:
+            break
+        complete_to = row.id
+        if row.state == DELETED:
+            settled.append(row)
+    return settled, complete_to
+
+
+def _expiry_events(
+    session: Session, deletions: Sequence[ArchiveDeletion], now: datetime
+) -> list[_Queued]:
+    """One `day.expired` per tenant-day with a deletion, counting the day's hours deleted so
+    far (a day is deleted in one cleanup, so that is normally all of them)."""
+    days: dict[tuple[str, date], ArchiveDeletion] = {}
+    for row in deletions:
+        days[(row.tenant_id, row.hour.date())] = row
+    queued: list[_Queued] = []
+    for (tenant_id, day), row in sorted(days.items()):
+        midnight = datetime.combine(day, time(), UTC)
+        deleted = session.scalar(
+            sa.select(sa.func.count(sa.distinct(ArchiveDeletion.hour))).where(
+                ArchiveDeletion.tenant_id == tenant_id,
+                ArchiveDeletion.hour >= midnight,
+                ArchiveDeletion.hour < midnight + timedelta(days=1),
+                ArchiveDeletion.state == DELETED,
+            )
+        )
+        event = new_event(
+            session,
+            tenant_id,
+            DAY_EXPIRED,
+            {
+                "tenantId": tenant_id,
+                "utcDay": day.isoformat(),
+                "deletedHours": deleted or 0,
+                "retentionDays": row.retention_days,
+            },
+            dedup_key=f"{DAY_EXPIRED}/{tenant_id}/{day.isoformat()}",
+            now=now,
+        )
+        if event is not None:
+            queued.append(_Queued(event, f"{tenant_id} {day.isoformat()}"))
+    return queued
+
+
+def _summary(count: int, noun: str, items: Sequence[str]) -> str:
+    named = ", ".join(items[:SUMMARY_ITEMS])
+    more = f" and {len(items) - SUMMARY_ITEMS} more" if len(items) > SUMMARY_ITEMS else ""
+    return f"{count} {noun}{'' if count == 1 else 's'}: {named}{more}"
+
+
+@dg.sensor(
+    name="webhook_events_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Queues tenants' webhook events (for tenants with a registered endpoint): day.ready "
+        "when a UTC day's 24th hour is archived, hour.archived when an hour of a complete day "
+        "is archived again (late recordings), day.expired when retention deletes a day. "
+        "Started, it announces what happens from then on, not the history before it."
+    ),
+)
+def webhook_events_sensor(
+    context: dg.SensorEvaluationContext, database: DatabaseResource, webhook: WebhookResource
+) -> dg.SkipReason:
+    if not webhook.enabled:
+        return dg.SkipReason(WEBHOOKS_OFF)
+    now = datetime.now(UTC)
+    cursor = _EventsCursor.loads(context.cursor)
+    if cursor is None:
+        # Not a replay of the history: tenants hear of what happens from now on.
+        with database.session() as session:
+            start = _current_events_cursor(context.instance, session)
+        context.update_cursor(start.dumps())
+        return dg.SkipReason(
+            f"started: events for archives recorded after storage id {start.archives} and "
+            f"deletions after id {start.deletions}"
+        )
+    records, archives_to = new_archive_records(context.instance, cursor.archives)
+    by_day: dict[tuple[str, date], list[dg.EventLogRecord]] = {}
+    for record in records:
+        if record.partition_key is not None:
+            tenant_id, hour = parse_archive_partition_key(record.partition_key)
+            by_day.setdefault((tenant_id, hour.date()), []).append(record)
+    queued: list[_Queued] = []
+    with database.session() as session:
+        deletions, deletions_to = _new_deletions(session, cursor.deletions, now)
+        tenants = _tenants_with_endpoints(
+            session, {t for t, _ in by_day} | {row.tenant_id for row in deletions}
+        )
+        for (tenant_id, day), new in sorted(by_day.items()):
+            if tenant_id in tenants:
+                queued += _archive_events(
+                    context,
+                    session,
+                    tenant_id,
+                    day,
+                    new,
+                    after=cursor.archives,
+                    up_to=archives_to,
+                    now=now,
+                )
+        queued += _expiry_events(
+            session, [row for row in deletions if row.tenant_id in tenants], now
+        )
+        described = [(q.event.id, q.describe()) for q in queued]
+    context.update_cursor(_EventsCursor(archives_to, deletions_to).dumps())
+    for event_id, description in described:
+        context.log.info(f"queued webhook event {event_id}: {description}")
+    looked_at = (
+        f"{len(records)} new archive(s) and {len(deletions)} deletion(s) looked at, "
+        f"{len(by_day)} tenant-day(s), {len(tenants)} with a webhook"
+    )
+    if not described:
+        return dg.SkipReason(f"no webhook event ({looked_at})")
+    return dg.SkipReason(
+        f"{_summary(len(described), 'event', [d for _, d in described])} ({looked_at})"
+    )
+
+
+DELIVERY_BATCH = 20  # events one evaluation may deliver
+DELIVERY_TICK_SECONDS = 40.0
+"""An evaluation starts no attempt that could end after this many seconds (an attempt takes
+at most the resource's `timeout_seconds`): well under Dagster's 60 s sensor timeout."""
+DELIVERY_LEASE = timedelta(minutes=5)
+"""A claimed event is not due again before this: longer than any attempt, so only a tick that
+died mid-attempt lets another tick post it again (same webhook-id, which receivers drop)."""
+DETAIL_LENGTH = 500  # webhook_attempts.detail
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """An event this evaluation has claimed, with what its attempt needs."""
+
+    event_id: str
+    tenant_id: str
+    event_type: str
+    body: bytes
+    url: str
+    secrets: list[str]  # the endpoint's current secret, and the previous one while it lasts
+
+
+def _due_event_ids(session: Session, now: datetime) -> list[str]:
+    """Pending events whose attempt is due, the longest waiting first."""
+    return list(
+        session.scalars(
+            sa.select(WebhookEvent.id)
+            .where(WebhookEvent.status == PENDING, WebhookEvent.next_attempt_at <= now)
+            .order_by(WebhookEvent.next_attempt_at, WebhookEvent.created_at)
+            .limit(DELIVERY_BATCH)
+        )
+    )
+
+
+def claim_event(
+    session: Session, event_id: str, key: bytes, now: datetime
+) -> _Claimed | Literal["taken", "cancelled"]:
+    """Take the event for one attempt; "taken" if another evaluation took it first,
+    "cancelled" if its tenant has no endpoint any more (the event is cancelled).
+
+    The claim is a compare-and-set: the event's due time moves `DELIVERY_LEASE` ahead only if
+    it is still pending and due, and only the transaction whose update matched goes on to post.
+    PostgreSQL re-checks the condition after a concurrent update commits and SQLite runs one
+    writer at a time, so two evaluations (the daemon runs one at a time anyway, but a manual
+    evaluation or a second daemon may not) never make the same attempt.
+    """
+    claimed = session.scalar(
+        sa.update(WebhookEvent)
+        .where(
+            WebhookEvent.id == event_id,
+            WebhookEvent.status == PENDING,
+            WebhookEvent.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=now + DELIVERY_LEASE)
+        .returning(WebhookEvent.id)
+    )
+    if claimed is None:
+        return "taken"
+    event = session.get_one(WebhookEvent, event_id)
+    endpoint = session.get(WebhookEndpoint, event.tenant_id)
+    if endpoint is None:
+        event.status = CANCELLED
+        event.next_attempt_at = None
+        return CANCELLED
+    secrets = [derive_secret(key, endpoint.secret_salt)]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_salt is not None and expires is not None and expires > now:
+        secrets.append(derive_secret(key, endpoint.previous_secret_salt))
+    return _Claimed(
+        event.id, event.tenant_id, event.event_type, event.body.encode(), endpoint.url, secrets
+    )
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    """How an attempt ended for the event, for the log and the summary."""
+
+    claimed: _Claimed
+    outcome: DeliveryOutcome
+    status: str
+    next_attempt_at: datetime | None
+    failing_since: datetime | None  # the first attempt, when the event has now failed
+
+    def describe(self) -> str:
+        answer = f" {self.outcome.status_code}" if self.outcome.status_code is not None else ""
+        return (
+            f"{self.claimed.tenant_id} {self.claimed.event_type} {self.claimed.event_id}: "
+            f"{self.outcome.outcome}{answer} in {self.outcome.duration_ms} ms"
+        )
+
+
+def _record_attempt(
+    session: Session, claimed: _Claimed, attempted_at: datetime, outcome: DeliveryOutcome
+) -> _Delivered:
+    """Record the attempt and move the event on: delivered, due again per the retry schedule,
+    or failed once the schedule is exhausted."""
+    event = session.get_one(WebhookEvent, claimed.event_id)
+    session.add(
+        WebhookAttempt(
+            event_id=event.id,
+            attempted_at=attempted_at,
+            url=claimed.url,
+            address=outcome.address,
+            outcome=outcome.outcome,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            detail=outcome.detail[:DETAIL_LENGTH],
+        )
+    )
+    event.attempt_count += 1
+    event.last_attempt_at = attempted_at
+    failing_since = None
+    if outcome.delivered:
+        event.status = DELIVERED
+        event.delivered_at = attempted_at
+        event.next_attempt_at = None
+    else:
+        event.next_attempt_at = retries.next_attempt_at(event.attempt_count, attempted_at)
+        if event.next_attempt_at is None:
+            event.status = FAILED
+            failing_since = session.scalar(
+                sa.select(sa.func.min(WebhookAttempt.attempted_at)).where(
+                    WebhookAttempt.event_id == event.id
+                )
+            )
+    return _Delivered(claimed, outcome, event.status, event.next_attempt_at, failing_since)
+
+
+@dg.sensor(
+    name="webhook_delivery_sensor",
+    minimum_interval_seconds=20,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Posts due webhook events to their tenants' endpoints, signed per Standard Webhooks "
+        "(webhook-id, webhook-timestamp, webhook-signature), recording every attempt; a failed "
+        "attempt is retried with backoff for at least 24 hours, then the event is failed. "
+        "Each tick's log lists its deliveries."
+    ),
+)
+def webhook_delivery_sensor(
+    context: dg.SensorEvaluationContext, database: DatabaseResource, webhook: WebhookResource
+) -> dg.SkipReason:
+    if not webhook.enabled:
+        return dg.SkipReason(WEBHOOKS_OFF)
+    key = webhook.key()
+    started = monotonic()
+    with database.session() as session:
+        due = _due_event_ids(session, datetime.now(UTC))
+    done: list[_Delivered] = []
+    cancelled = 0
+    for event_id in due:
+        if monotonic() - started + webhook.timeout_seconds > DELIVERY_TICK_SECONDS:
+            break  # the rest stay due: the next evaluation takes them
+        now = datetime.now(UTC)
+        with database.session() as session:
+            claimed = claim_event(session, event_id, key, now)
+        if claimed == CANCELLED:
+            cancelled += 1
+        if not isinstance(claimed, _Claimed):
+            continue
+        attempted_at = datetime.now(UTC)
+        headers = sign(
+            claimed.secrets, claimed.event_id, int(attempted_at.timestamp()), claimed.body
+        )
+        outcome = webhook.deliver(claimed.url, claimed.body, headers)
+        with database.session() as session:
+            delivered = _record_attempt(session, claimed, attempted_at, outcome)
+        _log_delivery(context, delivered, webhook.timeout_seconds)
+        done.append(delivered)
+    if cancelled:
+        context.log.info(f"cancelled {cancelled} event(s) whose tenant has no webhook any more")
+    if not done:
+        return dg.SkipReason(
+            f"no webhook delivery ({len(due)} due, {cancelled} cancelled)"
+            if due
+            else "no webhook event due"
+        )
+    left = len(due) - len(done) - cancelled
+    return dg.SkipReason(
+        _summary(len(done), "delivery", [d.describe() for d in done])
+        + (f"; {left} more due next time" if left > 0 else "")
+    )
+
+
+def _log_delivery(
+    context: dg.SensorEvaluationContext, delivered: _Delivered, timeout_seconds: float
+) -> None:
+    """One line per attempt (never the secret or the signature); an error when the event has
+    failed for good, saying since when and what the tenant should check."""
+    line = f"webhook {delivered.describe()}"
+    detail = f" ({delivered.outcome.detail})" if delivered.outcome.detail else ""
+    if delivered.status == DELIVERED:
+        context.log.info(line)
+    elif delivered.status == FAILED:
+        since = delivered.failing_since
+        context.log.error(
+            f"{line}{detail}; event failed: the endpoint {delivered.claimed.url} has been failing "
+            f"since {since.isoformat() if since else 'its first attempt'} and the retries are "
+            "exhausted. The tenant should check that the URL is right, that its name resolves "
+            "to a public address, that its certificate is valid, and that it answers 2xx within "
+            f"{timeout_seconds:g} s; the event's attempts are recorded"
+        )
+    else:
+        when = delivered.next_attempt_at.isoformat() if delivered.next_attempt_at else "-"
+        context.log.warning(f"{line}{detail}; next attempt at {when}")

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from recordings.keys import SHARD_COUNT
 from recordings_dagster.definitions import defs
@@ -14,6 +15,7 @@ from recordings_dagster.partitions import (
     tenant_partitions_name,
     window_start,
 )
+from recordings_dagster.resources import webhook_from_environment
 from recordings_instance.archives import shard_asset_key
 
 SHARD_JOBS = [f"hourly_archives_shard_{shard:02d}" for shard in range(SHARD_COUNT)]
@@ -35,6 +37,10 @@ def test_every_definition_resolves() -> None:
         ("integrity_checks_schedule", "0 6 * * *"),
     ):
         assert defs.resolve_schedule_def(name).cron_schedule == cron
+    for name in ("webhook_events_sensor", "webhook_delivery_sensor"):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+        assert sensor.required_resource_keys == {"database", "webhook"}
     late = defs.resolve_sensor_def("late_recordings_sensor")
     assert sorted(target.job_name for target in late.targets) == SHARD_JOBS
     checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
@@ -104,3 +110,27 @@ def test_conversion_threads_follow_the_container_cpu_quota(tmp_path: Path) -> No
     cpu_max.write_text(f"{(unlimited + 8) * 100000} 100000\n")  # a quota above the affinity
     assert usable_cpus(cpu_max) == unlimited
     assert usable_cpus(tmp_path / "missing") == unlimited
+
+
+def test_the_code_location_loads_without_a_webhook_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhooks are optional: without RECORDINGS_WEBHOOK_KEY the resource has no key (its
+    sensors skip, naming the variable); with it, the key is bound as an environment variable,
+    never copied into the configuration."""
+    monkeypatch.delenv("RECORDINGS_WEBHOOK_KEY", raising=False)
+    monkeypatch.delenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", raising=False)
+    off = webhook_from_environment()
+    assert (off.webhook_key, off.enabled, off.allow_loopback) == (None, False, False)
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_KEY", "a2V5" * 11)
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", "true")
+    on = webhook_from_environment()
+    assert on.allow_loopback
+    assert on.webhook_key == "RECORDINGS_WEBHOOK_KEY"  # the EnvVar, resolved when a sensor runs
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", "ture")
+    with pytest.raises(
+        ValueError, match="RECORDINGS_WEBHOOK_ALLOW_LOOPBACK='ture' is not a yes/no"
+    ):
+        webhook_from_environment()
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", "0")
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_TIMEOUT_SECONDS", "45")
+    with pytest.raises(ValueError, match="_TIMEOUT_SECONDS='45' is not a number of seconds above"):
+        webhook_from_environment()
