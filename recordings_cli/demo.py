@@ -65,6 +65,13 @@ def _print_api_example(day: date) -> None:
         f'  curl -sL -o hour05.zip "$(curl -s -H "Authorization: Bearer $TOKEN" '
         f"'{base}?utcDay={day}' | python3 -c 'import json,sys; "
         'print(json.load(sys.stdin)["hours"][5]["url"])\')"\n'
+        "\nFetch the whole day with the tenant client (clients/python, installed in .venv): it "
+        "waits out the\nlimit by itself (10 downloads an hour: a day takes about 2 hours), "
+        "verifies every ZIP, resumes\nwhen run again and writes manifest.jsonl:\n"
+        f"  RECORDINGS_TOKEN=$TOKEN .venv/bin/recordings-client fetch --api "
+        f"http://127.0.0.1:{API_PORT} --day {day} --dest archives/acme\n"
+        "Day-ready webhooks (a token with the webhooks permission: recordings token --tenant "
+        "acme --webhooks):\n  see docs/WEBHOOKS.md\n"
     )
 
 

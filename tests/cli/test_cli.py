@@ -21,7 +21,7 @@ from minio import Minio
 from recordings.db.engine import session_scope
 from recordings.db.models import AudioFile, TenantRecordingSettings
 from recordings.keys import archive_key
-from recordings.tokens import READ_PERMISSION, TokenSettings, verify_token
+from recordings.tokens import READ_PERMISSION, WEBHOOK_PERMISSION, TokenSettings, verify_token
 from recordings_cli.main import main
 from recordings_cli.synth import FORMATS, write_conversation
 
@@ -301,3 +301,10 @@ def test_token_minting_needs_a_development_secret(
     assert code == 0
     principal = verify_token(out.strip(), TokenSettings(algorithm="HS256", key=secret))
     assert principal.tenant_id == "acme" and principal.has(READ_PERMISSION)
+    assert not principal.has(WEBHOOK_PERMISSION)  # managing webhooks is asked for explicitly
+    code, out = _run("token", "--tenant", "acme", "--webhooks")
+    assert code == 0
+    principal = verify_token(out.strip(), TokenSettings(algorithm="HS256", key=secret))
+    assert principal.has(READ_PERMISSION) and principal.has(WEBHOOK_PERMISSION)
+    code, out = _run("token", "--host", "--webhooks")
+    assert code == 1 and "tenant's permission" in out

@@ -102,6 +102,8 @@ def serve_api(
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def serve(**overrides: object) -> str:
+        """Tests about something else than the limit get room for a few days' downloads."""
+        overrides.setdefault("download_limit", 100)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         app = create_app(api_settings(public_base_url=base_url, **overrides), archived_day.instance)

@@ -51,8 +51,9 @@ READERS: Mapping[str, frozenset[str]] = {
     "RECORDINGS_LINK_KEYS": frozenset({API}),
     "RECORDINGS_LINK_ACTIVE_KEY": frozenset({API}),
     "RECORDINGS_DOWNLOAD_LIMIT": frozenset({API}),
-    "RECORDINGS_WEBHOOK_KEY": frozenset({API}),
-    "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": frozenset({API}),
+    "RECORDINGS_WEBHOOK_KEY": frozenset({CODE, API}),
+    "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": frozenset({CODE, API}),
+    "RECORDINGS_WEBHOOK_TIMEOUT_SECONDS": frozenset({CODE}),
     "RECORDINGS_JWT_ALGORITHM": frozenset({API}),
     "RECORDINGS_JWT_KEY": frozenset({API}),
     "RECORDINGS_JWT_JWKS_FILE": frozenset({API}),
@@ -107,10 +108,29 @@ def _is_os_environ(node: ast.AST) -> bool:
     )
 
 
-def _first_string(node: ast.Call) -> str | None:
-    if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-        return node.args[0].value
+def _first_string(node: ast.Call, constants: dict[str, str]) -> str | None:
+    """The call's first argument when it is a string, written out or a module's constant."""
+    if not node.args:
+        return None
+    first = node.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    if isinstance(first, ast.Name):
+        return constants.get(first.id)
     return None
+
+
+def _string_constants(tree: ast.Module) -> dict[str, str]:
+    """A module's `NAME = "..."` assignments, so `EnvVar(KEY_ENV)` is read as its name."""
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
 
 
 def variables_read_by_code() -> dict[str, set[str]]:
@@ -123,15 +143,17 @@ def variables_read_by_code() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in _python_files():
         where = str(path.relative_to(REPO_ROOT))
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=where)):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=where)
+        constants = _string_constants(tree)
+        for node in ast.walk(tree):
             name: str | None = None
             if isinstance(node, ast.Call):
-                called, literal = _call_name(node), _first_string(node)
+                called, literal = _call_name(node), _first_string(node, constants)
                 if literal is None:
                     continue
                 if called in {"env_value", "env_or", "_required"}:
                     name = ENV_PREFIX + literal
-                elif called == "EnvVar":
+                elif called in {"EnvVar", "env_flag"}:
                     name = literal
                 elif called == "getenv" or (
                     called == "get"
