@@ -15,6 +15,12 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from minio import Minio
+from minio.commonconfig import CopySource
+
+from recordings.catalog import register_recording
+from recordings.db.engine import session_scope
+from recordings.db.models import DownloadAuditEntry
+from recordings.keys import archive_key, archive_partition_key, day_hours
 from recordings_client import ArchivesApi, fetch_days
 from recordings_client.fetch import (
     ALREADY,
@@ -25,13 +31,14 @@ from recordings_client.fetch import (
     archive_path,
     file_digest,
 )
-
-from recordings.db.models import DownloadAuditEntry
-from recordings.keys import archive_key, archive_partition_key, day_hours
+from recordings_dagster.execution import run_request_job
+from recordings_dagster.resources import DatabaseResource
+from recordings_dagster.sensors import late_recordings_sensor
 from recordings_instance.archives import archive_asset_key, latest_archive_records, record_metadata
 from tests.client.conftest import HOURS_WITH_RECORDINGS, ArchivedDay, ServeApi, tenant_token
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The client is what is tested here; the PostgreSQL pass has the limit and the audit on its own.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.sqlite_run_only]
 
 
 def _granted(engine: sa.Engine) -> int:
@@ -226,3 +233,62 @@ def test_a_token_without_the_read_permission_exits_1_saying_why(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "permission_missing" in stderr and "Read permission" in stderr
+
+
+def test_an_hour_archived_again_is_fetched_again_and_the_old_file_kept_as_superseded(
+    archived_day: ArchivedDay,
+    serve_api: ServeApi,
+    engine: sa.Engine,
+    s3_client: Minio,
+    recordings_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    base = serve_api()
+    day = archived_day.day.isoformat()
+    with ArchivesApi(base, tenant_token()) as api:
+        assert fetch_days(api, [day], tmp_path).count(FETCHED) == 24
+    first = archive_path(tmp_path, day, 9).read_bytes()
+
+    # A late recording in hour 9, re-archived as the late-recordings sensor does it.
+    source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
+    s3_client.copy_object(
+        source, "tenants/acme/late.wav", CopySource(source, "tenants/acme/call-9.wav")
+    )
+    with session_scope(engine) as session:
+        register_recording(
+            session,
+            tenant_id="acme",
+            conversation_id="acme-late",
+            session_id="acme-late-s",
+            recording_id="acme-late-r",
+            bucket=source,
+            object_key="tenants/acme/late.wav",
+            started_at=day_hours(archived_day.day)[9] + timedelta(minutes=40),
+            duration_seconds=2.0,
+            audio_format="WAV",
+            channels=1,
+        )
+    with dg.build_sensor_context(
+        instance=archived_day.instance,
+        resources={"database": DatabaseResource(url=recordings_env["RECORDINGS_DATABASE_URL"])},
+    ) as context:
+        late = late_recordings_sensor(context)
+    assert isinstance(late, dg.SensorResult)
+    (request,) = late.run_requests or []
+    with dg.execute_job(
+        run_request_job(request),
+        instance=archived_day.instance,
+        tags={**request.tags, "dagster/partition": str(request.partition_key)},
+    ) as result:
+        assert result.success
+
+    with ArchivesApi(base, tenant_token()) as api:
+        report = fetch_days(api, [day], tmp_path)
+    assert [o.hour for o in report.outcomes if o.outcome == FETCHED] == [9]
+    assert report.count(ALREADY) == 23 and report.downloads == 1
+    (kept,) = (tmp_path / "superseded").glob(f"{day}-09-*.zip")
+    assert kept.read_bytes() == first
+    assert "archived this hour again" in kept.with_suffix(".why.txt").read_text()
+    newest = [e for e in _manifest(tmp_path) if e["hour"] == 9][-1]
+    assert newest["recordings"] == 2
+    assert file_digest(archive_path(tmp_path, day, 9)) == (newest["sizeBytes"], newest["sha256"])
