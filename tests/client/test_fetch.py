@@ -43,10 +43,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.sqlite_run_
 
 def _granted(engine: sa.Engine) -> int:
     with engine.connect() as connection:
-        return connection.scalar(
-            sa.select(sa.func.count())
-            .select_from(DownloadAuditEntry)
-            .where(DownloadAuditEntry.outcome == "granted")
+        return (
+            connection.scalar(
+                sa.select(sa.func.count())
+                .select_from(DownloadAuditEntry)
+                .where(DownloadAuditEntry.outcome == "granted")
+            )
+            or 0
         )
 
 
@@ -218,8 +221,8 @@ def test_a_fetch_killed_mid_day_resumes_without_fetching_a_verified_file_again(
     entries = {e["file"]: e for e in _manifest(tmp_path)}
     assert len(entries) == 24 and finished <= set(entries)
     for relative, entry in entries.items():
-        assert file_digest(tmp_path / relative) == (entry["sizeBytes"], entry["sha256"])
-        with zipfile.ZipFile(tmp_path / relative) as archive:
+        assert file_digest(tmp_path / str(relative)) == (entry["sizeBytes"], entry["sha256"])
+        with zipfile.ZipFile(tmp_path / str(relative)) as archive:
             assert archive.testzip() is None
     assert not list(tmp_path.rglob("*.part"))
 
