@@ -27,9 +27,6 @@ import dagster as dg
 import httpx
 import pytest
 import sqlalchemy as sa
-from recordings_client import WebhookVerificationError, verify_webhook
-from recordings_client.api import DAY_PATH
-from recordings_client.fetch import MANIFEST, archive_path, file_digest
 
 from recordings.db.engine import session_scope
 from recordings.db.models import DownloadAuditEntry, WebhookEvent
@@ -39,6 +36,9 @@ from recordings.tokens import (
     WEBHOOK_PERMISSION,
     mint_development_token,
 )
+from recordings_client import WebhookVerificationError, verify_webhook
+from recordings_client.api import DAY_PATH
+from recordings_client.fetch import MANIFEST, archive_path, file_digest
 from recordings_dagster.resources import DatabaseResource, WebhookResource
 from recordings_dagster.sensors import webhook_delivery_sensor, webhook_events_sensor
 from tests.api.conftest import JWT_SECRET
@@ -70,9 +70,10 @@ HOST = _bearer(
 
 @dataclass
 class TenantReceiver:
-    """The tenant's endpoint, written as the docs tell: verify every post with
-    `recordings_client.verify_webhook` under the secret kept at registration, 401 if it does not
-    verify. Its first `failures` posts are answered 500 (the receiver down)."""
+    """The tenant's endpoint as docs/CLIENT.md writes it: every post verified with
+    `recordings_client.verify_webhook` under the secret kept at registration, 400 if it does not
+    verify, 204 at once if it does. Its first `failures` posts are answered 500 (the receiver
+    down)."""
 
     secret: str = ""
     failures: int = 0
@@ -96,10 +97,10 @@ class TenantReceiver:
         try:
             event = verify_webhook(self.secret, request.headers, request.body)
         except WebhookVerificationError as error:
-            answer("401 Unauthorized", body=str(error).encode())(conn, receiver)
+            answer("400 Bad Request", body=str(error).encode())(conn, receiver)
             return
         self.events.append(event)
-        answer("200 OK", body=b"ok")(conn, receiver)
+        answer("204 No Content")(conn, receiver)
 
 
 @pytest.fixture
@@ -166,13 +167,26 @@ def _deliveries(base: str, path: str, headers: dict[str, str]) -> list[dict[str,
     return listing.json()["events"]
 
 
-def _fetch_cli(base: str, utc_day: str, dest: Path) -> subprocess.CompletedProcess[str]:
-    """The installed `recordings-client` command, the token in the environment."""
+def _fetch_cli(
+    base: str, utc_day: str, dest: Path, token_file: Path
+) -> subprocess.CompletedProcess[str]:
+    """The installed `recordings-client` command, the token read from a file."""
     command = Path(sys.executable).with_name("recordings-client")
-    token = ACME["Authorization"].removeprefix("Bearer ")
+    token_file.write_text(ACME["Authorization"].removeprefix("Bearer "))
     return subprocess.run(
-        [str(command), "fetch", "--api", base, "--day", utc_day, "--dest", str(dest)],
-        env={**os.environ, "RECORDINGS_TOKEN": token},
+        [
+            str(command),
+            "fetch",
+            "--api",
+            base,
+            "--day",
+            utc_day,
+            "--dest",
+            str(dest),
+            "--token-file",
+            str(token_file),
+        ],
+        env={k: v for k, v in os.environ.items() if k != "RECORDINGS_TOKEN"},
         capture_output=True,
         text=True,
         timeout=180,
@@ -201,7 +215,7 @@ def test_the_nightly_job_hears_the_day_is_ready_and_fetches_it_verified(
     assert queued.startswith(f"1 event: day.ready acme {day} ("), queued  # globex has no webhook
     delivered = sensors.delivery()
     assert delivered.startswith("1 delivery: acme day.ready msg_"), delivered
-    assert ": delivered 200 in " in delivered
+    assert ": delivered 204 in " in delivered
 
     # The receiver verified the post with the client's function; the job reads what to fetch.
     (event,) = tenant_receiver.events
@@ -214,7 +228,7 @@ def test_the_nightly_job_hears_the_day_is_ready_and_fetches_it_verified(
     assert links.status_code == 200 and len(links.json()["hours"]) == 24
 
     dest = tmp_path / "compliance"
-    fetched = _fetch_cli(base, data["utcDay"], dest)
+    fetched = _fetch_cli(base, data["utcDay"], dest, tmp_path / "recordings-token")
 
     assert fetched.returncode == 0, fetched.stderr
     assert "24 fetched" in fetched.stdout
@@ -236,7 +250,7 @@ def test_the_nightly_job_hears_the_day_is_ready_and_fetches_it_verified(
         "day.ready",
         "delivered",
     )
-    assert [(a["outcome"], a["statusCode"]) for a in listed["attempts"]] == [("delivered", 200)]
+    assert [(a["outcome"], a["statusCode"]) for a in listed["attempts"]] == [("delivered", 204)]
 
 
 def test_a_receiver_down_at_first_gets_the_event_again_and_every_attempt_is_listed(
@@ -262,7 +276,7 @@ def test_a_receiver_down_at_first_gets_the_event_again_and_every_attempt_is_list
     assert "nextAttemptAt" in pending
     with session_scope(engine) as session:
         session.get_one(WebhookEvent, event_id).next_attempt_at = datetime.now(UTC)
-    assert f"{event_id}: delivered 200" in sensors.delivery()
+    assert f"{event_id}: delivered 204" in sensors.delivery()
 
     assert tenant_receiver.webhook_ids == [event_id, event_id]
     (event,) = tenant_receiver.events
@@ -277,7 +291,7 @@ def test_a_receiver_down_at_first_gets_the_event_again_and_every_attempt_is_list
         assert "nextAttemptAt" not in listed and "deliveredAt" in listed
         assert [(a["outcome"], a.get("statusCode"), a["url"]) for a in listed["attempts"]] == [
             ("http_error", 500, tenant_receiver.url),
-            ("delivered", 200, tenant_receiver.url),
+            ("delivered", 204, tenant_receiver.url),
         ]
 
     assert _deliveries(base, WEBHOOK_PATH, GLOBEX) == []  # globex sees its own, none
