@@ -49,15 +49,11 @@ class ArchivedDay:
 
 
 @pytest.fixture
-def archived_day(
-    tmp_path: Path,
-    recordings_env: dict[str, str],
-    engine: sa.Engine,
-    s3_client: Minio,
-    dagster_instance: dg.DagsterInstance,
-) -> ArchivedDay:
-    """Yesterday archived by the real nightly job for acme and globex: two hours with a
-    recording each, the 22 others empty."""
+def recorded_day(
+    tmp_path: Path, recordings_env: dict[str, str], engine: sa.Engine, s3_client: Minio
+) -> date:
+    """Yesterday's recordings for acme and globex (the feature enabled for both), not archived
+    yet: one recording in each of two hours, the 22 others without any."""
     day = (datetime.now(UTC) - timedelta(days=1)).date()
     source = recordings_env["RECORDINGS_SOURCE_BUCKET"]
     wav = tmp_path / "call.wav"
@@ -82,12 +78,24 @@ def archived_day(
                     audio_format="WAV",
                     channels=1,
                 )
-    for request in nightly_run_requests(dagster_instance, ["acme", "globex"], day):
+    return day
+
+
+def archive_day(instance: dg.DagsterInstance, day: date) -> None:
+    """The real nightly job's runs for acme and globex, as the schedule requests them."""
+    for request in nightly_run_requests(instance, ["acme", "globex"], day):
         with dg.execute_job(
-            run_request_job(request), instance=dagster_instance, tags=request.tags
+            run_request_job(request), instance=instance, tags=request.tags
         ) as result:
             assert result.success
-    return ArchivedDay(dagster_instance, day)
+
+
+@pytest.fixture
+def archived_day(recorded_day: date, dagster_instance: dg.DagsterInstance) -> ArchivedDay:
+    """Yesterday archived by the real nightly job for acme and globex: two hours with a
+    recording each, the 22 others empty."""
+    archive_day(dagster_instance, recorded_day)
+    return ArchivedDay(dagster_instance, recorded_day)
 
 
 ServeApi = Callable[..., str]
@@ -95,7 +103,7 @@ ServeApi = Callable[..., str]
 
 @pytest.fixture
 def serve_api(
-    archived_day: ArchivedDay,
+    dagster_instance: dg.DagsterInstance,
     api_settings: Callable[..., ApiSettings],  # noqa: F811 (the fixture imported above)
 ) -> Iterator[ServeApi]:
     """Start the API over HTTP on loopback with the given settings; returns its base URL."""
@@ -106,7 +114,7 @@ def serve_api(
         overrides.setdefault("download_limit", 100)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        app = create_app(api_settings(public_base_url=base_url, **overrides), archived_day.instance)
+        app = create_app(api_settings(public_base_url=base_url, **overrides), dagster_instance)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         )
