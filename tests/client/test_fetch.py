@@ -27,6 +27,7 @@ from recordings_client.fetch import (
     ALREADY,
     FETCHED,
     MANIFEST,
+    PENDING,
     REJECTED_OUTCOME,
     SKIPPED,
     archive_path,
@@ -110,6 +111,24 @@ def test_links_that_expire_while_the_client_waits_are_renewed(
     assert report.count(FETCHED) == 24
     assert report.links_refreshed >= 1  # each wait outlived the links it held
     assert report.downloads == 24
+
+
+def test_a_job_that_may_not_wait_an_hour_stops_at_the_limit_and_resumes_later(
+    archived_day: ArchivedDay, serve_api: ServeApi, tmp_path: Path
+) -> None:
+    base = serve_api(download_limit=3, download_window=timedelta(hours=1))
+    day = archived_day.day.isoformat()
+
+    def never(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s past max_wait")
+
+    with ArchivesApi(base, tenant_token()) as api:
+        report = fetch_days(api, [day], tmp_path, max_wait=60, sleep=never)
+    assert report.count(FETCHED) == 3 and report.downloads == 3
+    assert report.count(PENDING) == 21  # no request was made for them after the 429
+    assert "beyond the 60 s allowed" in report.outcomes[-1].detail
+    assert report.stopped_waiting and report.waited_seconds == 0
+    assert len(_manifest(tmp_path)) == 3
 
 
 def test_empty_hours_are_skipped_when_asked_and_cost_no_download(

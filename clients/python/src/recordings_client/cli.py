@@ -124,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         "--token-file", type=Path, help=f"file holding the token (or ${TOKEN_VARIABLE})"
     )
     fetch.add_argument(
+        "--max-wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait at most this long in all for the download limit; past it, the hours left "
+        "are reported pending (exit 2) for a later run to resume (default: wait as told)",
+    )
+    fetch.add_argument(
         "--skip-empty",
         action="store_true",
         help="do not download hours the API reports empty (each download counts)",
@@ -136,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.api:
             raise ValueError(f"no API: pass --api URL or set {API_VARIABLE}")
+        if args.max_wait is not None and args.max_wait < 0:
+            raise ValueError(f"--max-wait {args.max_wait:g}: give a number of seconds, 0 or more")
         days = days_between(args.day, args.to)
         token = read_token(args.token_file)
     except (ValueError, OSError) as error:
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 sleep=sleep,
                 on_hour=progress.hour,
                 on_bytes=progress.received,
+                max_wait=args.max_wait,
             )
         except ApiError as error:
             progress.finish()

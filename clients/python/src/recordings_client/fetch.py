@@ -80,6 +80,9 @@ class FetchReport:
     waited_seconds: float = 0.0  # asleep on Retry-After
     links_refreshed: int = 0  # expired links replaced by asking for the day again
     bytes_fetched: int = 0
+    # Set when the limit asked for a wait beyond max_wait: the hours still to download are
+    # reported pending, with no further request, for a later run to resume.
+    stopped_waiting: str | None = None
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes if o.outcome == outcome)
@@ -207,6 +210,7 @@ class _DayFetch:
     skip_empty: bool
     sleep: Callable[[float], None]
     on_bytes: Callable[[int], None] | None
+    max_wait: float | None = None
 
     def hour(self, index: int) -> HourOutcome:
         link = self.links.hours[index]
@@ -274,6 +278,8 @@ class _DayFetch:
         day = self.links.utc_day
         for _attempt in range(MAX_ATTEMPTS):
             link = self.links.hours[index]
+            if self.report.stopped_waiting:
+                return HourOutcome(day, link.hour, PENDING, detail=self.report.stopped_waiting)
             try:
                 storage_url = self.api.storage_url(link.url or "")
             except ApiError as error:
@@ -281,6 +287,15 @@ class _DayFetch:
                     wait = (
                         error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
                     )
+                    if (
+                        self.max_wait is not None
+                        and self.report.waited_seconds + wait > self.max_wait
+                    ):
+                        self.report.stopped_waiting = (
+                            f"the download limit asks to wait {wait:.0f} s, beyond the "
+                            f"{self.max_wait:.0f} s allowed (max_wait): run again later"
+                        )
+                        continue
                     self.report.waited_seconds += wait
                     self.sleep(wait)
                     continue
@@ -392,16 +407,19 @@ def fetch_days(
     sleep: Callable[[float], None] = time.sleep,
     on_hour: Callable[[HourOutcome], None] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    max_wait: float | None = None,
 ) -> FetchReport:
     """Fetch every hour of the days into `folder`; see the module's docstring. An ApiError
     about the request itself (token, permission, day) is raised; what happens to each hour is
-    in the report."""
+    in the report. `max_wait` bounds the seconds spent asleep on the download limit: past it,
+    the hours still to download are reported pending (a later run resumes)."""
     report = FetchReport()
     with folder_lock(folder):
         manifest = Manifest(folder)
         for utc_day in days:
+            links = api.day_links(utc_day)
             fetch = _DayFetch(
-                api, api.day_links(utc_day), folder, manifest, report, skip_empty, sleep, on_bytes
+                api, links, folder, manifest, report, skip_empty, sleep, on_bytes, max_wait
             )
             for index in range(len(fetch.links.hours)):
                 outcome = fetch.hour(index)
