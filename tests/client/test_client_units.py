@@ -58,7 +58,7 @@ def test_during_a_rotation_either_secret_verifies() -> None:
     [
         ("altered body", "no signature matches"),
         ("other secret", "no signature matches"),
-        ("replayed", "beyond 300 s"),
+        ("replayed", "beyond the 300 s tolerance"),
         ("no signature", "missing webhook-id"),
         ("bad timestamp", "not an integer"),
     ],

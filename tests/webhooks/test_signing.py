@@ -11,7 +11,9 @@ from standardwebhooks.webhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as ReferenceVerificationError
 
 from recordings.webhooks import signing
-from recordings.webhooks.signing import WebhookVerificationError, derive_secret, sign, verify
+from recordings.webhooks.signing import derive_secret, sign
+from recordings_client.webhooks import WebhookVerificationError
+from recordings_client.webhooks import verify_webhook as verify
 
 KEY = bytes(range(32))
 BODY = json.dumps({"type": "day.ready", "data": {"tenant": "acme", "day": "2026-11-30"}}).encode()

@@ -53,8 +53,8 @@ def verify_webhook(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_seconds:
         raise WebhookVerificationError(
-            f"webhook-timestamp is {int(current - timestamp)} s away from now, beyond "
-            f"{tolerance_seconds} s: a replayed event, or a clock that is off"
+            f"webhook-timestamp is {int(current - timestamp)} s away from now, beyond the "
+            f"{tolerance_seconds} s tolerance: a replayed event, or a clock that is off"
         )
     try:
         key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
