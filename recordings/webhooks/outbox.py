@@ -24,6 +24,7 @@ from recordings.webhooks.events import (
     DELIVERED,
     FAILED,
     PENDING,
+    TEST_EVENT,
     new_event,
 )
 from recordings.webhooks.signing import derive_secret
@@ -50,6 +51,22 @@ def tenants_with_endpoints(session: Session, tenant_ids: Collection[str]) -> set
             )
         )
     )
+
+
+def pending_test_event(session: Session, tenant_id: str) -> WebhookEvent | None:
+    """The tenant's oldest `webhook.test` event still pending, if any. The API queues a test
+    event only when there is none, so a tenant cannot fill the outbox with them (each one may
+    be retried for a day)."""
+    return session.scalars(
+        sa.select(WebhookEvent)
+        .where(
+            WebhookEvent.tenant_id == tenant_id,
+            WebhookEvent.event_type == TEST_EVENT,
+            WebhookEvent.status == PENDING,
+        )
+        .order_by(WebhookEvent.created_at)
+        .limit(1)
+    ).first()
 
 
 @dataclass(frozen=True)
