@@ -1,13 +1,14 @@
 """Sensors: each shard's tenant dynamic partitions in step with the application database, late
 recordings re-archived on their shard's job, runs whose worker died failed so that their retry
-comes, and tenants' webhooks: events queued in the `webhook_events` outbox, then delivered."""
+comes, and tenants' webhooks: events queued in the `webhook_events` outbox, then delivered.
+The outbox's database work is `recordings.webhooks.outbox`; here is what needs Dagster (the
+event log's archive materializations, the sensors' cursors and logs)."""
 
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from time import monotonic
-from typing import Literal
 
 import dagster as dg
 import sqlalchemy as sa
@@ -25,13 +26,7 @@ from recordings.catalog import (
     recordings_registered_since,
     tenant_ids,
 )
-from recordings.db.models import (
-    ArchiveDeletion,
-    TenantRecordingSettings,
-    WebhookAttempt,
-    WebhookEndpoint,
-    WebhookEvent,
-)
+from recordings.db.models import ArchiveDeletion, TenantRecordingSettings
 from recordings.failures import HourFailure, record_hour_failures, recorded_by_run
 from recordings.keys import (
     ARCHIVE_FEATURE_PREFIX,
@@ -45,21 +40,18 @@ from recordings.keys import (
     tenants_by_shard,
 )
 from recordings.leases import silent_holders
-from recordings.retention import DELETED, DELETING, is_kept
-from recordings.webhooks import retries
-from recordings.webhooks.delivery import DeliveryOutcome
+from recordings.retention import is_kept
+from recordings.webhooks import outbox
 from recordings.webhooks.events import (
     CANCELLED,
-    DAY_EXPIRED,
     DAY_READY,
     DELIVERED,
     FAILED,
     HOUR_ARCHIVED,
-    PENDING,
     new_event,
     timestamp_text,
 )
-from recordings.webhooks.signing import derive_secret, sign
+from recordings.webhooks.signing import sign
 from recordings_dagster.execution import run_failure_message
 from recordings_dagster.jobs import HOURLY_ARCHIVES_JOBS, tenant_archives_job_name
 from recordings_dagster.partitions import (
@@ -352,10 +344,6 @@ WEBHOOKS_OFF = (
 WEBHOOK_EVENTS_CURSOR_VERSION = 1
 ARCHIVES_PAGE_PER_SHARD = 200  # new materializations read per shard and evaluation
 DAY_HISTORY_PAGE = 100
-DELETIONS_PAGE = 2000
-DELETION_SETTLE = timedelta(minutes=10)
-"""A deletion row still `deleting` this long after it was requested is passed over: its
-cleanup died between its S3 delete and its record (the next cleanup settles it)."""
 LINKS_PATH = f"/api/v1/{ARCHIVE_FEATURE_PREFIX}"
 SUMMARY_ITEMS = 10  # events or deliveries a tick's summary names; the log names every one
 
@@ -466,29 +454,6 @@ def _day_archives(
         cursor = result.cursor
 
 
-def _tenants_with_endpoints(session: Session, tenant_ids: Collection[str]) -> set[str]:
-    if not tenant_ids:
-        return set()
-    return set(
-        session.scalars(
-            sa.select(WebhookEndpoint.tenant_id).where(
-                WebhookEndpoint.tenant_id.in_(sorted(tenant_ids))
-            )
-        )
-    )
-
-
-@dataclass(frozen=True)
-class _Queued:
-    """An event the sensor queued, for its log line and summary."""
-
-    event: WebhookEvent
-    subject: str  # the tenant and day or hour it is about
-
-    def describe(self) -> str:
-        return f"{self.event.event_type} {self.subject}"
-
-
 def _day_ready_data(
     tenant_id: str, day: date, evidence: Collection[ArchiveEvidence]
 ) -> dict[str, object]:
@@ -514,7 +479,7 @@ def _archive_events(
     after: int,
     up_to: int,
     now: datetime,
-) -> list[_Queued]:
+) -> list[outbox.Queued]:
     """The events of a tenant-day that has new materializations (`new`, storage ids in
     (`after`, `up_to`]): `day.ready` if one of them gave the day its 24th hour, `hour.archived`
     for each that re-archived an hour of a day already complete.
@@ -526,7 +491,7 @@ def _archive_events(
     completed_at = history.completed_at()
     if completed_at is None:
         return []
-    queued: list[_Queued] = []
+    queued: list[outbox.Queued] = []
     try:
         if completed_at > after:
             evidence = [
@@ -542,7 +507,7 @@ def _archive_events(
                 now=now,
             )
             if event is not None:
-                queued.append(_Queued(event, f"{tenant_id} {day.isoformat()}"))
+                queued.append(outbox.Queued(event, f"{tenant_id} {day.isoformat()}"))
         for record in new:
             if record.storage_id <= completed_at or record.partition_key is None:
                 continue
@@ -565,74 +530,13 @@ def _archive_events(
                 now=now,
             )
             if event is not None:
-                queued.append(_Queued(event, f"{tenant_id} {timestamp_text(hour)}"))
+                queued.append(outbox.Queued(event, f"{tenant_id} {timestamp_text(hour)}"))
     except EvidenceError as error:
         # An event reported by hand, or by a pipeline of another shape: nothing true to say.
         context.log.warning(
             f"no webhook event for {tenant_id} {day.isoformat()}: an archive's metadata is not "
             f"archive evidence ({error}); the integrity checks report the hour"
         )
-    return queued
-
-
-def _new_deletions(
-    session: Session, after: int, now: datetime
-) -> tuple[list[ArchiveDeletion], int]:
-    """The `deleted` rows of `archive_deletions` after id `after`, in id order, and the id
-    they are complete up to. A row still `deleting` (its S3 delete under way) stops the batch
-    before it, so its outcome is read next time; unless it has been `deleting` longer than
-    `DELETION_SETTLE`, then it is passed over."""
-    rows = session.scalars(
-        sa.select(ArchiveDeletion)
-        .where(ArchiveDeletion.id > after)
-        .order_by(ArchiveDeletion.id)
-        .limit(DELETIONS_PAGE)
-    ).all()
-    settled: list[ArchiveDeletion] = []
-    complete_to = after
-    for row in rows:
-        if row.state == DELETING and row.requested_at > now - DELETION_SETTLE:
-            break
-        complete_to = row.id
-        if row.state == DELETED:
-            settled.append(row)
-    return settled, complete_to
-
-
-def _expiry_events(
-    session: Session, deletions: Sequence[ArchiveDeletion], now: datetime
-) -> list[_Queued]:
-    """One `day.expired` per tenant-day with a deletion, counting the day's hours deleted so
-    far (a day is deleted in one cleanup, so that is normally all of them)."""
-    days: dict[tuple[str, date], ArchiveDeletion] = {}
-    for row in deletions:
-        days[(row.tenant_id, row.hour.date())] = row
-    queued: list[_Queued] = []
-    for (tenant_id, day), row in sorted(days.items()):
-        midnight = datetime.combine(day, time(), UTC)
-        deleted = session.scalar(
-            sa.select(sa.func.count(sa.distinct(ArchiveDeletion.hour))).where(
-                ArchiveDeletion.tenant_id == tenant_id,
-                ArchiveDeletion.hour >= midnight,
-                ArchiveDeletion.hour < midnight + timedelta(days=1),
-                ArchiveDeletion.state == DELETED,
-            )
-        )
-        event = new_event(
-            session,
-            tenant_id,
-            DAY_EXPIRED,
-            {
-                "tenantId": tenant_id,
-                "utcDay": day.isoformat(),
-                "deletedHours": deleted or 0,
-                "retentionDays": row.retention_days,
-            },
-            dedup_key=f"{DAY_EXPIRED}/{tenant_id}/{day.isoformat()}",
-            now=now,
-        )
-        if event is not None:
-            queued.append(_Queued(event, f"{tenant_id} {day.isoformat()}"))
     return queued
 
 
@@ -675,10 +579,10 @@ def webhook_events_sensor(
         if record.partition_key is not None:
             tenant_id, hour = parse_archive_partition_key(record.partition_key)
             by_day.setdefault((tenant_id, hour.date()), []).append(record)
-    queued: list[_Queued] = []
+    queued: list[outbox.Queued] = []
     with database.session() as session:
-        deletions, deletions_to = _new_deletions(session, cursor.deletions, now)
-        tenants = _tenants_with_endpoints(
+        deletions, deletions_to = outbox.new_deletions(session, cursor.deletions, now)
+        tenants = outbox.tenants_with_endpoints(
             session, {t for t, _ in by_day} | {row.tenant_id for row in deletions}
         )
         for (tenant_id, day), new in sorted(by_day.items()):
@@ -693,7 +597,7 @@ def webhook_events_sensor(
                     up_to=archives_to,
                     now=now,
                 )
-        queued += _expiry_events(
+        queued += outbox.expiry_events(
             session, [row for row in deletions if row.tenant_id in tenants], now
         )
         described = [(q.event.id, q.describe()) for q in queued]
@@ -711,132 +615,9 @@ def webhook_events_sensor(
     )
 
 
-DELIVERY_BATCH = 20  # events one evaluation may deliver
 DELIVERY_TICK_SECONDS = 40.0
 """An evaluation starts no attempt that could end after this many seconds (an attempt takes
 at most the resource's `timeout_seconds`): well under Dagster's 60 s sensor timeout."""
-DELIVERY_LEASE = timedelta(minutes=5)
-"""A claimed event is not due again before this: longer than any attempt, so only a tick that
-died mid-attempt lets another tick post it again (same webhook-id, which receivers drop)."""
-DETAIL_LENGTH = 500  # webhook_attempts.detail
-
-
-@dataclass(frozen=True)
-class _Claimed:
-    """An event this evaluation has claimed, with what its attempt needs."""
-
-    event_id: str
-    tenant_id: str
-    event_type: str
-    body: bytes
-    url: str
-    secrets: list[str]  # the endpoint's current secret, and the previous one while it lasts
-
-
-def _due_event_ids(session: Session, now: datetime) -> list[str]:
-    """Pending events whose attempt is due, the longest waiting first."""
-    return list(
-        session.scalars(
-            sa.select(WebhookEvent.id)
-            .where(WebhookEvent.status == PENDING, WebhookEvent.next_attempt_at <= now)
-            .order_by(WebhookEvent.next_attempt_at, WebhookEvent.created_at)
-            .limit(DELIVERY_BATCH)
-        )
-    )
-
-
-def claim_event(
-    session: Session, event_id: str, key: bytes, now: datetime
-) -> _Claimed | Literal["taken", "cancelled"]:
-    """Take the event for one attempt; "taken" if another evaluation took it first,
-    "cancelled" if its tenant has no endpoint any more (the event is cancelled).
-
-    The claim is a compare-and-set: the event's due time moves `DELIVERY_LEASE` ahead only if
-    it is still pending and due, and only the transaction whose update matched goes on to post.
-    PostgreSQL re-checks the condition after a concurrent update commits and SQLite runs one
-    writer at a time, so two evaluations (the daemon runs one at a time anyway, but a manual
-    evaluation or a second daemon may not) never make the same attempt.
-    """
-    claimed = session.scalar(
-        sa.update(WebhookEvent)
-        .where(
-            WebhookEvent.id == event_id,
-            WebhookEvent.status == PENDING,
-            WebhookEvent.next_attempt_at <= now,
-        )
-        .values(next_attempt_at=now + DELIVERY_LEASE)
-        .returning(WebhookEvent.id)
-    )
-    if claimed is None:
-        return "taken"
-    event = session.get_one(WebhookEvent, event_id)
-    endpoint = session.get(WebhookEndpoint, event.tenant_id)
-    if endpoint is None:
-        event.status = CANCELLED
-        event.next_attempt_at = None
-        return CANCELLED
-    secrets = [derive_secret(key, endpoint.secret_salt)]
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret_salt is not None and expires is not None and expires > now:
-        secrets.append(derive_secret(key, endpoint.previous_secret_salt))
-    return _Claimed(
-        event.id, event.tenant_id, event.event_type, event.body.encode(), endpoint.url, secrets
-    )
-
-
-@dataclass(frozen=True)
-class _Delivered:
-    """How an attempt ended for the event, for the log and the summary."""
-
-    claimed: _Claimed
-    outcome: DeliveryOutcome
-    status: str
-    next_attempt_at: datetime | None
-    failing_since: datetime | None  # the first attempt, when the event has now failed
-
-    def describe(self) -> str:
-        answer = f" {self.outcome.status_code}" if self.outcome.status_code is not None else ""
-        return (
-            f"{self.claimed.tenant_id} {self.claimed.event_type} {self.claimed.event_id}: "
-            f"{self.outcome.outcome}{answer} in {self.outcome.duration_ms} ms"
-        )
-
-
-def _record_attempt(
-    session: Session, claimed: _Claimed, attempted_at: datetime, outcome: DeliveryOutcome
-) -> _Delivered:
-    """Record the attempt and move the event on: delivered, due again per the retry schedule,
-    or failed once the schedule is exhausted."""
-    event = session.get_one(WebhookEvent, claimed.event_id)
-    session.add(
-        WebhookAttempt(
-            event_id=event.id,
-            attempted_at=attempted_at,
-            url=claimed.url,
-            address=outcome.address,
-            outcome=outcome.outcome,
-            status_code=outcome.status_code,
-            duration_ms=outcome.duration_ms,
-            detail=outcome.detail[:DETAIL_LENGTH],
-        )
-    )
-    event.attempt_count += 1
-    event.last_attempt_at = attempted_at
-    failing_since = None
-    if outcome.delivered:
-        event.status = DELIVERED
-        event.delivered_at = attempted_at
-        event.next_attempt_at = None
-    else:
-        event.next_attempt_at = retries.next_attempt_at(event.attempt_count, attempted_at)
-        if event.next_attempt_at is None:
-            event.status = FAILED
-            failing_since = session.scalar(
-                sa.select(sa.func.min(WebhookAttempt.attempted_at)).where(
-                    WebhookAttempt.event_id == event.id
-                )
-            )
-    return _Delivered(claimed, outcome, event.status, event.next_attempt_at, failing_since)
 
 
 @dg.sensor(
@@ -858,18 +639,18 @@ def webhook_delivery_sensor(
     key = webhook.key()
     started = monotonic()
     with database.session() as session:
-        due = _due_event_ids(session, datetime.now(UTC))
-    done: list[_Delivered] = []
+        due = outbox.due_event_ids(session, datetime.now(UTC))
+    done: list[outbox.Delivered] = []
     cancelled = 0
     for event_id in due:
         if monotonic() - started + webhook.timeout_seconds > DELIVERY_TICK_SECONDS:
             break  # the rest stay due: the next evaluation takes them
         now = datetime.now(UTC)
         with database.session() as session:
-            claimed = claim_event(session, event_id, key, now)
+            claimed = outbox.claim_event(session, event_id, key, now)
         if claimed == CANCELLED:
             cancelled += 1
-        if not isinstance(claimed, _Claimed):
+        if not isinstance(claimed, outbox.Claimed):
             continue
         attempted_at = datetime.now(UTC)
         headers = sign(
@@ -877,7 +658,7 @@ def webhook_delivery_sensor(
         )
         outcome = webhook.deliver(claimed.url, claimed.body, headers)
         with database.session() as session:
-            delivered = _record_attempt(session, claimed, attempted_at, outcome)
+            delivered = outbox.record_attempt(session, claimed, attempted_at, outcome)
         _log_delivery(context, delivered, webhook.timeout_seconds)
         done.append(delivered)
     if cancelled:
@@ -896,7 +677,7 @@ def webhook_delivery_sensor(
 
 
 def _log_delivery(
-    context: dg.SensorEvaluationContext, delivered: _Delivered, timeout_seconds: float
+    context: dg.SensorEvaluationContext, delivered: outbox.Delivered, timeout_seconds: float
 ) -> None:
     """One line per attempt (never the secret or the signature); an error when the event has
     failed for good, saying since when and what the tenant should check."""

@@ -36,7 +36,10 @@ ROTATE = (
     "A new signing secret, shown this once. For 24 hours events carry a second signature "
     "by the previous secret, so the receiver can switch without missing one."
 )
-TEST = "Queues a webhook.test event, delivered like any other; follow it in the deliveries."
+TEST = (
+    "Queues a webhook.test event, delivered like any other; follow it in the deliveries. "
+    "One at a time: refused (409) while the previous test event is still pending."
+)
 REMOVE = "Pending events are cancelled; the deliveries stay readable."
 DELIVERIES = "Each event with its delivery state and every attempt: when, where, the answer."
 CREATED = {201: ResponseSpec(Webhook, description="Registered: `secret` is shown once")}
@@ -124,7 +127,7 @@ class TenantWebhookController(Controller):
         summary="Send a test event to the webhook",
         description=f"{TENANT} {TEST}",
         status_code=202,
-        responses=error_responses(401, 403, 404),
+        responses=error_responses(401, 403, 404, 409),
         sync_to_thread=True,
     )
     def send_test(
@@ -210,7 +213,7 @@ class HostWebhookController(Controller):
         summary="Send a test event to a tenant's webhook",
         description=f"{HOST} {TEST}",
         status_code=202,
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 409),
         sync_to_thread=True,
     )
     def send_test(

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from recordings.catalog import is_enabled
 from recordings.db.engine import exclusive_session, session_scope
 from recordings.db.models import Tenant, WebhookEndpoint, WebhookEvent
-from recordings.webhooks import delivery
+from recordings.webhooks import delivery, outbox
 from recordings.webhooks.events import (
     CANCELLED,
     EVENT_TYPES,
@@ -54,6 +54,22 @@ def _not_registered(tenant_id: str) -> ApiError:
         404,
         "webhook_not_registered",
         f"tenant {tenant_id!r} has no webhook; PUT one with its https url",
+    )
+
+
+def _test_pending(previous: WebhookEvent) -> ApiError:
+    if previous.attempt_count == 0 or previous.next_attempt_at is None:
+        when = "it is due now and is delivered within a minute"
+    else:
+        when = (
+            f"its attempt {previous.attempt_count} failed and its next attempt is at "
+            f"{iso_utc(previous.next_attempt_at)} (nextAttemptAt in the deliveries)"
+        )
+    return ApiError(
+        409,
+        "webhook_test_pending",
+        f"the previous test event {previous.id} is still pending: {when}. Follow it in "
+        "GET .../webhook/deliveries and send another test once it is delivered or failed",
     )
 
 
@@ -196,9 +212,15 @@ class WebhookService:
             return self._body(row, with_secret=True)
 
     def queue_test(self, tenant_id: str) -> WebhookTestQueued:
-        """Queue a `webhook.test` event, delivered like any other."""
-        with session_scope(self.engine) as session:
+        """Queue a `webhook.test` event, delivered like any other; refused while the tenant's
+        previous one is still pending, so test requests cannot fill the outbox. The tenant's
+        row is locked, so two requests racing queue one event."""
+        with exclusive_session(self.engine) as session:
+            self._locked_tenant(session, tenant_id)
             self._endpoint(session, tenant_id)
+            previous = outbox.pending_test_event(session, tenant_id)
+            if previous is not None:
+                raise _test_pending(previous)
             event = new_event(
                 session, tenant_id, TEST_EVENT, webhook_test_data(tenant_id), now=datetime.now(UTC)
             )

@@ -1,7 +1,8 @@
 """Tenants' webhooks through the API, on the real database: the secret shown once and derivable
 only with the service's key, rotation with an overlap, the webhook permission, tenant
 isolation, the host acting for a tenant, unsafe URLs refused with their codes and nothing
-stored, and the outbox (test events, cancellation, the deliveries listing, dedup of events).
+stored, and the outbox (test events, one at a time, cancellation, the deliveries listing,
+dedup of events).
 
 Names resolve through a fixed map (`RESOLVER`), so the checks of resolved addresses run without
 DNS; IP literals are checked as the delivery checks them.
@@ -303,17 +304,78 @@ def test_a_test_event_is_queued_for_delivery(client: TestClient, engine: sa.Engi
         assert json.loads(event.body)["data"]["tenantId"] == "acme"
 
 
+def _set_delivered(engine: sa.Engine, event_id: str) -> None:
+    with session_scope(engine) as session:
+        event = session.get_one(WebhookEvent, event_id)
+        event.status, event.next_attempt_at = "delivered", None
+        event.delivered_at = datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "other_path", "other_headers"),
+    [
+        (TENANT_PATH, _auth(), HOST_PATH.format("acme"), HOST),
+        (HOST_PATH.format("acme"), HOST, TENANT_PATH, _auth()),
+    ],
+    ids=["tenant", "host"],
+)
+def test_one_test_event_at_a_time_per_tenant(
+    client: TestClient,
+    engine: sa.Engine,
+    path: str,
+    headers: dict[str, str],
+    other_path: str,
+    other_headers: dict[str, str],
+) -> None:
+    """A tenant (or the host for it) cannot fill the outbox with test events: a new one is
+    refused while the previous is pending, whichever path asked; other event types and other
+    tenants' tests do not count."""
+    client.put(TENANT_PATH, json={"url": URL}, headers=_auth())
+    client.put(TENANT_PATH, json={"url": "https://hooks.globex.example/"}, headers=_auth("globex"))
+    with session_scope(engine) as session:
+        assert new_event(session, "acme", "day.ready", {}, now=datetime.now(UTC)) is not None
+    first = client.post(f"{path}/test", headers=headers)
+    assert first.status_code == 202, first.text
+    first_id = first.json()["id"]
+
+    for refused in (
+        client.post(f"{path}/test", headers=headers),
+        client.post(f"{other_path}/test", headers=other_headers),
+    ):
+        assert (refused.status_code, refused.json()["code"]) == (409, "webhook_test_pending")
+        detail = refused.json()["detail"]
+        assert f"the previous test event {first_id} is still pending" in detail
+        assert "delivered within a minute" in detail
+    assert client.post(f"{TENANT_PATH}/test", headers=_auth("globex")).status_code == 202
+
+    retry_at = datetime(2026, 12, 1, 3, 0, 5, tzinfo=UTC)
+    with session_scope(engine) as session:
+        event = session.get_one(WebhookEvent, first_id)
+        event.attempt_count, event.next_attempt_at = 1, retry_at
+    failed_once = client.post(f"{path}/test", headers=headers)
+    assert (failed_once.status_code, failed_once.json()["code"]) == (409, "webhook_test_pending")
+    assert "next attempt is at 2026-12-01T03:00:05Z" in failed_once.json()["detail"]
+
+    _set_delivered(engine, first_id)
+    second = client.post(f"{path}/test", headers=headers)
+    assert second.status_code == 202, second.text
+    assert second.json()["id"] != first_id
+    with session_scope(engine) as session:
+        tests = session.scalars(
+            sa.select(WebhookEvent.status).where(
+                WebhookEvent.tenant_id == "acme", WebhookEvent.event_type == "webhook.test"
+            )
+        ).all()
+    assert sorted(tests) == ["delivered", "pending"]
+
+
 def test_removing_the_webhook_cancels_pending_events_only(
     client: TestClient, engine: sa.Engine
 ) -> None:
     client.put(TENANT_PATH, json={"url": URL}, headers=_auth())
-    pending = client.post(f"{TENANT_PATH}/test", headers=_auth()).json()["id"]
     delivered = client.post(f"{TENANT_PATH}/test", headers=_auth()).json()["id"]
-    with session_scope(engine) as session:
-        event = session.get(WebhookEvent, delivered)
-        assert event is not None
-        event.status, event.next_attempt_at = "delivered", None
-        event.delivered_at = datetime.now(UTC)
+    _set_delivered(engine, delivered)
+    pending = client.post(f"{TENANT_PATH}/test", headers=_auth()).json()["id"]
     assert client.delete(TENANT_PATH, headers=_auth()).status_code == 204
     assert client.delete(TENANT_PATH, headers=_auth()).status_code == 404
     events = client.get(f"{TENANT_PATH}/deliveries", headers=_auth()).json()["events"]

@@ -32,7 +32,6 @@ from recordings_dagster.definitions import defs
 from recordings_dagster.execution import run_request_job
 from recordings_dagster.resources import DatabaseResource, WebhookResource
 from recordings_dagster.sensors import (
-    claim_event,
     late_recordings_sensor,
     new_archive_records,
     webhook_delivery_sensor,
@@ -545,17 +544,6 @@ def test_an_event_of_a_tenant_without_a_webhook_any_more_is_cancelled(
     assert _delivery_tick(instance, database_url) == "no webhook delivery (1 due, 1 cancelled)"
     event, attempts = _event(engine, event_id)
     assert (event.status, attempts, receiver.requests) == ("cancelled", [], [])
-
-
-def test_an_event_is_claimed_by_one_evaluation_only(engine: sa.Engine) -> None:
-    _tenants(engine, "acme")
-    _endpoint(engine, "acme", "https://hooks.acme.example/recordings")
-    event_id = _queue(engine)
-    now = datetime.now(UTC)
-    with session_scope(engine) as session:
-        assert not isinstance(claim_event(session, event_id, KEY, now), str)
-    with session_scope(engine) as session:
-        assert claim_event(session, event_id, KEY, now) == "taken"
 
 
 def test_the_sensors_skip_until_the_webhook_key_is_set(
