@@ -54,9 +54,9 @@ ERROR_DESCRIPTIONS = {
     "download link was sent with another tenant's bearer token (`link_foreign_tenant`).",
     404: "The tenant does not exist (`unknown_tenant`), or has no webhook "
     "(`webhook_not_registered`).",
-    409: "A webhook test event is still pending (`webhook_test_pending`): one at a time; "
-    "`detail` gives its id and when it is attempted. Send another once it is delivered or "
-    "failed (see the deliveries).",
+    409: "A webhook test event is still pending and not attempted yet "
+    "(`webhook_test_pending`): one at a time; `detail` gives its id. Send another once it is "
+    "delivered or failed (see the deliveries).",
     410: "The archive was deleted by the tenant's retention (`archive_gone`).",
     422: "The webhook url is refused: not a valid absolute URL or has credentials in it "
     "(`webhook_url_invalid`), not https (`webhook_url_not_https`), a name that resolves to a "

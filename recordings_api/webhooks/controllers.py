@@ -38,7 +38,8 @@ ROTATE = (
 )
 TEST = (
     "Queues a webhook.test event, delivered like any other; follow it in the deliveries. "
-    "One at a time: refused (409) while the previous test event is still pending."
+    "One at a time: refused (409) while the previous test event is pending and not attempted "
+    "yet; once an attempt of it has failed, asking again makes it due at once (202, its id)."
 )
 REMOVE = "Pending events are cancelled; the deliveries stay readable."
 DELIVERIES = "Each event with its delivery state and every attempt: when, where, the answer."

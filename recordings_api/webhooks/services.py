@@ -58,18 +58,12 @@ def _not_registered(tenant_id: str) -> ApiError:
 
 
 def _test_pending(previous: WebhookEvent) -> ApiError:
-    if previous.attempt_count == 0 or previous.next_attempt_at is None:
-        when = "it is due now and is delivered within a minute"
-    else:
-        when = (
-            f"its attempt {previous.attempt_count} failed and its next attempt is at "
-            f"{iso_utc(previous.next_attempt_at)} (nextAttemptAt in the deliveries)"
-        )
     return ApiError(
         409,
         "webhook_test_pending",
-        f"the previous test event {previous.id} is still pending: {when}. Follow it in "
-        "GET .../webhook/deliveries and send another test once it is delivered or failed",
+        f"the previous test event {previous.id} is still pending: it is due now and is "
+        "delivered within a minute. Follow it in GET .../webhook/deliveries and send another "
+        "test once it is delivered or failed",
     )
 
 
@@ -212,15 +206,23 @@ class WebhookService:
             return self._body(row, with_secret=True)
 
     def queue_test(self, tenant_id: str) -> WebhookTestQueued:
-        """Queue a `webhook.test` event, delivered like any other; refused while the tenant's
-        previous one is still pending, so test requests cannot fill the outbox. The tenant's
-        row is locked, so two requests racing queue one event."""
+        """Queue a `webhook.test` event, delivered like any other. One at a time, so test
+        requests cannot fill the outbox: while the previous one is pending and not attempted
+        yet, a new request is refused; once an attempt of it has failed, a new request makes
+        it due again at once (the tenant fixed its receiver and need not wait for the retry
+        schedule) and answers with its id. The tenant's row is locked, so two requests racing
+        queue one event."""
         with exclusive_session(self.engine) as session:
             self._locked_tenant(session, tenant_id)
             self._endpoint(session, tenant_id)
             previous = outbox.pending_test_event(session, tenant_id)
-            if previous is not None:
+            if previous is not None and previous.attempt_count == 0:
                 raise _test_pending(previous)
+            if previous is not None:
+                previous.next_attempt_at = datetime.now(UTC)
+                return WebhookTestQueued(
+                    id=previous.id, type=previous.event_type, status=previous.status
+                )
             event = new_event(
                 session, tenant_id, TEST_EVENT, webhook_test_data(tenant_id), now=datetime.now(UTC)
             )
