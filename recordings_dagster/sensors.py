@@ -6,6 +6,7 @@ event log's archive materializations, the sensors' cursors and logs)."""
 
 import json
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from time import monotonic
@@ -26,6 +27,7 @@ from recordings.catalog import (
     recordings_registered_since,
     tenant_ids,
 )
+from recordings.db.engine import exclusive_session
 from recordings.db.models import ArchiveDeletion, TenantRecordingSettings
 from recordings.failures import HourFailure, record_hour_failures, recorded_by_run
 from recordings.keys import (
@@ -615,6 +617,7 @@ def webhook_events_sensor(
     )
 
 
+DELIVERY_WORKERS = 8  # attempts in flight at once in one evaluation
 DELIVERY_TICK_SECONDS = 40.0
 """An evaluation starts no attempt that could end after this many seconds (an attempt takes
 at most the resource's `timeout_seconds`): well under Dagster's 60 s sensor timeout."""
@@ -638,29 +641,37 @@ def webhook_delivery_sensor(
         return dg.SkipReason(WEBHOOKS_OFF)
     key = webhook.key()
     started = monotonic()
+    engine = database.engine()  # made once here, then shared by the attempts' threads
     with database.session() as session:
         due = outbox.due_event_ids(session, datetime.now(UTC))
-    done: list[outbox.Delivered] = []
-    cancelled = 0
-    for event_id in due:
+
+    def attempt(event_id: str) -> outbox.Delivered | str | None:
+        """One event's attempt: claimed, signed, posted, recorded. None when it was not
+        started (the tick's time is spent: it stays due) or another evaluation took it."""
         if monotonic() - started + webhook.timeout_seconds > DELIVERY_TICK_SECONDS:
-            break  # the rest stay due: the next evaluation takes them
-        now = datetime.now(UTC)
-        with database.session() as session:
-            claimed = outbox.claim_event(session, event_id, key, now)
-        if claimed == CANCELLED:
-            cancelled += 1
+            return None
+        # Write transactions from the start: on SQLite two threads that each read and then
+        # write would otherwise deadlock on the lock upgrade (SQLITE_BUSY, no wait).
+        with exclusive_session(engine) as session:
+            claimed = outbox.claim_event(session, event_id, key, datetime.now(UTC))
         if not isinstance(claimed, outbox.Claimed):
-            continue
+            return claimed if claimed == CANCELLED else None
         attempted_at = datetime.now(UTC)
         headers = sign(
             claimed.secrets, claimed.event_id, int(attempted_at.timestamp()), claimed.body
         )
         outcome = webhook.deliver(claimed.url, claimed.body, headers)
-        with database.session() as session:
-            delivered = outbox.record_attempt(session, claimed, attempted_at, outcome)
+        with exclusive_session(engine) as session:
+            return outbox.record_attempt(session, claimed, attempted_at, outcome)
+
+    # Several attempts in flight: a receiver that takes its whole timeout holds one worker, not
+    # the tick, and a night of day.ready events drains in minutes (bench/webhooks.py).
+    with ThreadPoolExecutor(DELIVERY_WORKERS, thread_name_prefix="webhook") as pool:
+        results = list(pool.map(attempt, due))
+    done = [result for result in results if isinstance(result, outbox.Delivered)]
+    cancelled = sum(1 for result in results if result == CANCELLED)
+    for delivered in done:
         _log_delivery(context, delivered, webhook.timeout_seconds)
-        done.append(delivered)
     if cancelled:
         context.log.info(f"cancelled {cancelled} event(s) whose tenant has no webhook any more")
     if not done:

@@ -29,7 +29,7 @@ from recordings.webhooks.events import (
 )
 from recordings.webhooks.signing import derive_secret
 
-DELIVERY_BATCH = 20  # events one evaluation may deliver
+DELIVERY_BATCH = 500  # events one evaluation may attempt (DELIVERY_WORKERS at a time)
 DELIVERY_LEASE = timedelta(minutes=5)
 """A claimed event is not due again before this: longer than any attempt, so only a tick that
 died mid-attempt lets another tick post it again (same webhook-id, which receivers drop)."""
