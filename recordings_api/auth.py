@@ -74,17 +74,20 @@ def requires_tenant(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     tenant_of(connection)
 
 
-def requires_tenant_webhooks(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """A token that names a tenant and has the webhook permission: a webhook says where the
-    service posts the tenant's events, which reading the archives does not allow."""
-    principal = principal_of(connection)
-    permission = api_state(connection).settings.tokens.webhook_permission
+def _require_tenant_with(principal: Principal, permission: str) -> None:
     if not principal.tenant_id or not principal.has(permission):
         raise ApiError(
             403,
             "permission_missing",
             f"the token needs a tenant and the {permission} permission",
         )
+
+
+def requires_tenant_webhooks(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """A token that names a tenant and has the webhook permission: a webhook says where the
+    service posts the tenant's events, which reading the archives does not allow."""
+    tokens = api_state(connection).settings.tokens
+    _require_tenant_with(principal_of(connection), tokens.webhook_permission)
 
 
 def requires_tenant_reader(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -93,13 +96,7 @@ def requires_tenant_reader(connection: ASGIConnection, _: BaseRouteHandler) -> N
     tenant."""
     principal = principal_of(connection)
     attempt_of(connection).asked_by(principal.tenant_id, principal.subject)
-    permission = api_state(connection).settings.tokens.read_permission
-    if not principal.tenant_id or not principal.has(permission):
-        raise ApiError(
-            403,
-            "permission_missing",
-            f"the token needs a tenant and the {permission} permission",
-        )
+    _require_tenant_with(principal, api_state(connection).settings.tokens.read_permission)
 
 
 def provide_token_tenant_id(request: Request) -> str:

@@ -46,7 +46,7 @@ Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 2048
-MAX_DETAIL_LENGTH = 500
+MAX_DETAIL_LENGTH = 500  # webhook_attempts.detail holds this much
 MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers, read besides the body's bound
 USER_AGENT = "recordings-webhooks/1 (day-ready events; Standard Webhooks)"
 DELIVERED = "delivered"

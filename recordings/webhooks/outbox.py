@@ -33,7 +33,6 @@ DELIVERY_BATCH = 500  # events one evaluation may attempt (DELIVERY_WORKERS at a
 DELIVERY_LEASE = timedelta(minutes=5)
 """A claimed event is not due again before this: longer than any attempt, so only a tick that
 died mid-attempt lets another tick post it again (same webhook-id, which receivers drop)."""
-DETAIL_LENGTH = 500  # webhook_attempts.detail
 DELETIONS_PAGE = 2000
 DELETION_SETTLE = timedelta(minutes=10)
 """A deletion row still `deleting` this long after it was requested is passed over: its
@@ -236,7 +235,7 @@ def record_attempt(
             outcome=outcome.outcome,
             status_code=outcome.status_code,
             duration_ms=outcome.duration_ms,
-            detail=outcome.detail[:DETAIL_LENGTH],
+            detail=outcome.detail,  # at most 500 characters, as deliver() clips it
         )
     )
     event.attempt_count += 1

@@ -9,6 +9,7 @@ from recordings_client.fetch import (
     HourOutcome,
     Manifest,
     VerificationError,
+    VerifiedArchive,
     fetch_days,
     verify_archive,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Manifest",
     "NetworkError",
     "VerificationError",
+    "VerifiedArchive",
     "WebhookVerificationError",
     "fetch_days",
     "verify_archive",

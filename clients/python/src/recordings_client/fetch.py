@@ -152,9 +152,19 @@ class Manifest:
             os.fsync(file.fileno())
 
 
-def verify_archive(path: Path, link: HourLink, tenant_id: str, utc_day: str) -> int:
-    """Raise VerificationError saying why `path` is not the archive asked for; else return the
-    count of recordings its metadata lists."""
+@dataclass(frozen=True)
+class VerifiedArchive:
+    """What verifying a file established: its size and SHA-256 (read once, and written to the
+    manifest as read) and the count of recordings its metadata lists."""
+
+    size_bytes: int
+    sha256: str
+    recordings: int
+
+
+def verify_archive(path: Path, link: HourLink, tenant_id: str, utc_day: str) -> VerifiedArchive:
+    """Raise VerificationError saying why `path` is not the archive asked for; else say what
+    was verified."""
     size, digest = file_digest(path)
     if link.size_bytes is not None and size != link.size_bytes:
         raise VerificationError(f"{size} bytes where the links answer said {link.size_bytes}")
@@ -177,7 +187,8 @@ def verify_archive(path: Path, link: HourLink, tenant_id: str, utc_day: str) -> 
             f"asked for tenant {tenant_id!r}, day {utc_day!r}, hour {link.hour}"
         )
     counts = metadata.get("counts")
-    return int(counts.get("recordings", 0)) if isinstance(counts, dict) else 0
+    recordings = int(counts.get("recordings", 0)) if isinstance(counts, dict) else 0
+    return VerifiedArchive(size, digest, recordings)
 
 
 @contextmanager
@@ -246,18 +257,18 @@ class _DayFetch:
             return gave_up
         link = self.links.hours[index]  # the links may have been refreshed
         try:
-            recordings = verify_archive(part, link, self.links.tenant_id, day)
+            verified = verify_archive(part, link, self.links.tenant_id, day)
         except VerificationError as error:
             return self._reject(part, link, str(error))
         os.replace(part, final)
         _fsync_folder(final.parent)
-        return self._record(final, relative, link, recordings)
+        return self._record(relative, link, verified)
 
     def _adopt_or_supersede(self, final: Path, relative: str, link: HourLink) -> HourOutcome | None:
         """A file already at the final name that the manifest does not vouch for: adopted if it
         is the archive the links answer describes, else moved aside before the fetch."""
         try:
-            recordings = verify_archive(final, link, self.links.tenant_id, self.links.utc_day)
+            verified = verify_archive(final, link, self.links.tenant_id, self.links.utc_day)
         except VerificationError as error:
             listed = self.manifest.entries.get(relative)
             if listed is not None and listed.get("sha256") != link.sha256:
@@ -271,7 +282,7 @@ class _DayFetch:
                 why = f"found at the final name but it does not verify: {error}"
             _set_aside(final, self.folder / folder, self.links.utc_day, link.hour, why)
             return None
-        return self._record(final, relative, link, recordings, outcome=ALREADY)
+        return self._record(relative, link, verified, outcome=ALREADY)
 
     def _download(self, index: int, part: Path) -> HourOutcome | None:
         """Download the hour into `part`; None when done, else the hour's outcome."""
@@ -341,15 +352,14 @@ class _DayFetch:
         )
 
     def _record(
-        self, final: Path, relative: str, link: HourLink, recordings: int, outcome: str = FETCHED
+        self, relative: str, link: HourLink, verified: VerifiedArchive, outcome: str = FETCHED
     ) -> HourOutcome:
-        size, digest = file_digest(final)
         self.manifest.add(
             {
                 "file": relative,
-                "sha256": digest,
-                "sizeBytes": size,
-                "recordings": recordings,
+                "sha256": verified.sha256,
+                "sizeBytes": verified.size_bytes,
+                "recordings": verified.recordings,
                 "tenantId": self.links.tenant_id,
                 "utcDay": self.links.utc_day,
                 "hour": link.hour,
@@ -357,7 +367,13 @@ class _DayFetch:
             }
         )
         return HourOutcome(
-            self.links.utc_day, link.hour, outcome, relative, digest, size, recordings
+            self.links.utc_day,
+            link.hour,
+            outcome,
+            relative,
+            verified.sha256,
+            verified.size_bytes,
+            verified.recordings,
         )
 
 
