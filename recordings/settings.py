@@ -33,6 +33,22 @@ def env_or(name: str, default: str) -> str:
     return env_value(name) or default
 
 
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no setting by its full name (1/true/yes/on or 0/false/no/off, unset: no), read the
+    same way by every process; any other value is a ValueError, so a typo never silently means
+    no."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r} is not a yes/no value: use true or false")
+
+
 def _required(name: str, hint: str) -> str:
     value = env_value(name)
     if value is None:

@@ -9,6 +9,7 @@ from recordings.settings import (
     S3Settings,
     SettingsError,
     database_url_from_env,
+    env_flag,
     env_or,
     env_value,
 )
@@ -34,13 +35,10 @@ def _webhook_key() -> bytes | None:
 
 
 def _webhook_allow_loopback() -> bool:
-    text = env_or("WEBHOOK_ALLOW_LOOPBACK", "false").strip().lower()
-    if text not in ("true", "false"):
-        raise SettingsError(
-            f"RECORDINGS_WEBHOOK_ALLOW_LOOPBACK={text!r}: use true (local development and "
-            "tests only) or false"
-        )
-    return text == "true"
+    try:
+        return env_flag("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK")
+    except ValueError as exc:
+        raise SettingsError(f"{exc} (true: local development and tests only)") from None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from recordings.packing import (
     DEFAULT_MAX_TENANTS_PER_RUN,
     PackLimits,
 )
-from recordings.settings import DEFAULT_S3_REGION
+from recordings.settings import DEFAULT_S3_REGION, env_flag
 from recordings.storage import DEFAULT_MAX_SOURCE_BYTES, MinioObjectStore, S3Connection
 from recordings.webhooks.delivery import DeliveryOutcome, deliver, resolve
 from recordings.webhooks.signing import parse_webhook_key
@@ -122,7 +122,6 @@ WEBHOOK_ALLOW_LOOPBACK_ENV = "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK"
 WEBHOOK_TIMEOUT_ENV = "RECORDINGS_WEBHOOK_TIMEOUT_SECONDS"
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
 MAX_WEBHOOK_TIMEOUT_SECONDS = 30.0  # an attempt must fit in a sensor evaluation (60 s at most)
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
 class WebhookResource(dg.ConfigurableResource):
@@ -170,17 +169,6 @@ class WebhookResource(dg.ConfigurableResource):
             timeout_seconds=self.timeout_seconds,
             resolver=self.resolve,
         )
-
-
-def env_flag(name: str) -> bool:
-    """A yes/no setting from the environment (1/true/yes/on or 0/false/no/off, unset: no); any
-    other value is refused, so a typo never silently means no."""
-    value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{name}={os.environ[name]!r} is not a yes/no value: use true or false")
 
 
 def webhook_from_environment() -> WebhookResource:

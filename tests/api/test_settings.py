@@ -10,7 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from recordings.settings import SettingsError
+from recordings.settings import SettingsError, env_flag
 from recordings_api.settings import ApiSettings
 
 LINK_KEY = f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
@@ -74,8 +74,8 @@ def test_a_jwks_file_configures_rs256_with_custom_claims(
             "RECORDINGS_WEBHOOK_KEY has 5 bytes",
         ),
         (
-            {"RECORDINGS_JWT_DEV_SECRET": "s" * 40, "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": "yes"},
-            "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK='yes': use true",
+            {"RECORDINGS_JWT_DEV_SECRET": "s" * 40, "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK": "ture"},
+            "RECORDINGS_WEBHOOK_ALLOW_LOOPBACK='ture' is not a yes/no value: use true or false",
         ),
     ],
 )
@@ -104,3 +104,16 @@ def test_webhooks_are_off_without_a_key_and_loopback_is_off_by_default(
     settings = ApiSettings.from_env()
     assert settings.webhook_key == key and settings.webhook_allow_loopback is True
     assert settings.tokens.webhook_permission == "Hooks.Manage"
+
+
+@pytest.mark.usefixtures("api_env")
+@pytest.mark.parametrize(("text", "allowed"), [("yes", True), ("1", True), ("off", False)])
+def test_the_api_reads_the_loopback_switch_as_the_code_location_does(
+    monkeypatch: pytest.MonkeyPatch, text: str, allowed: bool
+) -> None:
+    """One variable, one meaning: both processes read it with `recordings.settings.env_flag`
+    (a value the code location took as yes once made the API refuse to start)."""
+    monkeypatch.setenv("RECORDINGS_JWT_DEV_SECRET", "s" * 40)
+    monkeypatch.setenv("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK", text)
+    assert ApiSettings.from_env().webhook_allow_loopback is allowed
+    assert env_flag("RECORDINGS_WEBHOOK_ALLOW_LOOPBACK") is allowed
